@@ -1,0 +1,139 @@
+"""Everything that differs between PostGIS and SpatiaLite, and nothing else.
+
+The rest of the package writes SQLAlchemy / GeoAlchemy2 expressions and asks this
+module for the few pieces each database spells its own way: how to open it, how to
+check its spatial extension, and how to measure geodesic areas and distances.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sqlite3
+from types import ModuleType
+from typing import Any
+
+from geoalchemy2 import Geography
+from geoalchemy2.admin.dialects.sqlite import init_spatialite
+from sqlalchemy import ColumnElement, Engine, create_engine, event, func, text
+from sqlalchemy.engine import URL
+from sqlalchemy.sql.expression import cast
+
+from inventory.errors import BackendUnavailableError
+
+#: How long a SpatiaLite writer waits for another writer before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+SPATIALITE_INSTALL_HINT = (
+    "Install the SpatiaLite extension: on Debian/Ubuntu `apt-get install "
+    "libsqlite3-mod-spatialite`, on macOS `brew install libspatialite`; or set "
+    "SPATIALITE_LIBRARY_PATH to the full path of mod_spatialite."
+)
+POSTGIS_INSTALL_HINT = (
+    "Install PostGIS on the database server (Debian/Ubuntu: `apt-get install "
+    "postgresql-15-postgis-3`, matching the server's major version) and run "
+    "`CREATE EXTENSION postgis;` as a superuser, or give the inventory's role the right "
+    "to create it."
+)
+
+
+def sqlite_dbapi() -> ModuleType:
+    """Return a sqlite3 DB-API module that can load extensions.
+
+    Many Python builds (pyenv, python.org installers) compile the stdlib ``sqlite3``
+    without extension loading; ``pysqlite3`` (from ``pysqlite3-binary``) always has it.
+
+    Raises:
+        BackendUnavailableError: no module with extension loading is installed.
+    """
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        return importlib.import_module("pysqlite3.dbapi2")
+    except ImportError:
+        raise BackendUnavailableError(
+            "This Python's sqlite3 module cannot load extensions, so SpatiaLite cannot be "
+            "used. Install `pysqlite3-binary` (pip install pysqlite3-binary), or point the "
+            "inventory at PostGIS with INVENTORY_DATABASE_URL=postgresql+psycopg://..."
+        ) from None
+
+
+def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.enable_load_extension(True)
+    try:
+        dbapi_conn.load_extension(os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite"))
+    except Exception as exc:  # the driver raises its own OperationalError class
+        raise BackendUnavailableError(
+            f"Could not load the SpatiaLite extension ({exc}). {SPATIALITE_INSTALL_HINT}"
+        ) from None
+    finally:
+        dbapi_conn.enable_load_extension(False)
+    # We open transactions ourselves (see _begin_sqlite) so that DDL and SAVEPOINTs are
+    # transactional too; the driver's implicit BEGIN only covers DML.
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    dbapi_conn.execute("PRAGMA foreign_keys = ON")
+    # Only the WGS84 family of SRIDs: the store keeps EPSG:4326 and reprojects with pyproj.
+    init_spatialite(dbapi_conn, transaction=True, init_mode="WGS84")
+
+
+def _begin_sqlite(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def create_store_engine(url: URL, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the spatial extension ready on every connection."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, module=sqlite_dbapi(), **kwargs)
+        event.listen(engine, "connect", _load_spatialite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def ensure_spatial_extension(conn: Any) -> None:
+    """Make sure the spatial extension is installed in the database (for migrations).
+
+    Raises:
+        BackendUnavailableError: PostGIS is not installed on the server or may not be created.
+    """
+    if conn.dialect.name != "postgresql":
+        return  # SpatiaLite's metadata tables are made when each connection opens
+    if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")).first():
+        return
+    available = conn.execute(
+        text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+    ).first()
+    if not available:
+        raise BackendUnavailableError(
+            "The PostgreSQL server has no PostGIS extension available. " + POSTGIS_INSTALL_HINT
+        )
+    try:
+        with conn.begin_nested():
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"PostGIS is installed on the server but could not be enabled in this database "
+            f"({str(exc).splitlines()[0]}). {POSTGIS_INSTALL_HINT}"
+        ) from None
+
+
+def spatial_version(conn: Any) -> str:
+    """Return the version of the spatial extension (PostGIS or SpatiaLite)."""
+    if conn.dialect.name == "postgresql":
+        return "PostGIS " + str(conn.execute(text("SELECT postgis_lib_version()")).scalar())
+    return "SpatiaLite " + str(conn.execute(text("SELECT spatialite_version()")).scalar())
+
+
+def geodesic_area(dialect_name: str, geom: ColumnElement) -> ColumnElement:
+    """Return an expression for the area of ``geom`` (EPSG:4326) on the ellipsoid, in m²."""
+    if dialect_name == "postgresql":
+        return func.ST_Area(cast(geom, Geography(srid=4326)))
+    return func.ST_Area(geom, 1)
+
+
+def geodesic_distance(dialect_name: str, a: ColumnElement, b: ColumnElement) -> ColumnElement:
+    """Return an expression for the distance between two EPSG:4326 geometries, in metres."""
+    if dialect_name == "postgresql":
+        return func.ST_Distance(cast(a, Geography(srid=4326)), cast(b, Geography(srid=4326)))
+    return func.ST_Distance(a, b, 1)

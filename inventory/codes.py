@@ -1,0 +1,197 @@
+"""Code lists: kinds of space, owner types, land types, certificate statuses...
+
+Defined once here. Each code has a Chinese and an English label and the aliases a
+surveyor's file may use for it; the database stores the code and checks it against
+the same list (see :mod:`inventory.models`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Code:
+    """One entry of a code list."""
+
+    code: str
+    zh: str
+    en: str
+    aliases: tuple[str, ...] = ()
+
+    def label(self, lang: str = "en") -> str:
+        """Return the label in ``lang`` ("zh" or "en")."""
+        return self.zh if lang == "zh" else self.en
+
+
+def normalise(value: object) -> str:
+    """Fold a raw value for alias matching: NFKC, case, spaces, dashes and underscores."""
+    text = unicodedata.normalize("NFKC", str(value)).strip().casefold()
+    return re.sub(r"[\s_\-/／、]+", "", text)
+
+
+@dataclass(frozen=True)
+class CodeList:
+    """An ordered set of codes with bilingual labels and import aliases."""
+
+    name: str
+    zh: str
+    entries: tuple[Code, ...]
+    _index: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            for key in (entry.code, entry.zh, entry.en, *entry.aliases):
+                folded = normalise(key)
+                other = self._index.setdefault(folded, entry.code)
+                if other != entry.code:
+                    raise ValueError(
+                        f"Alias {key!r} of code list {self.name!r} names both {other!r} "
+                        f"and {entry.code!r}; an alias must be unique."
+                    )
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """All codes, in their defined order."""
+        return tuple(e.code for e in self.entries)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.codes
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def get(self, code: str) -> Code:
+        """Return the entry for ``code``; raise KeyError naming the valid codes."""
+        for entry in self.entries:
+            if entry.code == code:
+                return entry
+        raise KeyError(f"{code!r} is not a {self.name}; valid codes: {', '.join(self.codes)}")
+
+    def label(self, code: str | None, lang: str = "en") -> str:
+        """Return the label of ``code`` in ``lang``, or an empty string for None."""
+        return "" if code is None else self.get(code).label(lang)
+
+    def match(self, value: object) -> str | None:
+        """Return the code whose code, label or alias equals ``value`` (folded), else None.
+
+        A value that is not an exact alias but contains exactly one alias of at least
+        two characters (e.g. "原锅炉房（闲置）") matches that alias's code.
+        """
+        if value is None:
+            return None
+        folded = normalise(value)
+        if not folded:
+            return None
+        exact = self._index.get(folded)
+        if exact is not None:
+            return exact
+        hits = {
+            code
+            for alias, code in self._index.items()
+            if len(alias) >= 2 and not alias.isascii() and alias in folded
+        }
+        return hits.pop() if len(hits) == 1 else None
+
+
+KIND = CodeList(
+    "kind",
+    "空间类型",
+    (
+        Code("boiler_room", "锅炉房", "Boiler room", ("锅炉", "原锅炉房", "boiler", "boilerhouse")),
+        Code("coal_yard", "堆煤场", "Coal yard", ("煤场", "储煤场", "coal", "coalyard")),
+        Code(
+            "bike_shed",
+            "自行车棚",
+            "Bike shed",
+            ("车棚", "非机动车棚", "自行车库", "bicycle shed", "bikeshed", "bicycle"),
+        ),
+        Code("gatehouse", "门房", "Gatehouse", ("门卫室", "传达室", "门卫", "gate house", "guardroom")),
+        Code(
+            "basement",
+            "地下室/人防",
+            "Basement / air-raid shelter",
+            ("地下室", "人防", "人防工程", "地下空间", "防空洞", "air raid shelter", "shelter"),
+        ),
+        Code("idle_land", "闲置空地", "Idle land", ("空地", "闲置地", "闲置用地", "vacant land")),
+        Code(
+            "parking",
+            "停车场",
+            "Parking",
+            ("停车位", "车位", "停车", "停车区", "parking lot", "car park", "carpark"),
+        ),
+        Code(
+            "service_room",
+            "配套用房",
+            "Service / public rental room",
+            ("公房", "配套", "公共用房", "社区用房", "公建配套", "public rental room", "service"),
+        ),
+        Code("other", "其他", "Other", ("其它",)),
+    ),
+)
+
+OWNER_TYPE = CodeList(
+    "owner type",
+    "权属主体类型",
+    (
+        Code("government", "政府", "Government", ("政府机关", "街道", "区政府", "房管局", "gov")),
+        Code("state_enterprise", "国有企业", "State enterprise", ("国企", "国有", "soe")),
+        Code("work_unit", "单位", "Work unit", ("产权单位", "原单位", "事业单位", "单位自管")),
+        Code("private", "个人", "Private", ("私人", "私有", "业主")),
+        Code("collective", "集体", "Collective", ("集体所有", "村集体")),
+        Code("unknown", "不详", "Unknown", ("不明", "未知", "权属不清", "无")),
+    ),
+)
+
+LAND_TYPE = CodeList(
+    "land type",
+    "土地性质",
+    (
+        Code("allocated", "划拨", "Allocated (划拨)", ("划拨用地", "划拨地")),
+        Code("granted", "出让", "Granted (出让)", ("出让用地", "出让地")),
+        Code("unknown", "不详", "Unknown", ("不明", "未知")),
+    ),
+)
+
+CERTIFICATE_STATUS = CodeList(
+    "certificate status",
+    "产权证状态",
+    (
+        Code("complete", "完整", "Complete", ("齐全", "有", "有证", "已办", "yes")),
+        Code("partial", "不完整", "Partial", ("部分", "手续不全", "不全")),
+        Code("missing", "缺失", "Missing", ("无", "无证", "未办", "没有", "no", "none")),
+        Code("unknown", "不详", "Unknown", ("不明", "未知")),
+    ),
+)
+
+VACANCY = CodeList(
+    "vacancy",
+    "使用状态",
+    (
+        Code("idle", "闲置", "Idle", ("空置", "废弃", "vacant")),
+        Code("under_used", "低效利用", "Under-used", ("低效", "部分使用", "部分闲置", "underused")),
+        Code("in_use", "在用", "In use", ("使用中", "正常使用", "已使用", "used")),
+    ),
+)
+
+CONDITION = CodeList(
+    "condition",
+    "房屋状况",
+    (
+        Code("good", "良好", "Good", ("好", "完好")),
+        Code("fair", "一般", "Fair", ("中", "尚可")),
+        Code("poor", "较差", "Poor", ("差", "破损", "危旧", "失修")),
+        Code("unknown", "不详", "Unknown", ("不明", "未知")),
+    ),
+)
+
+ALL_CODE_LISTS: dict[str, CodeList] = {
+    "kind": KIND,
+    "owner_type": OWNER_TYPE,
+    "land_type": LAND_TYPE,
+    "certificate_status": CERTIFICATE_STATUS,
+    "vacancy": VACANCY,
+    "condition": CONDITION,
+}

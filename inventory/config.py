@@ -1,0 +1,73 @@
+"""Where the store is: the database URL from an option, the environment, or the default file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from inventory.errors import ConfigurationError
+
+#: Environment variable naming the store, e.g. ``postgresql+psycopg://user:pw@host/db``.
+DATABASE_URL_ENV = "INVENTORY_DATABASE_URL"
+#: The embedded store used when nothing is configured.
+DEFAULT_SQLITE_PATH = Path("inventory.sqlite")
+
+
+def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
+    """Return the store's URL.
+
+    ``db`` wins when given: a SQLAlchemy URL (``postgresql+psycopg://...``) or the path
+    of a SpatiaLite file. Otherwise ``$INVENTORY_DATABASE_URL``; otherwise the file
+    ``./inventory.sqlite``.
+
+    Raises:
+        ConfigurationError: the URL is malformed or names a database we do not support.
+    """
+    raw = os.fspath(db) if db is not None else os.environ.get(DATABASE_URL_ENV) or None
+    if raw is None:
+        return URL.create("sqlite", database=str(DEFAULT_SQLITE_PATH))
+    if "://" not in raw:
+        return URL.create("sqlite", database=raw)
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"Cannot parse the database URL {_safe(raw)!r}: {exc}. Use the form "
+            "postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME or a SpatiaLite file path."
+        ) from None
+    if url.get_backend_name() == "postgresql":
+        if url.get_driver_name() not in ("psycopg", ""):
+            # One driver keeps behaviour identical between developers and servers.
+            raise ConfigurationError(
+                f"The database URL {render(url)!r} uses the driver "
+                f"{url.get_driver_name()!r}; use postgresql+psycopg://..."
+            )
+        return url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConfigurationError(
+                f"The database URL {render(url)!r} names no file; an in-memory store would "
+                "be lost when the command ends. Give a path, e.g. sqlite:///inventory.sqlite."
+            )
+        return url.set(drivername="sqlite")
+    raise ConfigurationError(
+        f"The database URL {render(url)!r} is for {url.get_backend_name()!r}; the inventory "
+        "runs on PostGIS (postgresql+psycopg://...) or a SpatiaLite file."
+    )
+
+
+def render(url: URL) -> str:
+    """Return the URL as text with its password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _safe(raw: str) -> str:
+    """Hide a password in a URL we could not parse (``user:secret@`` → ``user:***@``)."""
+    head, sep, tail = raw.partition("://")
+    if "@" in tail and ":" in tail.split("@", 1)[0]:
+        user = tail.split("@", 1)[0].split(":", 1)[0]
+        tail = f"{user}:***@{tail.split('@', 1)[1]}"
+    return head + sep + tail

@@ -1,0 +1,53 @@
+"""The engine factory: one function opens the store, PostGIS or SpatiaLite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from inventory._dialects import create_store_engine
+from inventory.config import render, resolve_url
+from inventory.errors import BackendUnavailableError
+
+
+def connect(db: str | os.PathLike[str] | None = None, *, create: bool = False) -> Engine:
+    """Return an engine for the store named by ``db`` (see :func:`inventory.config.resolve_url`).
+
+    The connection is tried at once so that a wrong URL or a missing extension is
+    reported here, not in the middle of a job.
+
+    Args:
+        db: a database URL or SpatiaLite file path; None for the configured default.
+        create: allow a SpatiaLite file that does not exist yet to be created.
+
+    Raises:
+        ConfigurationError: the URL is malformed.
+        BackendUnavailableError: the server is unreachable, or the file does not exist and
+            ``create`` is false, or the spatial extension cannot be loaded.
+    """
+    url = resolve_url(db)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not create and not path.exists():
+            raise BackendUnavailableError(
+                f"No inventory store at {str(path)!r}. Create it with `inventory init` "
+                f"(add `--db {path}` if that is where it should be), or set "
+                "INVENTORY_DATABASE_URL to a PostGIS database."
+            )
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise BackendUnavailableError(
+            f"Cannot connect to the store {render(url)} ({reason}). Check that the server is "
+            "running and the URL's host, port, user, password and database name are right."
+        ) from None
+    return engine

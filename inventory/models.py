@@ -1,0 +1,241 @@
+"""The store's schema: communities, spaces with their tenure, import batches, quarantine, history.
+
+Modelled on LADM (ISO 19152) but kept lean: the *spatial unit* is a :class:`Space`, its
+*right* and *party* are the tenure columns on the same row (one right per space is what
+surveyors record), and the *source* is the survey reference, the tenure document
+reference and the :class:`ImportBatch` that brought it in.
+
+Geometries are stored in EPSG:4326 (WGS84 longitude/latitude; CGCS2000 coordinates
+differ from it by centimetres and are stored as given). Areas and distances are
+measured on the ellipsoid, so they are right in metres anywhere in China.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from inventory.codes import (
+    CERTIFICATE_STATUS,
+    CONDITION,
+    KIND,
+    LAND_TYPE,
+    OWNER_TYPE,
+    VACANCY,
+    CodeList,
+)
+
+#: The SRID every geometry is stored in.
+STORAGE_SRID = 4326
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata names every constraint."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in_code_list(column: str, codes: CodeList, nullable: bool = True) -> CheckConstraint:
+    values = ", ".join(f"'{c}'" for c in codes.codes)
+    condition = f"{column} IN ({values})"
+    if nullable:
+        condition = f"{column} IS NULL OR {condition}"
+    return CheckConstraint(condition, name=f"{column}_code")
+
+
+class Community(Base):
+    """A residential community (小区/社区) with its boundary."""
+
+    __tablename__ = "community"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    district: Mapped[str | None] = mapped_column(String(100))
+    street_office: Mapped[str | None] = mapped_column(String(100))
+    built_year: Mapped[int | None] = mapped_column(Integer)
+    households: Mapped[int | None] = mapped_column(Integer)
+    residents: Mapped[int | None] = mapped_column(Integer)
+    floor_area_m2: Mapped[float | None] = mapped_column(Float)
+    site_area_m2: Mapped[float | None] = mapped_column(Float)
+    boundary: Mapped[Any | None] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
+    )
+
+    spaces: Mapped[list[Space]] = relationship(back_populates="community")
+
+    __table_args__ = (
+        CheckConstraint("built_year IS NULL OR built_year BETWEEN 1900 AND 2100", name="built_year"),
+        CheckConstraint("households IS NULL OR households >= 0", name="households"),
+        CheckConstraint("residents IS NULL OR residents >= 0", name="residents"),
+    )
+
+
+class ImportBatch(Base):
+    """One run of an import: what file, how it was read, and what came of it."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_file: Mapped[str] = mapped_column(Text)
+    layer: Mapped[str | None] = mapped_column(String(200))
+    checksum_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    imported_by: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_crs: Mapped[str | None] = mapped_column(String(200))
+    encoding: Mapped[str | None] = mapped_column(String(50))
+    field_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    read_count: Mapped[int] = mapped_column(Integer, default=0)
+    loaded_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    rejected: Mapped[list[RejectedFeature]] = relationship(back_populates="batch")
+
+    __table_args__ = (
+        CheckConstraint(
+            "read_count = loaded_count + updated_count + unchanged_count + rejected_count",
+            name="counts_add_up",
+        ),
+    )
+
+
+class Space(Base):
+    """A stock space (存量空间) and its tenure: one row per surveyed spatial unit."""
+
+    __tablename__ = "space"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
+    survey_ref: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # MultiPolygon for rooms and land; parking may also be (Multi)Point with a space count.
+    geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=STORAGE_SRID, spatial_index=True))
+    footprint_area_m2: Mapped[float | None] = mapped_column(Float)
+    floor_area_m2: Mapped[float | None] = mapped_column(Float)
+    floors: Mapped[int | None] = mapped_column(Integer)
+    usable_area_m2: Mapped[float | None] = mapped_column(Float)
+    parking_spaces: Mapped[int | None] = mapped_column(Integer)
+    condition: Mapped[str | None] = mapped_column(String(20))
+    current_use: Mapped[str | None] = mapped_column(String(200))
+    vacancy: Mapped[str | None] = mapped_column(String(20))
+    surveyed_at: Mapped[date | None] = mapped_column()
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Tenure (LADM party + right + source), one right per space.
+    owner_name: Mapped[str | None] = mapped_column(String(200))
+    owner_type: Mapped[str | None] = mapped_column(String(30))
+    land_type: Mapped[str | None] = mapped_column(String(20))
+    certificate_status: Mapped[str | None] = mapped_column(String(20))
+    disputed: Mapped[bool] = mapped_column(default=False)
+    dispute_note: Mapped[str | None] = mapped_column(Text)
+    operating_right_holder: Mapped[str | None] = mapped_column(String(200))
+    operating_right_start: Mapped[date | None] = mapped_column()
+    operating_right_end: Mapped[date | None] = mapped_column()
+    tenure_source_ref: Mapped[str | None] = mapped_column(String(200))
+    # Attributes of the source file that map to no column, kept verbatim.
+    extra_attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    community: Mapped[Community] = relationship(back_populates="spaces")
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "survey_ref"),
+        _in_code_list("kind", KIND, nullable=False),
+        _in_code_list("owner_type", OWNER_TYPE),
+        _in_code_list("land_type", LAND_TYPE),
+        _in_code_list("certificate_status", CERTIFICATE_STATUS),
+        _in_code_list("vacancy", VACANCY),
+        _in_code_list("condition", CONDITION),
+        CheckConstraint(
+            "footprint_area_m2 IS NULL OR footprint_area_m2 >= 0", name="footprint_area_m2"
+        ),
+        CheckConstraint("floor_area_m2 IS NULL OR floor_area_m2 > 0", name="floor_area_m2"),
+        CheckConstraint("usable_area_m2 IS NULL OR usable_area_m2 >= 0", name="usable_area_m2"),
+        CheckConstraint("floors IS NULL OR floors BETWEEN -10 AND 100", name="floors"),
+        CheckConstraint("parking_spaces IS NULL OR parking_spaces >= 0", name="parking_spaces"),
+        CheckConstraint(
+            "operating_right_end IS NULL OR operating_right_start IS NULL "
+            "OR operating_right_end >= operating_right_start",
+            name="operating_right_period",
+        ),
+    )
+
+
+class RejectedFeature(Base):
+    """A source feature that could not be imported, quarantined with why."""
+
+    __tablename__ = "rejected_feature"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    source_row: Mapped[int] = mapped_column(Integer)
+    survey_ref: Mapped[str | None] = mapped_column(String(100))
+    raw_attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raw_geometry_wkt: Mapped[str | None] = mapped_column(Text)
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+
+    batch: Mapped[ImportBatch] = relationship(back_populates="rejected")
+
+
+class SpaceHistory(Base):
+    """One change of one field of a space's tenure or status (old → new, when, by what)."""
+
+    __tablename__ = "space_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(50))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+#: Fields whose changes are written to :class:`SpaceHistory`.
+TRACKED_FIELDS: tuple[str, ...] = (
+    "kind",
+    "floor_area_m2",
+    "usable_area_m2",
+    "parking_spaces",
+    "condition",
+    "current_use",
+    "vacancy",
+    "owner_name",
+    "owner_type",
+    "land_type",
+    "certificate_status",
+    "disputed",
+    "operating_right_holder",
+    "operating_right_start",
+    "operating_right_end",
+)

@@ -1,0 +1,343 @@
+"""Sample data: the Jinsong North community (劲松北社区) and synthetic city-scale inventories.
+
+The figures come from the published Jinsong North case (see the domain brief): a 26 hm²
+site built in 1978, 9,494 residents in 4,199 households, ~200,000 m² of floor area,
+~5,000 m² of stock rooms of which a ~3,000 m² boiler room on allocated land, a ~1,000 m²
+coal yard, a demonstration area of 12 rooms totalling 1,670 m² (smallest 25 m²), 1,000 m²
+of idle land, ~600 parking spaces, and ~30% of the activated rooms without complete title.
+Positions are invented (fixed seed); the community's real location is approximate.
+
+Regenerate the committed files with::
+
+    python -m inventory.samples sample_data
+
+which writes them the way surveyors deliver them: a shapefile in CGCS2000 /
+Gauss-Krüger CM 117E (EPSG:4548) whose DBF is GBK-encoded with Chinese field names and
+no ``.cpg`` (and no code page in the DBF header), and the same data as a GeoPackage.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+from shapely import MultiPoint, MultiPolygon, Point, Polygon, box
+from shapely.affinity import rotate
+
+from inventory.geodesy import local_metric_crs, reproject
+
+SEED = 20190601  # the demonstration area opened in 2019
+#: Approximate centre of Jinsong North, Chaoyang District, Beijing (WGS84).
+JINSONG_CENTRE = (116.4655, 39.8795)
+#: Site of 26 hm²: 650 m × 400 m.
+SITE_W, SITE_H = 650.0, 400.0
+SHAPEFILE_EPSG = 4548  # CGCS2000 / 3-degree Gauss-Kruger CM 117E
+
+COMMUNITY = {
+    "name": "劲松北社区",
+    "district": "朝阳区",
+    "street_office": "劲松街道",
+    "built_year": 1978,
+    "households": 4199,
+    "residents": 9494,
+    "floor_area_m2": 200000.0,
+}
+
+
+@dataclass(frozen=True)
+class _Room:
+    ref: str
+    name: str
+    kind: str  # Chinese label, as surveyors write it
+    floor_area: float
+    floors: int
+    x: float  # centre, metres east of the site's south-west corner
+    y: float
+    vacancy: str = "闲置"
+    use: str = ""
+    condition: str = "一般"
+    owner: str = "劲松街道办事处"
+    owner_type: str = "政府"
+    land: str = "出让"
+    certificate: str = "有"
+    dispute: str = "否"
+    note: str = ""
+
+
+# The 12 demonstration rooms (1,670 m²; smallest 25 m²) and the other stock rooms.
+# Four of the twelve rooms (33%) lack complete title, each in a different way.
+_ROOMS: tuple[_Room, ...] = (
+    _Room("JS-001", "1号院门房", "门房", 25, 1, 120, 300, "在用", "修鞋摊"),
+    # 40 m² bike shed 10 m east of the 25 m² gatehouse: together they are worth running.
+    _Room("JS-002", "1号院自行车棚", "自行车棚", 40, 1, 120 + 2.5 + 10 + 5, 300, "在用", "理发"),
+    _Room("JS-003", "3号楼车棚", "自行车棚", 60, 1, 230, 320, "低效利用", "存车",
+          owner="北京市劲松房管所", owner_type="单位", certificate="无",
+          note="无完整房权手续，街道协调临时许可"),
+    _Room("JS-004", "5号院门房", "门卫室", 85, 1, 330, 90, "在用", "便民维修"),
+    _Room("JS-005", "社区配套用房A", "配套用房", 100, 1, 420, 300, "在用", "社区客厅",
+          condition="良好"),
+    _Room("JS-006", "7号楼车棚", "自行车棚", 120, 1, 500, 330, "闲置",
+          owner="原劲松服务公司", owner_type="不详", certificate="无", land="不详",
+          note="原产权单位已撤销，产权人不明"),
+    _Room("JS-007", "社区配套用房B", "公房", 150, 1, 560, 120, "在用", "便民超市",
+          condition="良好"),
+    _Room("JS-008", "12号楼地下室", "地下室", 180, 1, 300, 200, "低效利用", "库房",
+          owner="北京市人防办", owner_type="政府", certificate="部分",
+          note="人防工程，平时使用须备案"),
+    _Room("JS-009", "社区配套用房C", "配套用房", 200, 2, 180, 60, "在用", "社区食堂",
+          condition="良好"),
+    _Room("JS-010", "15号楼地下室", "人防", 230, 1, 460, 210, "在用", "烘焙坊",
+          owner="北京市人防办", owner_type="政府"),
+    _Room("JS-011", "17号楼地下室", "地下室", 230, 1, 90, 180, "闲置",
+          owner="劲松一建公司/劲松房管所", owner_type="单位", dispute="是",
+          note="两家单位均主张产权"),
+    _Room("JS-012", "社区配套用房D", "配套用房", 250, 1, 600, 260, "在用", "养老驿站",
+          condition="良好"),
+    # Stock rooms outside the demonstration area.
+    _Room("JS-013", "原锅炉房", "锅炉房", 3000, 1, 380, 330, "闲置", "",
+          condition="较差", owner="北京市热力集团", owner_type="国有企业", land="划拨",
+          note="划拨用地，改变用途须审批；估算改为养老或菜市场年收益≥350万元"),
+    _Room("JS-014", "20号楼地下室", "地下室", 330, 1, 240, 130, "闲置",
+          owner="北京市人防办", owner_type="政府"),
+)
+
+_PARKING: tuple[tuple[str, str, int, float, float, float, float], ...] = (
+    # ref, name, spaces, centre x, centre y, width, height (m); 2.5 m × 5.3 m a space + aisles
+    ("JS-P01", "北侧停车场", 140, 80, 370, 150, 40),
+    ("JS-P02", "中心停车场", 120, 330, 270, 130, 40),
+    ("JS-P03", "东侧停车场", 110, 610, 180, 40, 120),
+    ("JS-P04", "南侧停车场", 90, 460, 30, 110, 40),
+    ("JS-P05", "西侧停车场", 70, 25, 90, 40, 70),
+)
+# Kerbside parking recorded as points with a space count (70 spaces along the inner roads).
+_KERB = ("JS-P06", "内部道路路侧停车", 70)
+
+
+def _room_polygon(room: _Room, rng: np.random.Generator) -> Polygon:
+    footprint = room.floor_area / room.floors
+    aspect = rng.uniform(1.0, 2.0)
+    w = (footprint * aspect) ** 0.5
+    h = footprint / w
+    poly = box(room.x - w / 2, room.y - h / 2, room.x + w / 2, room.y + h / 2)
+    if room.ref in ("JS-001", "JS-002"):
+        # exact squares so the 10 m gap between them is exact
+        side = footprint**0.5
+        poly = box(room.x - side / 2, room.y - side / 2, room.x + side / 2, room.y + side / 2)
+    return poly
+
+
+def jinsong_north(seed: int = SEED) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return (community, spaces) for Jinsong North in EPSG:4326, with Chinese field names.
+
+    The columns are those a surveyor's shapefile carries (编号, 名称, 类型, 建筑面积, 层数,
+    ...), so that importing them exercises the field mapping.
+    """
+    rng = np.random.default_rng(seed)
+    local = local_metric_crs(*JINSONG_CENTRE)
+    origin = (-SITE_W / 2, -SITE_H / 2)
+
+    def to_local(geom):
+        from shapely.affinity import translate
+
+        return translate(geom, origin[0], origin[1])
+
+    boundary = to_local(Polygon([(0, 0), (SITE_W, 0), (SITE_W, SITE_H), (0, SITE_H)]))
+    boundary = rotate(boundary, 8, origin=(0, 0))  # the estate's street grid is skewed
+    records = []
+    for room in _ROOMS:
+        records.append(
+            {
+                "编号": room.ref,
+                "名称": room.name,
+                "类型": room.kind,
+                "建筑面积": room.floor_area,
+                "层数": room.floors,
+                "使用面积": round(room.floor_area * 0.85, 1),
+                "车位数": None,
+                "现状": room.vacancy,
+                "当前用途": room.use,
+                "房屋状况": room.condition,
+                "产权单位": room.owner,
+                "权属类型": room.owner_type,
+                "土地性质": room.land,
+                "产权证": room.certificate,
+                "争议": room.dispute,
+                "调查日期": "2019-03-15",
+                "备注": room.note,
+                "geometry": rotate(to_local(_room_polygon(room, rng)), 8, origin=(0, 0)),
+            }
+        )
+    # The coal yard and the idle land are open ground: no floors.
+    for ref, name, kind, area, x, y, owner, owner_type, land, note in (
+        ("JS-015", "原堆煤场", "堆煤场", 1000.0, 565, 60, "北京市热力集团", "国有企业", "划拨",
+         "锅炉房配套堆煤场，划拨用地"),
+        ("JS-016", "闲置空地", "闲置空地", 1000.0, 150, 230, "劲松街道办事处", "政府", "出让", ""),
+    ):
+        w = (area * 1.6) ** 0.5
+        geom = box(x - w / 2, y - area / w / 2, x + w / 2, y + area / w / 2)
+        records.append(
+            {
+                "编号": ref, "名称": name, "类型": kind, "建筑面积": None, "层数": None,
+                "使用面积": area, "车位数": None, "现状": "闲置", "当前用途": "",
+                "房屋状况": "较差", "产权单位": owner, "权属类型": owner_type,
+                "土地性质": land, "产权证": "有", "争议": "否", "调查日期": "2019-03-15",
+                "备注": note, "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
+            }
+        )
+    for ref, name, spaces, x, y, w, h in _PARKING:
+        geom = box(x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+        records.append(
+            {
+                "编号": ref, "名称": name, "类型": "停车场", "建筑面积": None, "层数": None,
+                "使用面积": None, "车位数": spaces, "现状": "在用", "当前用途": "居民停车",
+                "房屋状况": "一般", "产权单位": "劲松街道办事处", "权属类型": "政府",
+                "土地性质": "出让", "产权证": "有", "争议": "否", "调查日期": "2019-03-15",
+                "备注": "", "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
+            }
+        )
+    records_df = pd.DataFrame.from_records(records)
+    # Polygons as multipolygons: one geometry type per layer, as a shapefile requires.
+    records_df["geometry"] = [MultiPolygon([g]) for g in records_df["geometry"]]
+    spaces = gpd.GeoDataFrame(records_df, geometry="geometry", crs=local).to_crs(4326)
+
+    kerb_pts = [Point(x, 160) for x in np.linspace(100, 550, 8)]
+    kerb = gpd.GeoDataFrame(
+        {
+            "编号": [_KERB[0]], "名称": [_KERB[1]], "类型": ["停车位"], "车位数": [_KERB[2]],
+            "现状": ["在用"], "产权单位": ["劲松街道办事处"], "权属类型": ["政府"],
+            "土地性质": ["出让"], "产权证": ["有"], "争议": ["否"], "调查日期": ["2019-03-15"],
+        },
+        geometry=[rotate(to_local(MultiPoint(kerb_pts)), 8, origin=(0, 0))],
+        crs=local,
+    ).to_crs(4326)
+
+    community = gpd.GeoDataFrame(
+        {
+            "社区名称": [COMMUNITY["name"]],
+            "所属区": [COMMUNITY["district"]],
+            "街道": [COMMUNITY["street_office"]],
+            "建成年份": [COMMUNITY["built_year"]],
+            "户数": [COMMUNITY["households"]],
+            "人口": [COMMUNITY["residents"]],
+            "建筑面积": [COMMUNITY["floor_area_m2"]],
+        },
+        geometry=[MultiPolygon([boundary])],
+        crs=local,
+    ).to_crs(4326)
+    return community, pd.concat([spaces, kerb], ignore_index=True)
+
+
+def _strip_dbf_codepage(shp: Path) -> None:
+    """Delete the .cpg and zero the DBF's language driver byte, as many surveyors' tools do."""
+    shp.with_suffix(".cpg").unlink(missing_ok=True)
+    dbf = shp.with_suffix(".dbf")
+    data = bytearray(dbf.read_bytes())
+    data[29] = 0
+    dbf.write_bytes(bytes(data))
+
+
+def write_jinsong_north(out_dir: str | Path) -> list[Path]:
+    """Write the Jinsong North sample files into ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    community, spaces = jinsong_north()
+    polygons = spaces[spaces.geom_type == "MultiPolygon"]
+    points = spaces[spaces.geom_type != "MultiPolygon"]
+    written = []
+    for name, gdf in (
+        ("jinsong_north_spaces", polygons),
+        ("jinsong_north_parking_points", points.dropna(axis=1, how="all")),
+        ("jinsong_north_community", community),
+    ):
+        path = out / f"{name}.shp"
+        for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            path.with_suffix(suffix).unlink(missing_ok=True)
+        pyogrio.write_dataframe(gdf.to_crs(SHAPEFILE_EPSG), path, encoding="GBK")
+        _strip_dbf_codepage(path)
+        written.append(path)
+    gpkg = out / "jinsong_north.gpkg"
+    gpkg.unlink(missing_ok=True)
+    pyogrio.write_dataframe(community, gpkg, layer="community")
+    pyogrio.write_dataframe(spaces, gpkg, layer="spaces", geometry_type="Unknown")
+    written.append(gpkg)
+    return written
+
+
+def synthetic_inventory(
+    communities: int, spaces_per_community: int, seed: int = 7
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return (communities, spaces) for a synthetic city or country, in EPSG:4326.
+
+    Communities are 500 m × 500 m squares laid out on a grid across eastern China
+    (from ~105°E, 22°N); each holds ``spaces_per_community`` rectangular spaces of
+    25–3,000 m² with kinds, tenure and title gaps in roughly the Jinsong proportions.
+    Columns use the English field names of the store, so benchmarks measure loading,
+    not field guessing. Meant for benchmarks: fast and vectorised, not pretty.
+    """
+    rng = np.random.default_rng(seed)
+    n = communities * spaces_per_community
+    cols = int(np.ceil(np.sqrt(communities)))
+    cidx = np.arange(communities)
+    # ~0.006° ≈ 500 m; leave 100 m between communities.
+    step = 0.0055
+    cx0 = 105.0 + (cidx % cols) * step * 1.2
+    cy0 = 22.0 + (cidx // cols) * step
+    comm = gpd.GeoDataFrame(
+        {
+            "name": [f"C{i:06d}" for i in cidx],
+            "district": [f"D{i // 100:04d}" for i in cidx],
+            "street_office": [f"S{i // 10:05d}" for i in cidx],
+            "built_year": rng.integers(1960, 2000, communities),
+        },
+        geometry=[box(x, y, x + 0.0045, y + 0.0045) for x, y in zip(cx0, cy0, strict=True)],
+        crs=4326,
+    )
+    owner = np.repeat(cidx, spaces_per_community)
+    kinds = np.array(
+        ["service_room", "bike_shed", "gatehouse", "basement", "parking", "idle_land",
+         "coal_yard", "boiler_room"]
+    )
+    kind = kinds[rng.choice(len(kinds), n, p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.05, 0.03, 0.02])]
+    area = np.clip(rng.lognormal(np.log(120), 0.9, n), 25, 3000)
+    side = np.sqrt(area)
+    # metres → degrees near 22–40°N (rough is fine for synthetic data)
+    dx = side / 95_000.0
+    dy = side / 111_000.0
+    x = cx0[owner] + rng.uniform(0.0002, 0.0045 - 0.0006, n)
+    y = cy0[owner] + rng.uniform(0.0002, 0.0045 - 0.0006, n)
+    import shapely
+
+    geoms = shapely.multipolygons(shapely.box(x, y, x + dx, y + dy))
+    cert = rng.choice(["complete", "missing", "partial"], n, p=[0.7, 0.2, 0.1])
+    spaces = gpd.GeoDataFrame(
+        {
+            "survey_ref": [f"S{i:08d}" for i in range(n)],
+            "community": comm["name"].to_numpy()[owner],
+            "kind": kind,
+            "floor_area_m2": np.round(area, 1),
+            "floors": 1,
+            "certificate_status": cert,
+            "land_type": rng.choice(["granted", "allocated"], n, p=[0.8, 0.2]),
+            "owner_type": rng.choice(["government", "work_unit", "state_enterprise"], n),
+            "vacancy": rng.choice(["idle", "under_used", "in_use"], n),
+        },
+        geometry=geoms,
+        crs=4326,
+    )
+    return comm, spaces
+
+
+def _main(argv: list[str]) -> int:
+    out = argv[1] if len(argv) > 1 else "sample_data"
+    for path in write_jinsong_north(out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))

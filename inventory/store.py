@@ -1,0 +1,126 @@
+"""Creating, upgrading and describing the store (``inventory init`` and ``inventory info``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, func, inspect, select
+
+from inventory import _dialects
+from inventory.config import render
+from inventory.errors import SchemaError
+from inventory.models import Community, ImportBatch, RejectedFeature, Space
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config() -> Config:
+    """Return an Alembic config pointing at the project's migrations."""
+    if not (MIGRATIONS_DIR / "env.py").exists():
+        raise SchemaError(
+            f"The migrations folder {MIGRATIONS_DIR} is missing; install the inventory from "
+            "its source checkout (pip install -e .)."
+        )
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    """Return the newest schema revision this version of the inventory knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the store's schema revision, or None if it has no schema yet."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def init(engine: Engine) -> str:
+    """Create the schema in the store, or upgrade it to the newest revision.
+
+    Safe to run again: an up-to-date store is left as it is. Returns the revision.
+
+    Raises:
+        BackendUnavailableError: the spatial extension is missing from the server.
+    """
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        _dialects.ensure_spatial_extension(conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return head_revision()
+
+
+def require_schema(engine: Engine) -> None:
+    """Raise SchemaError unless the store is at the newest schema revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    where = render(engine.url)
+    if current is None:
+        raise SchemaError(
+            f"The store {where} has no inventory schema yet. Run `inventory init` first."
+        )
+    raise SchemaError(
+        f"The store {where} is at schema revision {current}, this version needs {head}. "
+        "Run `inventory init` to upgrade it."
+    )
+
+
+@dataclass
+class StoreInfo:
+    """What ``inventory info`` reports about a store."""
+
+    backend: str
+    location: str
+    spatial_version: str
+    schema_revision: str | None
+    head_revision: str
+    communities: int = 0
+    spaces: int = 0
+    batches: int = 0
+    rejected: int = 0
+    spaces_by_community_kind: list[tuple[str, str, int, float]] = field(default_factory=list)
+
+
+def info(engine: Engine) -> StoreInfo:
+    """Describe the store: backend, location (no password), schema and counts."""
+    backend = "PostGIS" if engine.dialect.name == "postgresql" else "SpatiaLite"
+    with engine.connect() as conn:
+        result = StoreInfo(
+            backend=backend,
+            location=render(engine.url),
+            spatial_version=_dialects.spatial_version(conn),
+            schema_revision=MigrationContext.configure(conn).get_current_revision(),
+            head_revision=head_revision(),
+        )
+        if result.schema_revision is None or not inspect(conn).has_table("space"):
+            return result
+        count = func.count()
+        result.communities = conn.scalar(select(count).select_from(Community)) or 0
+        result.spaces = conn.scalar(select(count).select_from(Space)) or 0
+        result.batches = conn.scalar(select(count).select_from(ImportBatch)) or 0
+        result.rejected = conn.scalar(select(count).select_from(RejectedFeature)) or 0
+        rows = conn.execute(
+            select(
+                Community.name,
+                Space.kind,
+                count,
+                func.coalesce(func.sum(Space.usable_area_m2), 0.0),
+            )
+            .join(Community, Space.community_id == Community.id)
+            .group_by(Community.name, Space.kind)
+            .order_by(Community.name, Space.kind)
+        )
+        result.spaces_by_community_kind = [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
+    return result
