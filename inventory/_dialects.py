@@ -8,14 +8,32 @@ check its spatial extension, and how to measure geodesic areas and distances.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import shapely
 from geoalchemy2 import Geography
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.expression import cast
 
@@ -45,6 +63,7 @@ def sqlite_dbapi() -> ModuleType:
 
     Raises:
         BackendUnavailableError: no module with extension loading is installed.
+
     """
     if hasattr(sqlite3.Connection, "enable_load_extension"):
         return sqlite3
@@ -78,7 +97,11 @@ def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _begin_sqlite(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock at once, so two writers queue (busy_timeout)
+    # instead of one failing when it upgrades a read lock half-way through.
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
+    )
 
 
 def create_store_engine(url: URL, **kwargs: Any) -> Engine:
@@ -96,6 +119,7 @@ def ensure_spatial_extension(conn: Any) -> None:
 
     Raises:
         BackendUnavailableError: PostGIS is not installed on the server or may not be created.
+
     """
     if conn.dialect.name != "postgresql":
         return  # SpatiaLite's metadata tables are made when each connection opens
@@ -137,3 +161,68 @@ def geodesic_distance(dialect_name: str, a: ColumnElement, b: ColumnElement) -> 
     if dialect_name == "postgresql":
         return func.ST_Distance(cast(a, Geography(srid=4326)), cast(b, Geography(srid=4326)))
     return func.ST_Distance(a, b, 1)
+
+
+#: Key of the PostgreSQL advisory lock that serialises writers (imports) to the store.
+WRITE_LOCK_KEY = 0x1A7E_5707
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """Yield a connection in a transaction that holds the store's write lock.
+
+    Two imports at the same time therefore run one after the other, and the second sees
+    the first's rows; the transaction commits on success and rolls back on any error,
+    Ctrl-C included.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(write=True)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+            yield conn
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict], geom_column: str) -> None:
+    """Insert ``rows`` (dicts; the geometry as a shapely object in EPSG:4326) into ``table``.
+
+    On PostGIS through ``COPY ... FROM STDIN`` (geometry as hex EWKB, JSON as text), the
+    fastest path into PostgreSQL; on SpatiaLite through one prepared ``executemany``.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    geoms = np.asarray([r[geom_column] for r in rows], dtype=object)
+    geoms = shapely.set_srid(shapely.force_2d(geoms), 4326)
+    if conn.dialect.name == "postgresql":
+        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        prep = conn.dialect.identifier_preparer
+        column_list = ", ".join(prep.quote(c) for c in columns)
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {prep.format_table(table)} ({column_list}) FROM STDIN") as copy:
+            for row, geom in zip(rows, ewkb, strict=True):
+                copy.write_row(
+                    tuple(
+                        geom
+                        if c == geom_column
+                        else json.dumps(row[c], ensure_ascii=False)
+                        if c in json_columns and row[c] is not None
+                        else row[c]
+                        for c in columns
+                    )
+                )
+        return
+    wkb_param = f"{geom_column}__wkb"
+    stmt = insert(table).values(
+        {c: bindparam(c) for c in columns if c != geom_column}
+        | {geom_column: func.GeomFromWKB(bindparam(wkb_param), 4326)}
+    )
+    params = []
+    for row, wkb in zip(rows, shapely.to_wkb(geoms), strict=True):
+        values = dict(row)
+        del values[geom_column]
+        values[wkb_param] = wkb
+        params.append(values)
+    conn.execute(stmt, params)

@@ -108,7 +108,12 @@ KIND = CodeList(
             "Bike shed",
             ("车棚", "非机动车棚", "自行车库", "bicycle shed", "bikeshed", "bicycle"),
         ),
-        Code("gatehouse", "门房", "Gatehouse", ("门卫室", "传达室", "门卫", "gate house", "guardroom")),
+        Code(
+            "gatehouse",
+            "门房",
+            "Gatehouse",
+            ("门卫室", "传达室", "门卫", "gate house", "guardroom"),
+        ),
         Code(
             "basement",
             "地下室/人防",

@@ -25,6 +25,7 @@ def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
 
     Raises:
         ConfigurationError: the URL is malformed or names a database we do not support.
+
     """
     raw = os.fspath(db) if db is not None else os.environ.get(DATABASE_URL_ENV) or None
     if raw is None:

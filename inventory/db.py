@@ -27,6 +27,7 @@ def connect(db: str | os.PathLike[str] | None = None, *, create: bool = False) -
         ConfigurationError: the URL is malformed.
         BackendUnavailableError: the server is unreachable, or the file does not exist and
             ``create`` is false, or the spatial extension cannot be loaded.
+
     """
     url = resolve_url(db)
     if url.get_backend_name() == "sqlite":

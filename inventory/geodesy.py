@@ -28,7 +28,9 @@ def _transformer(src: str, dst: str) -> Transformer:
 def reproject(geoms, src: str | CRS, dst: str | CRS):
     """Return ``geoms`` (a shapely geometry or array of them) transformed from ``src`` to ``dst``."""
     transformer = _transformer(CRS.from_user_input(src).to_wkt(), CRS.from_user_input(dst).to_wkt())
-    return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
 def area_m2(geoms) -> np.ndarray:

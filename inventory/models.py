@@ -88,7 +88,9 @@ class Community(Base):
     spaces: Mapped[list[Space]] = relationship(back_populates="community")
 
     __table_args__ = (
-        CheckConstraint("built_year IS NULL OR built_year BETWEEN 1900 AND 2100", name="built_year"),
+        CheckConstraint(
+            "built_year IS NULL OR built_year BETWEEN 1900 AND 2100", name="built_year"
+        ),
         CheckConstraint("households IS NULL OR households >= 0", name="households"),
         CheckConstraint("residents IS NULL OR residents >= 0", name="residents"),
     )
@@ -158,12 +160,12 @@ class Space(Base):
     operating_right_start: Mapped[date | None] = mapped_column()
     operating_right_end: Mapped[date | None] = mapped_column()
     tenure_source_ref: Mapped[str | None] = mapped_column(String(200))
+    # Import-time data-quality flags (outside community, overlap, sliver, area mismatch).
+    quality_flags: Mapped[list[str] | None] = mapped_column(JSON)
     # Attributes of the source file that map to no column, kept verbatim.
     extra_attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     community: Mapped[Community] = relationship(back_populates="spaces")
 

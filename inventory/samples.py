@@ -26,10 +26,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from shapely import MultiPoint, MultiPolygon, Point, Polygon, box
 from shapely.affinity import rotate
 
-from inventory.geodesy import local_metric_crs, reproject
+from inventory.geodesy import local_metric_crs
 
 SEED = 20190601  # the demonstration area opened in 2019
 #: Approximate centre of Jinsong North, Chaoyang District, Beijing (WGS84).
@@ -75,35 +76,138 @@ _ROOMS: tuple[_Room, ...] = (
     _Room("JS-001", "1号院门房", "门房", 25, 1, 120, 300, "在用", "修鞋摊"),
     # 40 m² bike shed 10 m east of the 25 m² gatehouse: together they are worth running.
     _Room("JS-002", "1号院自行车棚", "自行车棚", 40, 1, 120 + 2.5 + 10 + 5, 300, "在用", "理发"),
-    _Room("JS-003", "3号楼车棚", "自行车棚", 60, 1, 230, 320, "低效利用", "存车",
-          owner="北京市劲松房管所", owner_type="单位", certificate="无",
-          note="无完整房权手续，街道协调临时许可"),
+    _Room(
+        "JS-003",
+        "3号楼车棚",
+        "自行车棚",
+        60,
+        1,
+        230,
+        320,
+        "低效利用",
+        "存车",
+        owner="北京市劲松房管所",
+        owner_type="单位",
+        certificate="无",
+        note="无完整房权手续，街道协调临时许可",
+    ),
     _Room("JS-004", "5号院门房", "门卫室", 85, 1, 330, 90, "在用", "便民维修"),
-    _Room("JS-005", "社区配套用房A", "配套用房", 100, 1, 420, 300, "在用", "社区客厅",
-          condition="良好"),
-    _Room("JS-006", "7号楼车棚", "自行车棚", 120, 1, 500, 330, "闲置",
-          owner="原劲松服务公司", owner_type="不详", certificate="无", land="不详",
-          note="原产权单位已撤销，产权人不明"),
-    _Room("JS-007", "社区配套用房B", "公房", 150, 1, 560, 120, "在用", "便民超市",
-          condition="良好"),
-    _Room("JS-008", "12号楼地下室", "地下室", 180, 1, 300, 200, "低效利用", "库房",
-          owner="北京市人防办", owner_type="政府", certificate="部分",
-          note="人防工程，平时使用须备案"),
-    _Room("JS-009", "社区配套用房C", "配套用房", 200, 2, 180, 60, "在用", "社区食堂",
-          condition="良好"),
-    _Room("JS-010", "15号楼地下室", "人防", 230, 1, 460, 210, "在用", "烘焙坊",
-          owner="北京市人防办", owner_type="政府"),
-    _Room("JS-011", "17号楼地下室", "地下室", 230, 1, 90, 180, "闲置",
-          owner="劲松一建公司/劲松房管所", owner_type="单位", dispute="是",
-          note="两家单位均主张产权"),
-    _Room("JS-012", "社区配套用房D", "配套用房", 250, 1, 600, 260, "在用", "养老驿站",
-          condition="良好"),
+    _Room(
+        "JS-005",
+        "社区配套用房A",
+        "配套用房",
+        100,
+        1,
+        420,
+        300,
+        "在用",
+        "社区客厅",
+        condition="良好",
+    ),
+    _Room(
+        "JS-006",
+        "7号楼车棚",
+        "自行车棚",
+        120,
+        1,
+        500,
+        330,
+        "闲置",
+        owner="原劲松服务公司",
+        owner_type="不详",
+        certificate="无",
+        land="不详",
+        note="原产权单位已撤销，产权人不明",
+    ),
+    _Room(
+        "JS-007", "社区配套用房B", "公房", 150, 1, 560, 120, "在用", "便民超市", condition="良好"
+    ),
+    _Room(
+        "JS-008",
+        "12号楼地下室",
+        "地下室",
+        180,
+        1,
+        300,
+        200,
+        "低效利用",
+        "库房",
+        owner="北京市人防办",
+        owner_type="政府",
+        certificate="部分",
+        note="人防工程，平时使用须备案",
+    ),
+    _Room(
+        "JS-009", "社区配套用房C", "配套用房", 200, 2, 180, 60, "在用", "社区食堂", condition="良好"
+    ),
+    _Room(
+        "JS-010",
+        "15号楼地下室",
+        "人防",
+        230,
+        1,
+        460,
+        210,
+        "在用",
+        "烘焙坊",
+        owner="北京市人防办",
+        owner_type="政府",
+    ),
+    _Room(
+        "JS-011",
+        "17号楼地下室",
+        "地下室",
+        230,
+        1,
+        90,
+        180,
+        "闲置",
+        owner="劲松一建公司/劲松房管所",
+        owner_type="单位",
+        dispute="是",
+        note="两家单位均主张产权",
+    ),
+    _Room(
+        "JS-012",
+        "社区配套用房D",
+        "配套用房",
+        250,
+        1,
+        600,
+        260,
+        "在用",
+        "养老驿站",
+        condition="良好",
+    ),
     # Stock rooms outside the demonstration area.
-    _Room("JS-013", "原锅炉房", "锅炉房", 3000, 1, 380, 330, "闲置", "",
-          condition="较差", owner="北京市热力集团", owner_type="国有企业", land="划拨",
-          note="划拨用地，改变用途须审批；估算改为养老或菜市场年收益≥350万元"),
-    _Room("JS-014", "20号楼地下室", "地下室", 330, 1, 240, 130, "闲置",
-          owner="北京市人防办", owner_type="政府"),
+    _Room(
+        "JS-013",
+        "原锅炉房",
+        "锅炉房",
+        3000,
+        1,
+        380,
+        330,
+        "闲置",
+        "",
+        condition="较差",
+        owner="北京市热力集团",
+        owner_type="国有企业",
+        land="划拨",
+        note="划拨用地，改变用途须审批；估算改为养老或菜市场年收益≥350万元",
+    ),
+    _Room(
+        "JS-014",
+        "20号楼地下室",
+        "地下室",
+        330,
+        1,
+        240,
+        130,
+        "闲置",
+        owner="北京市人防办",
+        owner_type="政府",
+    ),
 )
 
 _PARKING: tuple[tuple[str, str, int, float, float, float, float], ...] = (
@@ -174,30 +278,66 @@ def jinsong_north(seed: int = SEED) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
         )
     # The coal yard and the idle land are open ground: no floors.
     for ref, name, kind, area, x, y, owner, owner_type, land, note in (
-        ("JS-015", "原堆煤场", "堆煤场", 1000.0, 565, 60, "北京市热力集团", "国有企业", "划拨",
-         "锅炉房配套堆煤场，划拨用地"),
+        (
+            "JS-015",
+            "原堆煤场",
+            "堆煤场",
+            1000.0,
+            565,
+            60,
+            "北京市热力集团",
+            "国有企业",
+            "划拨",
+            "锅炉房配套堆煤场，划拨用地",
+        ),
         ("JS-016", "闲置空地", "闲置空地", 1000.0, 150, 230, "劲松街道办事处", "政府", "出让", ""),
     ):
         w = (area * 1.6) ** 0.5
         geom = box(x - w / 2, y - area / w / 2, x + w / 2, y + area / w / 2)
         records.append(
             {
-                "编号": ref, "名称": name, "类型": kind, "建筑面积": None, "层数": None,
-                "使用面积": area, "车位数": None, "现状": "闲置", "当前用途": "",
-                "房屋状况": "较差", "产权单位": owner, "权属类型": owner_type,
-                "土地性质": land, "产权证": "有", "争议": "否", "调查日期": "2019-03-15",
-                "备注": note, "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
+                "编号": ref,
+                "名称": name,
+                "类型": kind,
+                "建筑面积": None,
+                "层数": None,
+                "使用面积": area,
+                "车位数": None,
+                "现状": "闲置",
+                "当前用途": "",
+                "房屋状况": "较差",
+                "产权单位": owner,
+                "权属类型": owner_type,
+                "土地性质": land,
+                "产权证": "有",
+                "争议": "否",
+                "调查日期": "2019-03-15",
+                "备注": note,
+                "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
             }
         )
     for ref, name, spaces, x, y, w, h in _PARKING:
         geom = box(x - w / 2, y - h / 2, x + w / 2, y + h / 2)
         records.append(
             {
-                "编号": ref, "名称": name, "类型": "停车场", "建筑面积": None, "层数": None,
-                "使用面积": None, "车位数": spaces, "现状": "在用", "当前用途": "居民停车",
-                "房屋状况": "一般", "产权单位": "劲松街道办事处", "权属类型": "政府",
-                "土地性质": "出让", "产权证": "有", "争议": "否", "调查日期": "2019-03-15",
-                "备注": "", "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
+                "编号": ref,
+                "名称": name,
+                "类型": "停车场",
+                "建筑面积": None,
+                "层数": None,
+                "使用面积": None,
+                "车位数": spaces,
+                "现状": "在用",
+                "当前用途": "居民停车",
+                "房屋状况": "一般",
+                "产权单位": "劲松街道办事处",
+                "权属类型": "政府",
+                "土地性质": "出让",
+                "产权证": "有",
+                "争议": "否",
+                "调查日期": "2019-03-15",
+                "备注": "",
+                "geometry": rotate(to_local(geom), 8, origin=(0, 0)),
             }
         )
     records_df = pd.DataFrame.from_records(records)
@@ -208,9 +348,17 @@ def jinsong_north(seed: int = SEED) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
     kerb_pts = [Point(x, 160) for x in np.linspace(100, 550, 8)]
     kerb = gpd.GeoDataFrame(
         {
-            "编号": [_KERB[0]], "名称": [_KERB[1]], "类型": ["停车位"], "车位数": [_KERB[2]],
-            "现状": ["在用"], "产权单位": ["劲松街道办事处"], "权属类型": ["政府"],
-            "土地性质": ["出让"], "产权证": ["有"], "争议": ["否"], "调查日期": ["2019-03-15"],
+            "编号": [_KERB[0]],
+            "名称": [_KERB[1]],
+            "类型": ["停车位"],
+            "车位数": [_KERB[2]],
+            "现状": ["在用"],
+            "产权单位": ["劲松街道办事处"],
+            "权属类型": ["政府"],
+            "土地性质": ["出让"],
+            "产权证": ["有"],
+            "争议": ["否"],
+            "调查日期": ["2019-03-15"],
         },
         geometry=[rotate(to_local(MultiPoint(kerb_pts)), 8, origin=(0, 0))],
         crs=local,
@@ -299,8 +447,16 @@ def synthetic_inventory(
     )
     owner = np.repeat(cidx, spaces_per_community)
     kinds = np.array(
-        ["service_room", "bike_shed", "gatehouse", "basement", "parking", "idle_land",
-         "coal_yard", "boiler_room"]
+        [
+            "service_room",
+            "bike_shed",
+            "gatehouse",
+            "basement",
+            "parking",
+            "idle_land",
+            "coal_yard",
+            "boiler_room",
+        ]
     )
     kind = kinds[rng.choice(len(kinds), n, p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.05, 0.03, 0.02])]
     area = np.clip(rng.lognormal(np.log(120), 0.9, n), 25, 3000)
@@ -310,9 +466,7 @@ def synthetic_inventory(
     dy = side / 111_000.0
     x = cx0[owner] + rng.uniform(0.0002, 0.0045 - 0.0006, n)
     y = cy0[owner] + rng.uniform(0.0002, 0.0045 - 0.0006, n)
-    import shapely
-
-    geoms = shapely.multipolygons(shapely.box(x, y, x + dx, y + dy))
+    geoms = shapely.multipolygons(shapely.box(x, y, x + dx, y + dy), indices=np.arange(n))
     cert = rng.choice(["complete", "missing", "partial"], n, p=[0.7, 0.2, 0.1])
     spaces = gpd.GeoDataFrame(
         {

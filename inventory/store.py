@@ -51,6 +51,7 @@ def init(engine: Engine) -> str:
 
     Raises:
         BackendUnavailableError: the spatial extension is missing from the server.
+
     """
     cfg = alembic_config()
     with engine.begin() as conn:

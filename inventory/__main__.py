@@ -1,0 +1,3 @@
+from inventory.cli import app
+
+app(prog_name="inventory")

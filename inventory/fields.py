@@ -1,0 +1,315 @@
+"""Mapping a surveyor's columns to the store's fields, and parsing their values.
+
+Column names are matched by alias (English and Chinese, and their 10-byte shapefile
+truncations); code-list values by the aliases in :mod:`inventory.codes`. Explicit
+``--map 源列=field`` overrides and saved profiles take precedence. Parsing is done one
+column at a time over unique values, so a million features cost a few dict look-ups.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inventory.codes import ALL_CODE_LISTS, normalise
+from inventory.errors import InputError
+
+#: Store fields a space file may carry, with the column names surveyors use for them.
+SPACE_FIELDS: dict[str, tuple[str, ...]] = {
+    "survey_ref": (
+        "survey_ref",
+        "编号",
+        "调查编号",
+        "空间编号",
+        "房屋编号",
+        "ref",
+        "id",
+        "code",
+        "编码",
+    ),
+    "name": ("name", "名称", "空间名称", "房屋名称"),
+    "kind": ("kind", "类型", "用途", "空间类型", "资源类型", "type", "category"),
+    "floor_area_m2": ("floor_area_m2", "建筑面积", "面积", "floor_area", "area", "area_m2"),
+    "usable_area_m2": ("usable_area_m2", "使用面积", "可用面积", "usable_area", "usable"),
+    "floors": ("floors", "层数", "楼层数", "storeys"),
+    "parking_spaces": ("parking_spaces", "车位数", "车位", "泊位数", "spaces"),
+    "condition": ("condition", "房屋状况", "状况", "房屋质量", "完好程度"),
+    "current_use": ("current_use", "当前用途", "现用途", "使用情况", "现用途说明"),
+    "vacancy": ("vacancy", "现状", "使用状态", "闲置状态", "利用状态"),
+    "surveyed_at": ("surveyed_at", "调查日期", "调查时间", "survey_date"),
+    "notes": ("notes", "备注", "说明", "note", "remark", "remarks"),
+    "owner_name": ("owner_name", "产权单位", "权属", "权属单位", "产权人", "所有权人", "owner"),
+    "owner_type": ("owner_type", "权属类型", "产权性质", "单位性质", "权属性质"),
+    "land_type": ("land_type", "土地性质", "用地性质", "土地类型", "土地来源"),
+    "certificate_status": ("certificate_status", "产权证", "房产证", "权证", "产权证明", "房本"),
+    "disputed": ("disputed", "争议", "是否争议", "权属争议"),
+    "dispute_note": ("dispute_note", "争议说明", "争议情况"),
+    "operating_right_holder": ("operating_right_holder", "经营权人", "运营方", "运营单位"),
+    "operating_right_start": ("operating_right_start", "经营起始", "经营开始", "运营起始"),
+    "operating_right_end": ("operating_right_end", "经营终止", "经营到期", "运营终止"),
+    "tenure_source_ref": ("tenure_source_ref", "产权证号", "证号", "权属来源", "权属依据"),
+    "community": ("community", "社区", "社区名称", "小区", "小区名称", "所属社区"),
+}
+
+COMMUNITY_FIELDS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "社区名称", "小区名称", "名称", "社区", "小区", "community"),
+    "district": ("district", "所属区", "区", "行政区", "区县"),
+    "street_office": ("street_office", "街道", "街道办事处", "所属街道", "street"),
+    "built_year": ("built_year", "建成年份", "建成年代", "建造年代", "year_built"),
+    "households": ("households", "户数", "住户数", "总户数"),
+    "residents": ("residents", "人口", "居民数", "常住人口", "人数"),
+    "floor_area_m2": ("floor_area_m2", "建筑面积", "总建筑面积", "floor_area"),
+}
+
+_TRUE = {"是", "有", "yes", "y", "true", "t", "1", "争议", "有争议", "存在争议"}
+_FALSE = {"否", "无", "no", "n", "false", "f", "0", "无争议", "没有"}
+#: A single stock space larger than this is a typo or a unit error (hm², mu), not a room.
+MAX_PLAUSIBLE_AREA_M2 = 100_000.0
+
+
+@dataclass
+class FieldMapping:
+    """Which source column feeds which store field, and which columns are kept as extras."""
+
+    fields: dict[str, str]  # store field → source column
+    unmapped: list[str] = field(default_factory=list)
+    how: dict[str, str] = field(default_factory=dict)  # store field → "alias" / "--map" / ...
+
+    def as_profile(self) -> dict[str, str]:
+        """Return the mapping as a profile's ``fields`` (source column → store field)."""
+        return {source: target for target, source in self.fields.items()}
+
+
+def _byte_len(text: str) -> int:
+    return max(len(text.encode("utf-8")), len(text.encode("gb18030", errors="replace")))
+
+
+def map_columns(
+    columns: list[str],
+    known: dict[str, tuple[str, ...]],
+    overrides: dict[str, str] | None = None,
+) -> FieldMapping:
+    """Map source ``columns`` to the fields in ``known``.
+
+    ``overrides`` maps source column → store field (from ``--map`` or a profile) and wins.
+
+    Raises:
+        InputError: an override names a column that is not in the file or an unknown field.
+
+    """
+    mapping: dict[str, str] = {}
+    how: dict[str, str] = {}
+    for source, target in (overrides or {}).items():
+        if target not in known:
+            raise InputError(
+                f"--map {source}={target}: {target!r} is not a field; fields: {', '.join(known)}."
+            )
+        if source not in columns:
+            raise InputError(
+                f"--map {source}={target}: the file has no column {source!r}; its columns: "
+                f"{', '.join(columns)}."
+            )
+        mapping[target] = source
+        how[target] = "given"
+    used = set(mapping.values())
+    folded = {c: normalise(c) for c in columns}
+
+    def exact(c: str, alias: str) -> bool:
+        return folded[c] == alias
+
+    def truncated(c: str, alias: str) -> bool:
+        # a DBF field name is cut at 10 bytes: "certificat", "建筑面"
+        return _byte_len(c) >= 9 and len(folded[c]) >= 3 and alias.startswith(folded[c])
+
+    # Exact names first for every field, then truncations, so that a truncation never
+    # takes a column another field names exactly.
+    for test, label in ((exact, "alias"), (truncated, "truncated alias")):
+        for target, aliases in known.items():
+            if target in mapping:
+                continue
+            for alias in map(normalise, aliases):
+                hit = next((c for c in columns if c not in used and test(c, alias)), None)
+                if hit is not None:
+                    mapping[target] = hit
+                    how[target] = label
+                    used.add(hit)
+                    break
+    unmapped = [c for c in columns if c not in used]
+    return FieldMapping(fields=mapping, unmapped=unmapped, how=how)
+
+
+def load_profile(path: str | Path) -> dict:
+    """Read a mapping profile (JSON: {"fields": {column: field}, "crs", "encoding", ...}).
+
+    Raises:
+        InputError: the file is missing or not a profile.
+
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"Mapping profile not found: {p}.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"Mapping profile {p} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fields", {}), dict):
+        raise InputError(
+            f'Mapping profile {p} must be a JSON object like {{"fields": {{"面积": "floor_area_m2"}}}}.'
+        )
+    return data
+
+
+def save_profile(path: str | Path, mapping: FieldMapping, **settings: str | None) -> None:
+    """Write ``mapping`` (and settings such as crs, encoding) as a reusable profile."""
+    data = {"fields": mapping.as_profile(), **{k: v for k, v in settings.items() if v}}
+    Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """Parse ``["面积=floor_area_m2", ...]`` into {column: field}.
+
+    Raises:
+        InputError: an item has no "=".
+
+    """
+    result = {}
+    for item in items or []:
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise InputError(f"--map {item!r} must be COLUMN=FIELD, e.g. --map 面积=floor_area_m2.")
+        result[source.strip()] = target.strip()
+    return result
+
+
+# ---- value parsing: each returns (values, errors) where errors[i] is a reason or None ----
+
+
+def _text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_text(column: pd.Series) -> tuple[list[str | None], list[str | None]]:
+    """Return the column's values as stripped text, verbatim otherwise."""
+    values = [_text(v) for v in column]
+    return values, [None] * len(values)
+
+
+def parse_code(column: pd.Series, list_name: str, label: str) -> tuple[list, list]:
+    """Match each value against a code list; unknown values are an error naming the valid codes."""
+    codes = ALL_CODE_LISTS[list_name]
+    cache: dict[object, str | None] = {}
+    values, errors = [], []
+    for raw in column:
+        text = _text(raw)
+        if text is None:
+            values.append(None)
+            errors.append(None)
+            continue
+        if text not in cache:
+            cache[text] = codes.match(text)
+        code = cache[text]
+        values.append(code)
+        errors.append(
+            None
+            if code is not None
+            else f"{label} {text!r} is not known; use one of "
+            + ", ".join(f"{e.zh}/{e.code}" for e in codes)
+        )
+    return values, errors
+
+
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(m2|m²|㎡|平方米|平米|个|层|位)?\s*$", re.I)
+
+
+def parse_number(
+    column: pd.Series,
+    label: str,
+    *,
+    integer: bool = False,
+    positive: bool = True,
+    maximum: float | None = None,
+    minimum: float | None = None,
+) -> tuple[list, list]:
+    """Parse numbers (also "25㎡", "25 m2"); refuse text, non-positive and absurd values."""
+    values, errors = [], []
+    for raw in column:
+        text = _text(raw)
+        if text is None:
+            values.append(None)
+            errors.append(None)
+            continue
+        m = _NUMBER.match(text.replace(",", "").replace("，", ""))
+        number = float(m.group(1)) if m else None
+        reason = None
+        if number is None or not np.isfinite(number):
+            reason = f"{label} {text!r} is not a number"
+        elif integer and number != int(number):
+            reason = f"{label} {text!r} is not a whole number"
+        elif positive and number <= 0:
+            reason = f"{label} {text!r} must be greater than 0"
+        elif minimum is not None and number < minimum:
+            reason = f"{label} {text!r} is below {minimum:g}"
+        elif maximum is not None and number > maximum:
+            reason = f"{label} {text!r} is implausible (over {maximum:,.0f}); check the unit"
+        values.append(None if reason else (int(number) if integer else number))
+        errors.append(reason)
+    return values, errors
+
+
+def parse_bool(column: pd.Series, label: str) -> tuple[list, list]:
+    """Parse 是/否, yes/no, 1/0; blank is False."""
+    values, errors = [], []
+    for raw in column:
+        text = _text(raw)
+        folded = text.casefold() if text else None
+        if folded is None:
+            values.append(False)
+            errors.append(None)
+        elif folded in _TRUE:
+            values.append(True)
+            errors.append(None)
+        elif folded in _FALSE:
+            values.append(False)
+            errors.append(None)
+        else:
+            values.append(None)
+            errors.append(f"{label} {text!r} is not yes/no (是/否)")
+    return values, errors
+
+
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+
+
+def parse_date(column: pd.Series, label: str) -> tuple[list, list]:
+    """Parse 2019-03-15, 2019/3/15, 2019.3.15, 2019年3月15日, 20190315."""
+    values, errors = [], []
+    for raw in column:
+        if isinstance(raw, date):
+            values.append(raw if type(raw) is date else raw.date())  # datetime → date
+            errors.append(None)
+            continue
+        text = _text(raw)
+        if text is None:
+            values.append(None)
+            errors.append(None)
+            continue
+        text = text.split("T")[0].split(" ")[0] if len(text) > 10 and text[4] == "-" else text
+        m = _DATE.match(text) or (
+            re.match(r"^(\d{4})(\d{2})(\d{2})$", text) if text.isdigit() else None
+        )
+        try:
+            values.append(date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None)
+            errors.append(None if m else f"{label} {text!r} is not a date (use 2019-03-15)")
+        except ValueError:
+            values.append(None)
+            errors.append(f"{label} {text!r} is not a valid date")
+    return values, errors

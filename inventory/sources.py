@@ -1,0 +1,460 @@
+"""Reading a surveyor's file: format, layer, text encoding and CRS, with nothing guessed silently.
+
+Vector formats are read with pyogrio (GDAL); spreadsheets (CSV, XLSX) with pandas, their
+geometry from a WKT column or longitude/latitude columns. What was decided, and why, is
+returned with the data so the import report can say it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from inventory.errors import InputError
+
+VECTOR_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json", ".kml", ".fgb", ".gml"}
+TABLE_SUFFIXES = {".csv", ".xlsx", ".xls", ".txt"}
+#: Web-map coordinate systems accepted by --crs, shifted to WGS84 on import.
+SHIFTED_CRS = {"gcj02": "GCJ-02 (Amap/Tencent web maps)", "bd09": "BD-09 (Baidu maps)"}
+CRS_HELP = (
+    "--crs EPSG:4326 (WGS84 lon/lat), --crs EPSG:4490 (CGCS2000 lon/lat), --crs EPSG:4548 "
+    "(CGCS2000 Gauss-Krüger CM 117E; zones are EPSG:4534-4554), or --crs gcj02 / bd09 for "
+    "coordinates taken from Amap/Tencent or Baidu web maps"
+)
+# DBF header language-driver ids of the Chinese code pages (others are Western or unset).
+_DBF_LDID = {0x4D: "GB18030", 0x7A: "GB18030"}
+_WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "几何", "坐标串")
+_LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度", "东经")
+_LAT_COLUMNS = ("lat", "latitude", "y", "纬度", "北纬")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN1_HIGH = re.compile(r"[\u00a0-\u00ff]")
+
+
+@dataclass
+class Source:
+    """A file's features as read: raw attributes and geometries, plus how they were read."""
+
+    path: Path
+    layer: str | None
+    driver: str
+    encoding: str | None
+    encoding_note: str
+    crs: CRS | None
+    crs_label: str
+    shift: str | None  # "gcj02" / "bd09": coordinates to unshift to WGS84
+    attributes: pd.DataFrame
+    geometries: np.ndarray  # shapely geometries, None where missing or unparsable
+    raw_geometry: list[str | None]  # what the file held where it could not be parsed
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.attributes)
+
+
+def list_layers(path: Path) -> list[str]:
+    """Return the names of the layers in a vector file."""
+    return [str(name) for name, _ in pyogrio.list_layers(path)]
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"File not found: {path}. Check the path and the file name.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the .shp/.gpkg/.geojson/.csv file in it.")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes); the copy may have failed. Copy it again.")
+    if path.suffix.lower() == ".shp":
+        for part, role in ((".dbf", "attributes"), (".shx", "index")):
+            if not _sibling(path, part):
+                raise InputError(
+                    f"{path.name} has no {part} file beside it (the shapefile's {role}); a "
+                    f"shapefile is several files: copy {path.stem}.shp, .shx, .dbf and .prj "
+                    "together (or zip them)."
+                )
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _dbf_text(dbf: Path) -> bytes:
+    """Return the bytes of a DBF that hold text: field names and records (not binary header)."""
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        raise InputError(f"{dbf} is too short to be a DBF file; copy it again.")
+    header_len = int.from_bytes(data[8:10], "little")
+    names = b"".join(
+        data[i : i + 11].split(b"\0", 1)[0] + b" " for i in range(32, header_len - 1, 32)
+    )
+    return names + data[header_len:]
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _codec(name: str, origin: str) -> str:
+    cleaned = name.strip().upper()
+    aliases = {
+        "936": "GB18030",
+        "CP936": "GB18030",
+        "GBK": "GB18030",
+        "GB2312": "GB18030",
+        "88591": "ISO-8859-1",
+        "1252": "CP1252",
+        "65001": "UTF-8",
+        "UTF8": "UTF-8",
+    }
+    cleaned = aliases.get(cleaned, cleaned)
+    try:
+        "".encode(cleaned)
+    except LookupError:
+        raise InputError(
+            f"The encoding {name!r} ({origin}) is not one Python knows. Use e.g. "
+            "--encoding gbk or --encoding utf-8."
+        ) from None
+    return cleaned
+
+
+def detect_dbf_encoding(shp: Path, override: str | None = None) -> tuple[str, str]:
+    """Return (encoding, how it was decided) for a shapefile's DBF.
+
+    Order: ``override`` (--encoding), the .cpg file, the DBF header's code page, then
+    detection: ASCII, UTF-8, else GB18030 (a superset of GBK and GB2312) when the text
+    decodes as such and holds Chinese characters.
+
+    Raises:
+        InputError: the declared encoding does not fit the bytes, or none could be found.
+
+    """
+    dbf = _sibling(shp, ".dbf")
+    assert dbf is not None
+    raw = _dbf_text(dbf)
+    guess = _guess(raw)
+    if override:
+        enc = _codec(override, "given with --encoding")
+        if not _decodes(raw, enc):
+            raise InputError(
+                f"{dbf.name} cannot be decoded as {override}"
+                + (f"; it reads as {guess}: pass --encoding {guess.lower()}" if guess else "")
+                + "."
+            )
+        return enc, "given with --encoding"
+    cpg = _sibling(shp, ".cpg")
+    if cpg is not None:
+        declared = cpg.read_text(errors="replace").strip()
+        enc = _codec(declared, f"from {cpg.name}")
+        wrong = not _decodes(raw, enc) or (
+            guess == "GB18030"
+            and enc not in ("GB18030", "UTF-8")
+            and _CJK.search(raw.decode(guess))
+        )
+        if wrong:
+            raise InputError(
+                f"{cpg.name} says the attributes are {declared!r}, but {dbf.name} is not: "
+                + (f"it reads as {guess} (Chinese text). " if guess else "")
+                + f"Fix or delete the .cpg, or pass --encoding {(guess or 'gbk').lower()}."
+            )
+        return enc, f"from {cpg.name}"
+    ldid = dbf.read_bytes()[29]
+    if ldid in _DBF_LDID and _decodes(raw, _DBF_LDID[ldid]):
+        return _DBF_LDID[ldid], "from the DBF header's code page"
+    if guess is None:
+        raise InputError(
+            f"Cannot tell the text encoding of {dbf.name}: it is neither UTF-8 nor GBK/GB18030 "
+            "and there is no .cpg. Pass --encoding (e.g. --encoding big5)."
+        )
+    note = {"ASCII": "detected: plain ASCII", "UTF-8": "detected: UTF-8 (no .cpg)"}.get(
+        guess, "detected: GBK/GB18030 Chinese text (no .cpg)"
+    )
+    return ("UTF-8" if guess == "ASCII" else guess), note
+
+
+def _guess(raw: bytes) -> str | None:
+    if raw.isascii():
+        return "ASCII"
+    if _decodes(raw, "utf-8"):
+        return "UTF-8"
+    if _decodes(raw, "gb18030") and _CJK.search(raw.decode("gb18030")):
+        return "GB18030"
+    return None
+
+
+def check_mojibake(frame: pd.DataFrame, where: str) -> None:
+    """Raise InputError when decoded text looks garbled (Chinese read with the wrong encoding).
+
+    The heuristic: text whose non-ASCII characters are mostly Latin-1 accented letters
+    and symbols (``Ã, Â, ±, ¿…``) and holds no Chinese character, or holds U+FFFD.
+    """
+    samples = [str(c) for c in frame.columns]
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            samples.extend(str(v) for v in frame[col].dropna().head(2000))
+    text = "\n".join(samples)
+    if "\ufffd" in text:
+        raise InputError(
+            f"The text of {where} holds undecodable characters (�): the encoding is wrong. "
+            "Pass --encoding (e.g. --encoding gbk or --encoding utf-8)."
+        )
+    non_ascii = [ch for ch in text if ord(ch) > 127]
+    if not non_ascii or _CJK.search(text):
+        return
+    latin = sum(1 for ch in non_ascii if _LATIN1_HIGH.match(ch))
+    if latin / len(non_ascii) > 0.6 and len(non_ascii) >= 4:
+        example = next(s for s in samples if _LATIN1_HIGH.search(s))
+        recovered = _try_recover(example)
+        raise InputError(
+            f"The text of {where} looks garbled, e.g. {example[:30]!r}"
+            + (f" (as GBK it reads {recovered!r})" if recovered else "")
+            + ": it was read with the wrong encoding. Pass --encoding gbk (or the right one)."
+        )
+
+
+def _try_recover(text: str) -> str | None:
+    try:
+        fixed = text.encode("latin-1").decode("gb18030")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    return fixed[:20] if _CJK.search(fixed) else None
+
+
+def resolve_crs(
+    option: str | None, file_crs: str | None, path: Path
+) -> tuple[CRS | None, str, str | None]:
+    """Return (CRS to read the coordinates in, label for the report, web-map shift or None).
+
+    Raises:
+        InputError: neither the file nor --crs gives a CRS, or --crs is not a CRS.
+
+    """
+    if option:
+        key = option.strip().lower().replace("-", "").replace("_", "")
+        if key in SHIFTED_CRS:
+            return CRS.from_epsg(4326), SHIFTED_CRS[key] + " → WGS84, from --crs", key
+        text = option.strip()
+        if text.isdigit():
+            text = f"EPSG:{text}"
+        try:
+            crs = CRS.from_user_input(text)
+        except CRSError:
+            raise InputError(
+                f"--crs {option!r} is not a coordinate reference system. Use {CRS_HELP}."
+            ) from None
+        label = f"{_crs_name(crs)}, from --crs"
+        if file_crs and CRS.from_user_input(file_crs) != crs:
+            label += f" (overrides the file's {_crs_name(CRS.from_user_input(file_crs))})"
+        return crs, label, None
+    if not file_crs:
+        what = ".prj file" if path.suffix.lower() == ".shp" else "coordinate reference system"
+        raise InputError(
+            f"{path.name} has no {what}, so its coordinates cannot be placed. Pass {CRS_HELP}."
+        )
+    crs = CRS.from_user_input(file_crs)
+    return crs, f"{_crs_name(crs)}, from the file", None
+
+
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg(min_confidence=70)
+    return f"{crs.name} (EPSG:{epsg})" if epsg else crs.name
+
+
+def read(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    encoding: str | None = None,
+    crs: str | None = None,
+) -> Source:
+    """Read one layer of a surveyor's file.
+
+    Raises:
+        InputError: the file is missing, empty, incomplete, unreadable, has several layers
+            and none was chosen, has no CRS and none was given, or its text is garbled.
+
+    """
+    path = Path(path)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _read_zip(path, layer=layer, encoding=encoding, crs=crs)
+    if suffix in TABLE_SUFFIXES:
+        return _read_table(path, encoding=encoding, crs=crs)
+    return _read_vector(path, layer=layer, encoding=encoding, crs=crs)
+
+
+def _read_zip(path: Path, **kwargs) -> Source:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise InputError(f"{path.name} is not a readable zip archive; copy it again.") from None
+    with archive, tempfile.TemporaryDirectory(prefix="inventory-zip-") as tmp:
+        archive.extractall(tmp)
+        found = sorted(
+            p
+            for p in Path(tmp).rglob("*")
+            if p.suffix.lower() in VECTOR_SUFFIXES | TABLE_SUFFIXES and not p.name.startswith(".")
+        )
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found) or "none"
+            raise InputError(
+                f"{path.name} should hold exactly one dataset (.shp, .gpkg, ...); it holds: "
+                f"{names}. Import the files one by one."
+            )
+        source = read(found[0], **kwargs)
+        source.path = path
+        return source
+
+
+def _read_vector(path: Path, *, layer: str | None, encoding: str | None, crs: str | None) -> Source:
+    try:
+        layers = list_layers(path)
+    except (DataSourceError, DataLayerError) as exc:
+        raise InputError(
+            f"{path.name} cannot be read as a GIS file ({_first_line(exc)}). It may be "
+            "truncated or of another format; copy it again or export it anew."
+        ) from None
+    if layer is None:
+        if len(layers) > 1:
+            raise InputError(
+                f"{path.name} has {len(layers)} layers ({', '.join(layers)}); choose one with "
+                "--layer NAME, or import them all with --all-layers."
+            )
+        layer = layers[0] if layers else None
+    elif layer not in layers:
+        raise InputError(f"{path.name} has no layer {layer!r}; its layers: {', '.join(layers)}.")
+    enc, enc_note = None, "UTF-8 (the format's own)"
+    if path.suffix.lower() == ".shp":
+        enc, enc_note = detect_dbf_encoding(path, encoding)
+    elif encoding:
+        enc, enc_note = _codec(encoding, "given with --encoding"), "given with --encoding"
+    try:
+        meta, _fids, wkb, field_data = pyogrio.raw.read(path, layer=layer, encoding=enc)
+    except (DataSourceError, DataLayerError) as exc:
+        raise InputError(
+            f"{path.name} cannot be read ({_first_line(exc)}). It may be truncated or "
+            "damaged; copy it again or export it anew."
+        ) from None
+    columns = [str(c) for c in meta["fields"]]
+    attributes = pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object)
+            for name, values in zip(columns, field_data, strict=True)
+        }
+    )
+    attributes = attributes.where(attributes.notna(), None)
+    check_mojibake(attributes, path.name)
+    target_crs, crs_label, shift = resolve_crs(crs, meta.get("crs"), path)
+    if wkb is None:
+        raise InputError(f"{path.name} (layer {layer}) has no geometry; import a spatial layer.")
+    geometries = shapely.from_wkb(wkb, on_invalid="ignore")
+    raw = [None] * len(geometries)
+    for i in np.flatnonzero(pd.isna(geometries) & pd.notna(wkb)):
+        raw[i] = "WKB:" + bytes(wkb[i]).hex()
+    return Source(
+        path=path,
+        layer=layer,
+        driver=meta.get("driver") or path.suffix,
+        encoding=enc or "UTF-8",
+        encoding_note=enc_note,
+        crs=target_crs,
+        crs_label=crs_label,
+        shift=shift,
+        attributes=attributes.reset_index(drop=True),
+        geometries=np.asarray(geometries, dtype=object),
+        raw_geometry=raw,
+    )
+
+
+def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xls"):
+        try:
+            frame = pd.read_excel(path, dtype=object)
+        except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+            raise InputError(f"{path.name} cannot be read as a spreadsheet ({exc}).") from None
+        enc, enc_note = None, "the workbook's own (Unicode)"
+    else:
+        raw = path.read_bytes()
+        if encoding:
+            enc, enc_note = _codec(encoding, "given with --encoding"), "given with --encoding"
+        else:
+            guess = _guess(raw.removeprefix(b"\xef\xbb\xbf"))
+            if guess is None:
+                raise InputError(f"Cannot tell the text encoding of {path.name}; pass --encoding.")
+            enc = "UTF-8-SIG" if guess in ("ASCII", "UTF-8") else guess
+            enc_note = f"detected: {guess if guess != 'GB18030' else 'GBK/GB18030 Chinese text'}"
+        try:
+            frame = pd.read_csv(path, dtype=object, encoding=enc, keep_default_na=False)
+        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise InputError(f"{path.name} cannot be read as CSV ({exc}).") from None
+        frame = frame.replace("", None)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.where(frame.notna(), None).reset_index(drop=True)
+    check_mojibake(frame, path.name)
+    lower = {c.lower(): c for c in frame.columns}
+    wkt_col = next((lower[c] for c in _WKT_COLUMNS if c in lower), None)
+    lon_col = next((lower[c] for c in _LON_COLUMNS if c in lower), None)
+    lat_col = next((lower[c] for c in _LAT_COLUMNS if c in lower), None)
+    n = len(frame)
+    raw_geometry: list[str | None] = [None] * n
+    if wkt_col:
+        texts = frame.pop(wkt_col)
+        geometries = np.array([_parse_wkt(t) for t in texts], dtype=object)
+        for i in np.flatnonzero(pd.isna(geometries)):
+            raw_geometry[i] = None if texts[i] is None else str(texts[i])
+    elif lon_col and lat_col:
+        lon = pd.to_numeric(frame.pop(lon_col), errors="coerce").to_numpy(dtype="float64")
+        lat = pd.to_numeric(frame.pop(lat_col), errors="coerce").to_numpy(dtype="float64")
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        geometries = np.full(n, None, dtype=object)
+        geometries[ok] = shapely.points(lon[ok], lat[ok])
+    else:
+        raise InputError(
+            f"{path.name} has no geometry: give a WKT column (named one of "
+            f"{', '.join(_WKT_COLUMNS)}) or longitude/latitude columns (e.g. lon/lat, 经度/纬度)."
+        )
+    target_crs, crs_label, shift = resolve_crs(crs, None, path)
+    return Source(
+        path=path,
+        layer=None,
+        driver="CSV" if suffix != ".xlsx" else "XLSX",
+        encoding=enc,
+        encoding_note=enc_note,
+        crs=target_crs,
+        crs_label=crs_label,
+        shift=shift,
+        attributes=frame,
+        geometries=geometries,
+        raw_geometry=raw_geometry,
+    )
+
+
+def _parse_wkt(text: object):
+    if text is None:
+        return None
+    try:
+        return shapely.from_wkt(str(text))
+    except shapely.errors.GEOSException:
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

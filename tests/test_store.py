@@ -1,0 +1,124 @@
+import re
+import shutil
+import subprocess
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, text
+
+from inventory import store
+from inventory.db import connect
+from inventory.errors import BackendUnavailableError, SchemaError
+from inventory.models import Base, Community
+
+
+def test_init_creates_then_is_a_no_op(empty_db_url):
+    engine = connect(empty_db_url, create=True)
+    assert store.current_revision(engine) is None
+    with pytest.raises(SchemaError, match="Run `inventory init` first"):
+        store.require_schema(engine)
+    assert store.init(engine) == store.head_revision()
+    with engine.begin() as conn:
+        conn.execute(insert(Community).values(name="劲松北社区"))
+    assert store.init(engine) == store.head_revision()  # again: data kept
+    assert store.info(engine).communities == 1
+    store.require_schema(engine)
+    engine.dispose()
+
+
+def test_models_and_migrations_do_not_drift(engine):
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "include_object": _include_object(),
+                "compare_type": True,
+            },
+        )
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == []
+
+
+def _include_object():
+    # the same filter the migrations environment uses
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_env_filter", store.MIGRATIONS_DIR / "env.py")
+    source = (store.MIGRATIONS_DIR / "env.py").read_text()
+    start = source.index("def _include_object")
+    end = source.index("def run_migrations_offline")
+    namespace: dict = {}
+    exec("from geoalchemy2 import alembic_helpers\n" + source[start:end], namespace)
+    assert spec is not None
+    return namespace["_include_object"]
+
+
+def test_spatial_indexes_exist(engine):
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            rows = conn.execute(
+                text("SELECT tablename, indexdef FROM pg_indexes WHERE indexdef LIKE '%gist%'")
+            ).all()
+            indexed = {r[0] for r in rows}
+        else:
+            rows = conn.execute(
+                text("SELECT f_table_name FROM geometry_columns WHERE spatial_index_enabled = 1")
+            ).all()
+            indexed = {r[0] for r in rows}
+    assert {"space", "community"} <= indexed
+
+
+def test_geometry_columns_registered_with_srid(engine):
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns"
+        else:
+            sql = "SELECT f_table_name, f_geometry_column, srid FROM geometry_columns"
+        rows = {(r[0], r[1], r[2]) for r in conn.execute(text(sql))}
+    assert ("space", "geom", 4326) in rows
+    assert ("community", "boundary", 4326) in rows
+
+
+def _ogr_source(db_url: str) -> str:
+    if "://" not in db_url:
+        return db_url
+    from sqlalchemy.engine import make_url
+
+    u = make_url(db_url)
+    return (
+        f"PG:host={u.host} port={u.port or 5432} user={u.username} "
+        f"password={u.password} dbname={u.database}"
+    )
+
+
+def test_gdal_sees_the_layers_with_their_srid(db_url):
+    ogrinfo = shutil.which("ogrinfo")
+    assert ogrinfo, "ogrinfo (Debian gdal-bin) is installed by the test command"
+    for layer, column in (("space", "geom"), ("community", "boundary")):
+        out = subprocess.run(
+            [ogrinfo, "-ro", "-so", _ogr_source(db_url), layer],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert re.search(rf"Geometry Column( NOT NULL)? = {column}\b", out), out
+        assert 'ID["EPSG",4326]' in out
+
+
+def test_missing_spatialite_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPATIALITE_LIBRARY_PATH", str(tmp_path / "no_such_mod_spatialite"))
+    with pytest.raises(BackendUnavailableError, match="apt-get install libsqlite3-mod-spatialite"):
+        connect(str(tmp_path / "x.sqlite"), create=True)
+
+
+def test_missing_store_file_says_run_init(tmp_path):
+    with pytest.raises(BackendUnavailableError, match="inventory init"):
+        connect(str(tmp_path / "nothing.sqlite"))
+
+
+def test_unreachable_server_hides_password():
+    with pytest.raises(BackendUnavailableError) as err:
+        connect("postgresql+psycopg://me:s3cret@127.0.0.1:1/nodb")
+    assert "s3cret" not in str(err.value)
+    assert "me:***@127.0.0.1:1/nodb" in str(err.value)
