@@ -78,6 +78,13 @@ def sqlite_dbapi() -> ModuleType:
 
 
 def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
+    # SQLite dlopens extensions with RTLD_GLOBAL, which puts the OS's libsqlite3, PROJ and
+    # GEOS (mod_spatialite's dependencies) in the global symbol scope. GDAL (pyogrio) or
+    # PROJ (pyproj) wheels loaded after that bind to those other versions and crash, so
+    # load them first.
+    import pyogrio._io  # noqa: F401
+    import pyproj._transformer  # noqa: F401
+
     dbapi_conn.enable_load_extension(True)
     try:
         dbapi_conn.load_extension(os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite"))

@@ -13,12 +13,15 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from inventory import store
+from inventory import demo as demo_job
+from inventory import listing, outputs, store
 from inventory.codes import KIND
 from inventory.db import connect
 from inventory.errors import InventoryError
+from inventory.importer import ImportReport, import_file, write_reports
 
 app = typer.Typer(
     name="inventory",
@@ -101,7 +104,10 @@ def info(db: DbOption = None) -> None:
         finally:
             engine.dispose()
 
-    result = _call(run)
+    _print_info(_call(run))
+
+
+def _print_info(result: store.StoreInfo) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_row("Backend", f"{result.backend} ({result.spatial_version})")
     summary.add_row("Location", result.location)
@@ -128,10 +134,325 @@ def info(db: DbOption = None) -> None:
         table.add_column("Kind")
         table.add_column("Spaces", justify="right")
         table.add_column("Usable area m²", justify="right")
-        for community, kind, count, area in result.spaces_by_community_kind:
+        table.add_column("Parking spaces", justify="right")
+        for community, kind, count, area, parking in result.spaces_by_community_kind:
             label = f"{KIND.label(kind, 'zh')} {KIND.label(kind, 'en')}"
-            table.add_row(community, label, str(count), f"{area:,.0f}")
+            table.add_row(
+                community, label, str(count), f"{area:,.0f}", f"{parking:,}" if parking else ""
+            )
         console.print(table)
+
+
+def _print_report(report: ImportReport, max_issues: int = 25) -> None:
+    where = report.source + (f" (layer {report.layer})" if report.layer else "")
+    title = f"{'Dry run — nothing written: ' if report.dry_run else ''}{where} → {report.target}"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "Features",
+        f"read {report.read} = loaded {report.loaded} + updated {report.updated} + "
+        f"unchanged {report.unchanged} + rejected {report.rejected}",
+    )
+    table.add_row("Encoding", f"{report.encoding} ({report.encoding_note})")
+    table.add_row("CRS", report.crs)
+    table.add_row(
+        "Fields mapped", ", ".join(f"{s}→{t}" for s, t in report.fields.items()) or "none"
+    )
+    if report.unmapped:
+        table.add_row("Kept as extra attributes", ", ".join(report.unmapped))
+    if report.communities_created:
+        table.add_row("New communities", ", ".join(report.communities_created))
+    if report.batch_id is not None:
+        table.add_row("Batch", str(report.batch_id))
+    console.print(table)
+    if report.issues:
+        issues = Table(title="Rejected, repaired and flagged features", title_justify="left")
+        for col in ("Row", "Survey ref", "Status", "Reasons"):
+            issues.add_column(col)
+        for issue in report.issues[:max_issues]:
+            style = {"rejected": "red", "repaired": "yellow"}.get(issue.status, "cyan")
+            issues.add_row(
+                str(issue.row),
+                issue.survey_ref or "",
+                f"[{style}]{issue.status}[/]",
+                "; ".join(issue.reasons),
+            )
+        console.print(issues)
+        if len(report.issues) > max_issues:
+            console.print(f"… and {len(report.issues) - max_issues} more: use --report FILE.")
+
+
+@app.command("import")
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Shapefile (.shp or .zip), GeoPackage, GeoJSON, KML, CSV or XLSX."),
+    ],
+    layer: Annotated[
+        str | None, typer.Option(help="Layer to import from a file with several.")
+    ] = None,
+    all_layers: Annotated[
+        bool,
+        typer.Option(
+            "--all-layers",
+            help="Import every layer; layers named community/社区 are taken as boundaries.",
+        ),
+    ] = False,
+    communities: Annotated[
+        bool, typer.Option("--communities", help="The file holds community boundaries, not spaces.")
+    ] = False,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the coordinates when the file has none or a wrong one: EPSG:4548, EPSG:4490, gcj02, bd09..."
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of the attributes (gbk, utf-8...) when detection is wrong."
+        ),
+    ] = None,
+    community: Annotated[
+        str | None, typer.Option(help="Put every space in this community (created if new).")
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="Map a column to a field: --map 面积=floor_area_m2 (repeatable)."
+        ),
+    ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="Apply a saved mapping profile (JSON).")
+    ] = None,
+    save_profile: Annotated[
+        Path | None, typer.Option(help="Save the mapping used as a profile (JSON) to reuse.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a report: .json (everything) or .csv (one line per rejected/repaired/flagged feature)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count, write nothing.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Import surveyors' files. Every feature is loaded, updated, unchanged or quarantined.
+
+    A file is imported whole or not at all; importing it again changes nothing, and a
+    changed survey updates its spaces by survey reference (编号), keeping history.
+    Exit code 1 when a file cannot be read or nothing in it could be imported.
+
+    Example:
+        inventory import sample_data/jinsong_north_community.shp --communities
+        inventory import sample_data/jinsong_north_spaces.shp --report report.csv
+        inventory import rooms.csv --crs gcj02 --community 劲松北社区 --map 房间面积=floor_area_m2
+
+    """
+    engine = _call(lambda: connect(db))
+    reports: list[ImportReport] = []
+    failed = False
+    try:
+        with Progress(transient=True, console=console) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if total < 5000:
+                    return
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            for path in files:
+                try:
+                    with _user_errors():
+                        got = import_file(
+                            engine,
+                            path,
+                            layer=layer,
+                            all_layers=all_layers,
+                            communities=communities,
+                            crs=crs,
+                            encoding=encoding,
+                            community=community,
+                            field_map=map_,
+                            profile=profile,
+                            save_profile_to=save_profile,
+                            dry_run=dry_run,
+                            progress=progress,
+                        )
+                except typer.Exit:
+                    failed = True
+                    continue
+                reports += got
+                failed |= any(r.imported == 0 for r in got)
+    finally:
+        engine.dispose()
+    for r in reports:
+        _print_report(r)
+    if report and reports:
+        _call(lambda: write_reports(reports, report))
+        console.print(f"Report written to {report}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def spaces(
+    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (code or Chinese name: 锅炉房, boiler_room).")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Only spaces last written by this import batch.")
+    ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="csv, json, geojson, gpkg or xlsx (default: from --output's suffix)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of showing a table.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """List spaces with their areas, tenure and community; export them for QGIS or Excel.
+
+    Example:
+        inventory spaces --kind 锅炉房
+        inventory spaces --community 劲松北社区 --output spaces.gpkg
+        inventory spaces --batch 2 --format csv --output batch2.csv
+
+    """
+
+    def run():
+        engine = connect(db)
+        try:
+            frame = listing.spaces(engine, community=community, kind=kind, batch=batch)
+        finally:
+            engine.dispose()
+        if output is None and format_ is not None:
+            raise typer.BadParameter("--format needs --output FILE")
+        if output is not None:
+            return frame, outputs.write(frame, output, format_, layer="spaces")
+        return frame, None
+
+    frame, written = _call(run)
+    if written:
+        console.print(f"{len(frame)} spaces written to {written}")
+        return
+    table = Table(title=f"{len(frame)} spaces")
+    for col in (
+        "Survey ref",
+        "Community",
+        "Kind",
+        "Floor m²",
+        "Usable m²",
+        "Parking",
+        "Owner",
+        "Land",
+        "Certificate",
+        "Flags",
+    ):
+        table.add_column(col, justify="right" if "m²" in col or col == "Parking" else "left")
+    for row in frame.itertuples():
+        table.add_row(
+            row.survey_ref,
+            row.community,
+            f"{row.kind_zh} {row.kind}",
+            _num(row.floor_area_m2),
+            _num(row.usable_area_m2),
+            _num(row.parking_spaces),
+            row.owner_name or "",
+            row.land_type or "",
+            row.certificate_status or "",
+            "; ".join(row.quality_flags or []),
+        )
+    console.print(table)
+
+
+def _num(value) -> str:
+    return "" if value is None or value != value else f"{value:,.0f}"
+
+
+@app.command()
+def rejects(
+    batch: Annotated[int | None, typer.Option(help="Only this import batch.")] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, json or xlsx (default: from --output's suffix)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of showing a table.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Show the quarantine: features that could not be imported, with why and their raw data.
+
+    Example:
+        inventory rejects
+        inventory rejects --batch 3 --output rejects.xlsx
+
+    """
+
+    def run():
+        engine = connect(db)
+        try:
+            frame = listing.rejects(engine, batch=batch)
+        finally:
+            engine.dispose()
+        return frame, (outputs.write(frame, output, format_, layer="rejects") if output else None)
+
+    frame, written = _call(run)
+    if written:
+        console.print(f"{len(frame)} rejected features written to {written}")
+        return
+    table = Table(title=f"{len(frame)} rejected features")
+    for col in ("Batch", "File", "Row", "Survey ref", "Reasons"):
+        table.add_column(col)
+    for row in frame.itertuples():
+        table.add_row(
+            str(row.batch_id),
+            Path(row.source_file).name,
+            str(row.source_row),
+            row.survey_ref or "",
+            "; ".join(row.reasons),
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    db: Annotated[
+        Path, typer.Option("--db", help="SpatiaLite file for the demo (replaced).")
+    ] = demo_job.DEMO_DB,
+    out_dir: Annotated[Path, typer.Option(help="Folder for the exports.")] = Path("maps"),
+) -> None:
+    """Run the main job on the embedded store: fresh store, sample survey imported, exports.
+
+    Uses the Jinsong North sample (GBK shapefiles, Chinese field names, Gauss-Krüger
+    coordinates) and its own store file, so your ./inventory.sqlite is never touched.
+
+    Example:
+        inventory demo
+
+    """
+    result = _call(lambda: demo_job.run(db, out_dir))
+    console.rule("1. Store")
+    console.print(f"Fresh SpatiaLite store {result.db} at schema revision {result.revision}.")
+    console.rule("2. Import the sample survey")
+    for r in result.imports:
+        _print_report(r)
+    console.rule("3. What the store holds")
+    assert result.info is not None
+    _print_info(result.info)
+    console.rule("4. Exports")
+    for path in result.exports:
+        console.print(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
 
 
 @app.command("sample-data")

@@ -91,7 +91,7 @@ class StoreInfo:
     spaces: int = 0
     batches: int = 0
     rejected: int = 0
-    spaces_by_community_kind: list[tuple[str, str, int, float]] = field(default_factory=list)
+    spaces_by_community_kind: list[tuple[str, str, int, float, int]] = field(default_factory=list)
 
 
 def info(engine: Engine) -> StoreInfo:
@@ -118,10 +118,13 @@ def info(engine: Engine) -> StoreInfo:
                 Space.kind,
                 count,
                 func.coalesce(func.sum(Space.usable_area_m2), 0.0),
+                func.coalesce(func.sum(Space.parking_spaces), 0),
             )
             .join(Community, Space.community_id == Community.id)
             .group_by(Community.name, Space.kind)
             .order_by(Community.name, Space.kind)
         )
-        result.spaces_by_community_kind = [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
+        result.spaces_by_community_kind = [
+            (r[0], r[1], int(r[2]), float(r[3]), int(r[4])) for r in rows
+        ]
     return result

@@ -1,0 +1,113 @@
+"""Looking at what the store holds: spaces with their tenure, and the quarantine."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import Engine, func, select
+
+from inventory.codes import KIND
+from inventory.errors import InputError
+from inventory.models import Community, ImportBatch, RejectedFeature, Space
+from inventory.store import require_schema
+
+SPACE_COLUMNS = (
+    "survey_ref",
+    "community",
+    "kind",
+    "kind_zh",
+    "name",
+    "footprint_area_m2",
+    "floor_area_m2",
+    "floors",
+    "usable_area_m2",
+    "parking_spaces",
+    "vacancy",
+    "condition",
+    "current_use",
+    "owner_name",
+    "owner_type",
+    "land_type",
+    "certificate_status",
+    "disputed",
+    "dispute_note",
+    "operating_right_holder",
+    "operating_right_start",
+    "operating_right_end",
+    "tenure_source_ref",
+    "surveyed_at",
+    "notes",
+    "quality_flags",
+    "batch_id",
+)
+
+
+def spaces(
+    engine: Engine,
+    *,
+    community: str | None = None,
+    kind: str | None = None,
+    batch: int | None = None,
+) -> gpd.GeoDataFrame:
+    """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
+
+    ``kind`` may be a code or any alias (锅炉房). Raises InputError for an unknown kind.
+    """
+    require_schema(engine)
+    stmt = select(
+        *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
+        Community.name.label("community"),
+        func.ST_AsBinary(Space.geom).label("wkb"),
+    ).join(Community, Space.community_id == Community.id)
+    if community:
+        stmt = stmt.where(Community.name == community)
+    if kind:
+        code = KIND.match(kind)
+        if code is None:
+            raise InputError(f"--kind {kind!r} is not a kind; kinds: {', '.join(KIND.codes)}.")
+        stmt = stmt.where(Space.kind == code)
+    if batch is not None:
+        stmt = stmt.where(Space.batch_id == batch)
+    stmt = stmt.order_by(Community.name, Space.survey_ref)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(stmt).mappings().all())
+    if frame.empty:
+        return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
+    frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
+    geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
+    return gpd.GeoDataFrame(frame[list(SPACE_COLUMNS)], geometry=geometry, crs=4326)
+
+
+def rejects(engine: Engine, *, batch: int | None = None) -> pd.DataFrame:
+    """Return the quarantined features with their batch, file, row, reasons and raw data."""
+    require_schema(engine)
+    stmt = (
+        select(
+            RejectedFeature.batch_id,
+            ImportBatch.source_file,
+            ImportBatch.layer,
+            RejectedFeature.source_row,
+            RejectedFeature.survey_ref,
+            RejectedFeature.reasons,
+            RejectedFeature.raw_attributes,
+            RejectedFeature.raw_geometry_wkt,
+        )
+        .join(ImportBatch, RejectedFeature.batch_id == ImportBatch.id)
+        .order_by(RejectedFeature.batch_id, RejectedFeature.source_row)
+    )
+    if batch is not None:
+        stmt = stmt.where(RejectedFeature.batch_id == batch)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    columns = [
+        "batch_id",
+        "source_file",
+        "layer",
+        "source_row",
+        "survey_ref",
+        "reasons",
+        "raw_attributes",
+        "raw_geometry_wkt",
+    ]
+    return pd.DataFrame(rows, columns=columns)
