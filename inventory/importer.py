@@ -265,7 +265,7 @@ def import_file(
         if save_profile_to and not is_community:
             save_profile(
                 save_profile_to,
-                FieldMapping(fields=report.fields),
+                FieldMapping(fields={t: s for s, t in report.fields.items()}),
                 crs=crs,
                 encoding=encoding,
                 community=community,

@@ -38,7 +38,7 @@ _WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "几何", "坐标串")
 _LON_COLUMNS = ("lon", "lng", "long", "longitude", "x", "经度", "东经")
 _LAT_COLUMNS = ("lat", "latitude", "y", "纬度", "北纬")
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN1_HIGH = re.compile(r"[\u00a0-\u00ff]")
+_LATIN1_HIGH = re.compile(r"[\u0080-\u00ff]")
 
 
 @dataclass
@@ -82,6 +82,35 @@ def _check_file(path: Path) -> None:
                     f"shapefile is several files: copy {path.stem}.shp, .shx, .dbf and .prj "
                     "together (or zip them)."
                 )
+        _check_complete(path)
+        _check_complete(_sibling(path, ".shx"))
+        _check_complete(_sibling(path, ".dbf"))
+
+
+def _check_complete(part: Path | None) -> None:
+    """Refuse a shapefile part shorter than its header says: GDAL would read it in part."""
+    if part is None:
+        return
+    data = part.read_bytes()[:32]
+    size = part.stat().st_size
+    if part.suffix.lower() in (".shp", ".shx"):
+        declared = int.from_bytes(data[24:28], "big") * 2 if len(data) >= 28 else None
+    else:
+        n, header, record = (
+            (
+                int.from_bytes(data[4:8], "little"),
+                int.from_bytes(data[8:10], "little"),
+                int.from_bytes(data[10:12], "little"),
+            )
+            if len(data) >= 12
+            else (0, 0, 0)
+        )
+        declared = header + n * record if len(data) >= 12 else None
+    if declared is None or size < declared:
+        raise InputError(
+            f"{part.name} is truncated: its header says {declared or 'at least 100'} bytes but "
+            f"the file has {size}. The copy or download was cut short; copy it again."
+        )
 
 
 def _sibling(path: Path, suffix: str) -> Path | None:
@@ -92,15 +121,16 @@ def _sibling(path: Path, suffix: str) -> Path | None:
 
 
 def _dbf_text(dbf: Path) -> bytes:
-    """Return the bytes of a DBF that hold text: field names and records (not binary header)."""
+    """Return the bytes of a DBF's records (the text), without the binary header.
+
+    Field names are left out: writers cut them at 10 bytes, often through the middle of
+    a multi-byte character, so they cannot decide the encoding.
+    """
     data = dbf.read_bytes()
     if len(data) < 32:
         raise InputError(f"{dbf} is too short to be a DBF file; copy it again.")
     header_len = int.from_bytes(data[8:10], "little")
-    names = b"".join(
-        data[i : i + 11].split(b"\0", 1)[0] + b" " for i in range(32, header_len - 1, 32)
-    )
-    return names + data[header_len:]
+    return data[header_len:]
 
 
 def _decodes(raw: bytes, encoding: str) -> bool:
@@ -201,31 +231,30 @@ def _guess(raw: bytes) -> str | None:
 def check_mojibake(frame: pd.DataFrame, where: str) -> None:
     """Raise InputError when decoded text looks garbled (Chinese read with the wrong encoding).
 
-    The heuristic: text whose non-ASCII characters are mostly Latin-1 accented letters
-    and symbols (``Ã, Â, ±, ¿…``) and holds no Chinese character, or holds U+FFFD.
+    The heuristic: a column name or value (the first 2,000 of each column) that holds
+    U+FFFD, or that holds Latin-1 letters and symbols (``¹øÂ¯·¿``) but no Chinese
+    character while its Latin-1 bytes decode as Chinese in GBK.
     """
     samples = [str(c) for c in frame.columns]
     for col in frame.columns:
-        if frame[col].dtype == object:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
             samples.extend(str(v) for v in frame[col].dropna().head(2000))
-    text = "\n".join(samples)
-    if "\ufffd" in text:
+    if any("\ufffd" in value for value in samples):
         raise InputError(
             f"The text of {where} holds undecodable characters (�): the encoding is wrong. "
             "Pass --encoding (e.g. --encoding gbk or --encoding utf-8)."
         )
-    non_ascii = [ch for ch in text if ord(ch) > 127]
-    if not non_ascii or _CJK.search(text):
-        return
-    latin = sum(1 for ch in non_ascii if _LATIN1_HIGH.match(ch))
-    if latin / len(non_ascii) > 0.6 and len(non_ascii) >= 4:
-        example = next(s for s in samples if _LATIN1_HIGH.search(s))
-        recovered = _try_recover(example)
-        raise InputError(
-            f"The text of {where} looks garbled, e.g. {example[:30]!r}"
-            + (f" (as GBK it reads {recovered!r})" if recovered else "")
-            + ": it was read with the wrong encoding. Pass --encoding gbk (or the right one)."
-        )
+    # A value is garbled when it holds no Chinese but its Latin-1 bytes read as Chinese
+    # in GBK: the signature of GBK text decoded as Latin-1 (or Windows-1252).
+    for value in samples:
+        if _LATIN1_HIGH.search(value) and not _CJK.search(value):
+            recovered = _try_recover(value)
+            if recovered:
+                raise InputError(
+                    f"The text of {where} looks garbled, e.g. {value[:30]!r} (as GBK it reads "
+                    f"{recovered!r}): it was read with the wrong encoding. Pass --encoding gbk "
+                    "(or fix the encoding the file was saved with)."
+                )
 
 
 def _try_recover(text: str) -> str | None:

@@ -1,0 +1,145 @@
+"""The command line: exit codes, messages a person can act on, help with examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from inventory.cli import app
+
+runner = CliRunner()
+COMMANDS = ["init", "info", "import", "spaces", "rejects", "demo", "sample-data"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "inventory " + command in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_in_the_readme(command):
+    readme = (__import__("pathlib").Path(__file__).parent.parent / "README.md").read_text()
+    assert f"inventory {command}" in readme
+
+
+def test_info_before_init(tmp_path):
+    result = runner.invoke(app, ["info", "--db", str(tmp_path / "none.sqlite")])
+    assert result.exit_code == 1
+    assert "No inventory store at" in result.output and "inventory init" in result.output
+
+
+def test_init_info_import_spaces_rejects(db_url, sample_dir, tmp_path):
+    assert runner.invoke(app, ["init", "--db", db_url]).exit_code == 0
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(sample_dir / "jinsong_north_community.shp"),
+            "--communities",
+            "--db",
+            db_url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text('编号,类型,wkt\nX1,仓库,"POINT(116.46 39.88)"\n', encoding="utf-8")
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(sample_dir / "jinsong_north_spaces.shp"),
+            str(sample_dir / "jinsong_north_parking_points.shp"),
+            "--report",
+            str(tmp_path / "r.csv"),
+            "--db",
+            db_url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "read 21 = loaded 21 + updated 0 + unchanged 0 + rejected 0" in result.output
+    assert (tmp_path / "r.csv").exists()
+    # a file whose every feature is rejected: non-zero exit, and the reason shown
+    result = runner.invoke(
+        app, ["import", str(bad), "--crs", "EPSG:4326", "--community", "劲松北社区", "--db", db_url]
+    )
+    assert result.exit_code == 1
+    assert "kind '仓库' is not known" in result.output
+    result = runner.invoke(app, ["rejects", "--db", db_url])
+    assert result.exit_code == 0 and "X1" in result.output
+    result = runner.invoke(app, ["info", "--db", db_url])
+    assert "1 communities" in result.output and "22 spaces" in result.output
+    assert "600" in result.output  # parking spaces
+    out = tmp_path / "boiler.geojson"
+    result = runner.invoke(
+        app, ["spaces", "--kind", "锅炉房", "--output", str(out), "--db", db_url]
+    )
+    assert result.exit_code == 0 and "1 spaces written" in result.output
+    import pyogrio
+
+    gdf = pyogrio.read_dataframe(out)
+    assert gdf["survey_ref"].tolist() == ["JS-013"] and gdf["kind_zh"].tolist() == ["锅炉房"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "geojson", "gpkg", "xlsx"])
+def test_spaces_export_formats_open(engine, db_url, sample_dir, tmp_path, fmt):
+    from inventory.importer import import_file
+
+    import_file(engine, sample_dir / "jinsong_north_spaces.shp", community="劲松北社区")
+    out = tmp_path / f"spaces.{fmt}"
+    result = runner.invoke(app, ["spaces", "--output", str(out), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    if fmt in ("geojson", "gpkg"):
+        import pyogrio
+
+        assert len(pyogrio.read_dataframe(out)) == 21
+    elif fmt == "xlsx":
+        import openpyxl
+
+        assert openpyxl.load_workbook(out).active.max_row == 22
+    elif fmt == "csv":
+        assert "原锅炉房" in out.read_text(encoding="utf-8-sig")
+    else:
+        import json
+
+        assert len(json.loads(out.read_text(encoding="utf-8"))) == 21
+
+
+def test_unreadable_file_exit_code_and_message(db_url, tmp_path):
+    empty = tmp_path / "e.shp"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, ["import", str(empty), "--db", db_url])
+    assert result.exit_code == 1
+    assert "is empty (0 bytes)" in result.output
+
+
+def test_gpkg_written_after_spatialite_is_loaded(tmp_path):
+    # Regression: loading mod_spatialite first made GDAL bind to the OS libraries and crash.
+    code = f"""
+from inventory.db import connect
+from inventory import store
+e = connect({str(tmp_path / "s.sqlite")!r}, create=True)
+store.init(e)
+import geopandas as gpd, shapely, pyogrio
+g = gpd.GeoDataFrame({{"a": ["锅炉房"] * 50}}, geometry=[shapely.box(0, 0, 1, 1)] * 50, crs=4326)
+for i in range(5):
+    pyogrio.write_dataframe(g, {str(tmp_path)!r} + f"/o{{i}}.gpkg")
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_demo_runs_the_main_job(tmp_path):
+    result = runner.invoke(
+        app, ["demo", "--db", str(tmp_path / "demo.sqlite"), "--out-dir", str(tmp_path / "maps")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "read 21 = loaded 21" in result.output
+    assert (tmp_path / "maps" / "demo_spaces.gpkg").exists()

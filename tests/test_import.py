@@ -1,0 +1,515 @@
+"""Importing surveyors' files: every bad input gets a clear message or quarantine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+from shapely import MultiPoint, Point, Polygon
+from sqlalchemy import select
+
+from inventory import _dialects, importer
+from inventory.chinacoords import gcj02_to_wgs84, wgs84_to_gcj02
+from inventory.errors import InputError
+from inventory.geodesy import area_m2
+from inventory.importer import import_file
+from inventory.models import Community, ImportBatch, RejectedFeature, Space, SpaceHistory
+from tests.util import LAT0, LON0, count, frame, room, rooms, validate_report, write
+
+
+def imp(engine, path, **kwargs):
+    reports = import_file(engine, path, **kwargs)
+    for r in reports:
+        validate_report(r, engine)
+    return reports[0] if len(reports) == 1 else reports
+
+
+def reasons(report) -> str:
+    return " | ".join("; ".join(i.reasons) for i in report.issues)
+
+
+@pytest.fixture
+def jinsong(engine, sample_dir):
+    imp(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    return imp(engine, sample_dir / "jinsong_north_spaces.shp")
+
+
+# ---- the sample survey ------------------------------------------------------------
+
+
+def test_sample_survey_imports_with_chinese_text_and_true_areas(engine, jinsong):
+    assert jinsong.read == jinsong.loaded == 21 and jinsong.rejected == 0
+    assert "GBK" in jinsong.encoding_note and "no .cpg" in jinsong.encoding_note
+    assert "EPSG:4548" in jinsong.crs
+    with engine.connect() as conn:
+        boiler = conn.execute(select(Space).where(Space.survey_ref == "JS-013")).one()
+        community = conn.execute(select(Community)).one()
+    assert boiler.name == "原锅炉房" and boiler.kind == "boiler_room"
+    assert boiler.land_type == "allocated" and "划拨用地" in boiler.notes
+    assert boiler.footprint_area_m2 == pytest.approx(3000, rel=0.01)
+    assert community.name == "劲松北社区" and community.residents == 9494
+    assert community.site_area_m2 == pytest.approx(260_000, rel=0.01)
+
+
+def test_reimport_changes_nothing(engine, jinsong, sample_dir):
+    again = imp(engine, sample_dir / "jinsong_north_spaces.shp")
+    assert (again.loaded, again.updated, again.unchanged, again.rejected) == (0, 0, 21, 0)
+    assert count(engine) == 21
+    assert count(engine, SpaceHistory) == 0
+
+
+def test_changed_survey_updates_by_ref_and_keeps_history(engine, jinsong, sample_dir, tmp_path):
+    gdf = pyogrio.read_dataframe(sample_dir / "jinsong_north_spaces.shp", encoding="gbk")
+    gdf.loc[gdf["编号"] == "JS-003", "产权证"] = "有"  # the title gap was resolved
+    gdf.loc[gdf["编号"] == "JS-005", "建筑面积"] = 110.0
+    path = write(gdf, tmp_path / "resurvey.shp", encoding="GBK")
+    report = imp(engine, path)
+    assert (report.loaded, report.updated, report.unchanged) == (0, 2, 19)
+    with engine.connect() as conn:
+        history = conn.execute(
+            select(SpaceHistory.field, SpaceHistory.old_value, SpaceHistory.new_value)
+        ).all()
+    assert ("certificate_status", "missing", "complete") in history
+    assert ("floor_area_m2", "100.0", "110.0") in history
+
+
+def test_parking_points_with_space_count(engine, jinsong, sample_dir):
+    report = imp(engine, sample_dir / "jinsong_north_parking_points.shp")
+    assert report.loaded == 1
+    with engine.connect() as conn:
+        total = sum(conn.scalars(select(Space.parking_spaces).where(Space.kind == "parking")))
+    assert total == 600
+
+
+# ---- encodings ----------------------------------------------------------------------
+
+
+def test_wrong_cpg_is_refused_with_the_fix(engine, jinsong, sample_dir, tmp_path):
+    for f in sample_dir.glob("jinsong_north_spaces.*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "jinsong_north_spaces.cpg").write_text("UTF-8")
+    with pytest.raises(InputError, match=r"\.cpg says .*UTF-8.*--encoding gb18030"):
+        import_file(engine, tmp_path / "jinsong_north_spaces.shp")
+    (tmp_path / "jinsong_north_spaces.cpg").write_text("ISO-8859-1")
+    with pytest.raises(InputError, match=r"reads as GB18030"):
+        import_file(engine, tmp_path / "jinsong_north_spaces.shp")
+    # the override fixes it
+    report = imp(engine, tmp_path / "jinsong_north_spaces.shp", encoding="gbk")
+    assert report.unchanged == 21
+
+
+def test_mojibake_is_never_imported(engine, tmp_path):
+    path = tmp_path / "garbled.geojson"
+    write(rooms(2, 名称="锅炉房".encode("gbk").decode("latin-1")), path)
+    with pytest.raises(InputError, match="garbled.*--encoding"):
+        import_file(engine, path, community="X")
+    assert count(engine, ImportBatch) == 0
+
+
+# ---- file problems --------------------------------------------------------------------
+
+
+def test_missing_prj_asks_for_crs(engine, tmp_path, sample_dir):
+    for f in sample_dir.glob("jinsong_north_spaces.*"):
+        if f.suffix != ".prj":
+            shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(InputError, match=r"no \.prj file.*--crs EPSG:4548"):
+        import_file(engine, tmp_path / "jinsong_north_spaces.shp")
+    report = imp(
+        engine, tmp_path / "jinsong_north_spaces.shp", crs="EPSG:4548", community="劲松北社区"
+    )
+    assert report.loaded == 21
+
+
+@pytest.mark.parametrize("missing", [".dbf", ".shx"])
+def test_shapefile_without_its_companions(engine, tmp_path, sample_dir, missing):
+    for f in sample_dir.glob("jinsong_north_spaces.*"):
+        if f.suffix != missing:
+            shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(InputError, match=rf"no \{missing} file beside it"):
+        import_file(engine, tmp_path / "jinsong_north_spaces.shp")
+
+
+def test_zero_byte_file(engine, tmp_path):
+    (tmp_path / "empty.gpkg").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty \(0 bytes\)"):
+        import_file(engine, tmp_path / "empty.gpkg")
+
+
+def test_truncated_shapefile(engine, tmp_path, sample_dir):
+    for f in sample_dir.glob("jinsong_north_spaces.*"):
+        shutil.copy(f, tmp_path / f.name)
+    shp = tmp_path / "jinsong_north_spaces.shp"
+    shp.write_bytes(shp.read_bytes()[: shp.stat().st_size // 2])
+    with pytest.raises(InputError, match="truncated"):
+        import_file(engine, shp)
+    assert count(engine, ImportBatch) == 0
+
+
+def test_file_of_zero_features(engine, tmp_path):
+    path = tmp_path / "none.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="holds no features"):
+        import_file(engine, path, community="X")
+
+
+def test_geopackage_with_several_layers(engine, sample_dir):
+    gpkg = sample_dir / "jinsong_north.gpkg"
+    with pytest.raises(InputError, match=r"2 layers \(community, spaces\).*--layer.*--all-layers"):
+        import_file(engine, gpkg)
+    community, spaces = imp(engine, gpkg, all_layers=True)
+    assert community.target == "communities" and community.loaded == 1
+    assert spaces.loaded == 22 and spaces.rejected == 0
+
+
+def test_zipped_shapefile(engine, tmp_path, sample_dir):
+    archive = tmp_path / "survey.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sample_dir.glob("jinsong_north_spaces.*"):
+            z.write(f, f"survey/{f.name}")
+    report = imp(engine, archive, community="劲松北社区")
+    assert report.loaded == 21 and "GBK" in report.encoding_note
+
+
+# ---- fields and values ------------------------------------------------------------------
+
+
+def test_unknown_columns_are_kept_and_unknown_kinds_quarantined(engine, tmp_path):
+    gdf = rooms(3, 楼栋号="12号楼")
+    gdf.loc[1, "类型"] = "仓库"
+    report = imp(engine, write(gdf, tmp_path / "r.geojson"), community="X")
+    assert report.loaded == 2 and report.rejected == 1
+    assert "kind '仓库' is not known; use one of 锅炉房/boiler_room" in reasons(report)
+    assert "楼栋号" in report.unmapped
+    with engine.connect() as conn:
+        extra = conn.scalars(select(Space.extra_attributes)).first()
+        raw = conn.scalars(select(RejectedFeature.raw_attributes)).one()
+    assert extra == {"楼栋号": "12号楼"}
+    assert raw["类型"] == "仓库" and raw["编号"] == "R-001"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("-25", "must be greater than 0"),
+        ("0", "must be greater than 0"),
+        ("约二十五", "is not a number"),
+        ("2500000", "implausible"),
+    ],
+)
+def test_bad_areas_are_quarantined(engine, tmp_path, value, why):
+    gdf = rooms(2)
+    gdf["建筑面积"] = gdf["建筑面积"].astype(object)
+    gdf.loc[0, "建筑面积"] = value
+    report = imp(engine, write(gdf, tmp_path / "a.geojson"), community="X")
+    assert report.rejected == 1 and report.loaded == 1
+    assert why in reasons(report)
+
+
+def test_areas_with_units_are_read(engine, tmp_path):
+    gdf = rooms(1)
+    gdf["建筑面积"] = ["25㎡"]
+    report = imp(engine, write(gdf, tmp_path / "a.geojson"), community="X")
+    assert report.loaded == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(Space.floor_area_m2)) == 25
+
+
+def test_duplicate_survey_refs_are_all_quarantined(engine, tmp_path):
+    gdf = rooms(3)
+    gdf.loc[2, "编号"] = "R-000"
+    report = imp(engine, write(gdf, tmp_path / "d.geojson"), community="X")
+    assert report.rejected == 2 and report.loaded == 1
+    assert "appears more than once in the file (first at row 1)" in reasons(report)
+
+
+def test_markup_and_sql_in_text_are_stored_verbatim(engine, tmp_path):
+    note = "<script>alert('x')</script>'; DROP TABLE space; --"
+    report = imp(engine, write(rooms(1, 备注=note), tmp_path / "x.geojson"), community="X")
+    assert report.loaded == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(Space.notes)) == note
+
+
+def test_mapping_overrides_and_profiles(engine, tmp_path):
+    gdf = rooms(2).rename(columns={"建筑面积": "房间大小"})
+    path = write(gdf, tmp_path / "m.geojson")
+    with pytest.raises(InputError, match="the file has no column 'nope'"):
+        import_file(engine, path, community="X", field_map=["nope=floor_area_m2"])
+    profile = tmp_path / "profile.json"
+    imp(engine, path, community="X", field_map=["房间大小=floor_area_m2"], save_profile_to=profile)
+    saved = json.loads(profile.read_text(encoding="utf-8"))
+    assert saved["fields"]["房间大小"] == "floor_area_m2" and saved["community"] == "X"
+    again = imp(engine, path, profile=profile)
+    assert again.unchanged == 2
+
+
+# ---- geometry ---------------------------------------------------------------------------
+
+
+def test_self_intersecting_polygon_is_repaired(engine, tmp_path):
+    x, y = LON0, LAT0
+    bowtie = Polygon(
+        [(x, y), (x + 20 * 1e-5, y + 20 * 1e-5), (x + 20 * 1e-5, y), (x, y + 20 * 1e-5), (x, y)]
+    )
+    report = imp(
+        engine,
+        write(frame([{"编号": "B", "类型": "门房", "geometry": bowtie}]), tmp_path / "b.geojson"),
+        community="X",
+    )
+    assert report.loaded == 1
+    assert "repaired invalid polygon (Self-intersection" in reasons(report)
+    with engine.connect() as conn:
+        wkb = conn.scalar(select(Space.geom.ST_AsBinary()))
+    assert shapely.from_wkb(bytes(wkb)).is_valid
+
+
+def _geojson(tmp_path, features) -> object:
+    path = tmp_path / "raw.geojson"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"编号": ref, "类型": "门房"},
+                        "geometry": geom,
+                    }
+                    for ref, geom in features
+                ],
+            }
+        )
+    )
+    return path
+
+
+def test_null_empty_and_unclosed_geometries(engine, tmp_path):
+    ring = [[LON0, LAT0], [LON0 + 2e-4, LAT0], [LON0 + 2e-4, LAT0 + 2e-4], [LON0, LAT0 + 2e-4]]
+    path = _geojson(
+        tmp_path,
+        [
+            ("ok", {"type": "Polygon", "coordinates": [ring + [ring[0]]]}),
+            ("null", None),
+            ("empty", {"type": "Polygon", "coordinates": []}),
+            ("unclosed", {"type": "Polygon", "coordinates": [ring]}),
+        ],
+    )
+    report = imp(engine, path, community="X")
+    assert report.read == 4 and report.loaded == 1 and report.rejected == 3
+    by_ref = {i.survey_ref: "; ".join(i.reasons) for i in report.issues}
+    assert "no geometry" in by_ref["null"]
+    assert "empty geometry" in by_ref["empty"]
+    assert "cannot be read" in by_ref["unclosed"] or "empty" in by_ref["unclosed"]
+
+
+def test_points_only_for_parking(engine, tmp_path):
+    p = Point(LON0, LAT0)
+    gdf = frame(
+        [
+            {"编号": "P1", "类型": "停车场", "车位数": 20, "geometry": MultiPoint([p])},
+            {"编号": "G1", "类型": "门房", "车位数": None, "geometry": MultiPoint([p])},
+            {"编号": "P2", "类型": "停车场", "车位数": None, "geometry": MultiPoint([p])},
+        ]
+    )
+    report = imp(engine, write(gdf, tmp_path / "p.geojson"), community="X")
+    assert report.loaded == 1 and report.rejected == 2
+    assert "a gatehouse needs its outline" in reasons(report)
+    assert "parking point needs a space count" in reasons(report)
+
+
+def test_z_coordinates_are_dropped(engine, tmp_path):
+    poly = shapely.force_3d(room(0, 0), 12.5)
+    report = imp(
+        engine,
+        write(frame([{"编号": "Z", "类型": "门房", "geometry": poly}]), tmp_path / "z.geojson"),
+        community="X",
+    )
+    assert report.loaded == 1 and "Z/M coordinates dropped" in reasons(report)
+
+
+def test_swapped_and_outside_china_coordinates(engine, tmp_path):
+    swapped = shapely.transform(room(0, 0), lambda xy: xy[:, ::-1])
+    europe = shapely.affinity.translate(room(0, 0), -100, 10)
+    gdf = frame(
+        [
+            {"编号": "S", "类型": "门房", "geometry": swapped},
+            {"编号": "E", "类型": "门房", "geometry": europe},
+            {"编号": "OK", "类型": "门房", "geometry": room(0, 0)},
+        ]
+    )
+    report = imp(engine, write(gdf, tmp_path / "s.geojson"), community="X")
+    assert report.loaded == 1
+    assert "coordinates look swapped" in reasons(report)
+    assert "outside China" in reasons(report)
+
+
+def test_overlaps_slivers_and_outside_boundary_are_flagged_not_rejected(engine, jinsong, tmp_path):
+    gdf = frame(
+        [
+            {"编号": "O1", "类型": "门房", "geometry": room(0, 0, 10, 10)},
+            {"编号": "O2", "类型": "门房", "geometry": room(5, 0, 10, 10)},
+            {"编号": "SL", "类型": "门房", "geometry": room(0, 50, 100, 0.5)},
+            {"编号": "FAR", "类型": "门房", "geometry": room(0, 2000, 10, 10)},
+        ]
+    )
+    report = imp(engine, write(gdf, tmp_path / "f.geojson"), community="劲松北社区")
+    assert report.loaded == 4 and report.rejected == 0
+    text = reasons(report)
+    assert (
+        "overlaps O2 by 50" in text
+        and "sliver" in text
+        and "outside the boundary of 劲松北社区" in text
+    )
+
+
+def test_community_by_boundary_or_quarantine(engine, jinsong, tmp_path):
+    gdf = frame(
+        [
+            {"编号": "IN", "类型": "门房", "geometry": room(0, 0)},
+            {"编号": "OUT", "类型": "门房", "geometry": room(0, 5000)},
+        ]
+    )
+    report = imp(engine, write(gdf, tmp_path / "c.geojson"))
+    assert report.loaded == 1 and report.rejected == 1
+    assert "lies in no community's boundary" in reasons(report)
+
+
+# ---- spreadsheets and web-map coordinates ---------------------------------------------------
+
+
+def test_csv_with_wkt_quarantines_bad_wkt(engine, tmp_path):
+    path = tmp_path / "rooms.csv"
+    path.write_text(
+        "编号,类型,建筑面积,wkt\n"
+        f'A,门房,25,"{room(0, 0).wkt}"\n'
+        'B,门房,30,"POLYGON((116.4 39.8, 116.5"\n',
+        encoding="gbk",
+    )
+    report = imp(engine, path, crs="EPSG:4326", community="X")
+    assert report.loaded == 1 and report.rejected == 1
+    assert "cannot be read" in reasons(report)
+    assert "GBK" in report.encoding_note
+    with engine.connect() as conn:
+        raw = conn.scalar(select(RejectedFeature.raw_geometry_wkt))
+    assert raw == "POLYGON((116.4 39.8, 116.5"
+
+
+def test_csv_without_crs_is_refused(engine, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(f"编号,类型,车位数,lon,lat\nP,停车场,12,{LON0},{LAT0}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="--crs EPSG:4326 .* gcj02"):
+        import_file(engine, path, community="X")
+
+
+def test_gcj02_coordinates_are_shifted_to_wgs84(engine, tmp_path):
+    glon, glat = wgs84_to_gcj02(LON0, LAT0)
+    path = tmp_path / "p.xlsx"
+    import pandas as pd
+
+    pd.DataFrame(
+        {"编号": ["P"], "类型": ["停车位"], "车位数": [12], "经度": [glon], "纬度": [glat]}
+    ).to_excel(path, index=False)
+    report = imp(engine, path, crs="gcj02", community="X")
+    assert report.loaded == 1 and "GCJ-02" in report.crs
+    with engine.connect() as conn:
+        wkb = conn.scalar(select(Space.geom.ST_AsBinary()))
+    x, y = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))[0]
+    assert (x, y) == pytest.approx((LON0, LAT0), abs=1e-7)  # ~1 cm
+
+
+def test_gcj02_reference_vector():
+    # Published test vector (eviltransform): WGS84 → GCJ-02 in Shanghai
+    lon, lat = wgs84_to_gcj02(121.5272106, 31.1774276)
+    assert (float(lon), float(lat)) == pytest.approx(
+        (121.531541859215, 31.17530398364597), abs=1e-9
+    )
+    back = gcj02_to_wgs84(lon, lat)
+    assert np.allclose(back, (121.5272106, 31.1774276), atol=1e-8)
+
+
+# ---- all or nothing ----------------------------------------------------------------------
+
+
+def test_dry_run_writes_nothing(engine, sample_dir):
+    report = imp(engine, sample_dir / "jinsong_north_community.shp", communities=True, dry_run=True)
+    assert report.loaded == 1 and report.batch_id is None
+    assert count(engine, Community) == 0 and count(engine, ImportBatch) == 0
+
+
+def test_failed_batch_leaves_the_store_as_it_was(
+    engine, jinsong, sample_dir, tmp_path, monkeypatch
+):
+    before = (count(engine), count(engine, ImportBatch), count(engine, RejectedFeature))
+    gdf = rooms(5)
+    gdf.loc[0, "类型"] = "仓库"  # one reject, so the quarantine is written before the failure
+
+    def boom(*args, **kwargs):
+        raise ConnectionError("connection lost half-way")
+
+    monkeypatch.setattr(_dialects, "bulk_insert", boom)
+    with pytest.raises(ConnectionError):
+        import_file(engine, write(gdf, tmp_path / "x.geojson"), community="新社区")
+    assert (count(engine), count(engine, ImportBatch), count(engine, RejectedFeature)) == before
+    assert count(engine, Community) == 1  # the new community was rolled back too
+
+
+def test_concurrent_imports_neither_duplicate_nor_lose(engine, db_url, sample_dir):
+    imp(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    from inventory.db import connect
+
+    results, errors = [], []
+
+    def worker():
+        eng = connect(db_url)
+        try:
+            results.extend(import_file(eng, sample_dir / "jinsong_north_spaces.shp"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            eng.dispose()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted((r.loaded, r.unchanged) for r in results) == [(0, 21), (21, 0)]
+    assert count(engine) == 21
+
+
+def test_report_files(engine, tmp_path):
+    gdf = rooms(2)
+    gdf.loc[1, "类型"] = "仓库"
+    report = imp(engine, write(gdf, tmp_path / "r.geojson"), community="X")
+    report.write(tmp_path / "report.json")
+    report.write(tmp_path / "report.csv")
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert data["rejected"] == 1 and data["issues"][0]["survey_ref"] == "R-001"
+    lines = (tmp_path / "report.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("source,layer,row,survey_ref,status,reasons") and "仓库" in lines[1]
+
+
+def test_footprint_area_is_geodesic(engine, tmp_path):
+    geom = room(0, 0, 50, 60)
+    imp(
+        engine,
+        write(frame([{"编号": "A", "类型": "门房", "geometry": geom}]), tmp_path / "a.geojson"),
+        community="X",
+    )
+    with engine.connect() as conn:
+        stored = conn.scalar(select(Space.footprint_area_m2))
+    assert stored == pytest.approx(area_m2(geom)[0], rel=1e-6)
+
+
+def test_importer_module_has_no_dialect_branches():
+    source = Path(importer.__file__).read_text(encoding="utf-8")
+    assert "dialect.name" not in source and "postgresql" not in source
