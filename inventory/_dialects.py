@@ -11,12 +11,13 @@ import importlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import shapely
 from geoalchemy2 import Geography
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
@@ -191,45 +192,47 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict], geom_column: str) -> None:
-    """Insert ``rows`` (dicts; the geometry as a shapely object in EPSG:4326) into ``table``.
+#: Rows per COPY chunk: bounds the memory of the text stream for million-row loads.
+COPY_CHUNK_ROWS = 50_000
 
-    On PostGIS through ``COPY ... FROM STDIN`` (geometry as hex EWKB, JSON as text), the
-    fastest path into PostgreSQL; on SpatiaLite through one prepared ``executemany``.
+
+def bulk_insert(
+    conn: Connection, table: Table, frame: pd.DataFrame, geoms: np.ndarray, geom_column: str
+) -> None:
+    """Insert the rows of ``frame`` with ``geoms`` (shapely, EPSG:4326) into ``table``.
+
+    On PostGIS through ``COPY ... FROM STDIN`` in CSV form (geometry as hex EWKB, JSON as
+    text), the fastest path into PostgreSQL, written in chunks; on SpatiaLite through one
+    prepared ``executemany``. ``frame`` should hold Python objects (dtype object) so that
+    integers stay integers and None stays NULL.
     """
-    if not rows:
+    if len(frame) == 0:
         return
-    columns = list(rows[0])
-    geoms = np.asarray([r[geom_column] for r in rows], dtype=object)
-    geoms = shapely.set_srid(shapely.force_2d(geoms), 4326)
+    geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
+    columns = list(frame.columns)
+    json_columns = [c.name for c in table.columns if isinstance(c.type, JSON) and c.name in columns]
     if conn.dialect.name == "postgresql":
-        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
-        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        out = frame.copy()
+        for col in json_columns:
+            out[col] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in out[col]]
+        out[geom_column] = shapely.to_wkb(geoms, hex=True, include_srid=True)
         prep = conn.dialect.identifier_preparer
-        column_list = ", ".join(prep.quote(c) for c in columns)
+        names = ", ".join(prep.quote(c) for c in out.columns)
+        sql = f"COPY {prep.format_table(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
         cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {prep.format_table(table)} ({column_list}) FROM STDIN") as copy:
-            for row, geom in zip(rows, ewkb, strict=True):
-                copy.write_row(
-                    tuple(
-                        geom
-                        if c == geom_column
-                        else json.dumps(row[c], ensure_ascii=False)
-                        if c in json_columns and row[c] is not None
-                        else row[c]
-                        for c in columns
-                    )
+        with cursor.copy(sql) as copy:
+            for start in range(0, len(out), COPY_CHUNK_ROWS):
+                # pandas writes None as an unquoted empty field, which CSV COPY reads as NULL
+                copy.write(
+                    out.iloc[start : start + COPY_CHUNK_ROWS].to_csv(header=False, index=False)
                 )
         return
     wkb_param = f"{geom_column}__wkb"
     stmt = insert(table).values(
-        {c: bindparam(c) for c in columns if c != geom_column}
+        {c: bindparam(c) for c in columns}
         | {geom_column: func.GeomFromWKB(bindparam(wkb_param), 4326)}
     )
-    params = []
-    for row, wkb in zip(rows, shapely.to_wkb(geoms), strict=True):
-        values = dict(row)
-        del values[geom_column]
-        values[wkb_param] = wkb
-        params.append(values)
+    params = frame.to_dict("records")
+    for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
+        row[wkb_param] = wkb
     conn.execute(stmt, params)

@@ -187,7 +187,22 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     return result
 
 
-# ---- value parsing: each returns (values, errors) where errors[i] is a reason or None ----
+# ---- value parsing ---------------------------------------------------------------------
+# Each parser returns (values, errors) where errors[i] is a reason or None. The work is
+# done once per distinct value: a million rows with a few dozen kinds cost a few dozen
+# look-ups, not a million.
+
+Parsed = tuple[object, str | None]
+
+
+def _by_unique(column: pd.Series, parse_one) -> tuple[list, list]:
+    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    parsed = [parse_one(v) for v in uniques]
+    values = np.array([p[0] for p in parsed] + [None], dtype=object)
+    errors = np.array([p[1] for p in parsed] + [None], dtype=object)
+    empty = parse_one(None)
+    values[-1], errors[-1] = empty
+    return values[codes].tolist(), errors[codes].tolist()
 
 
 def _text(value: object) -> str | None:
@@ -199,32 +214,24 @@ def _text(value: object) -> str | None:
 
 def parse_text(column: pd.Series) -> tuple[list[str | None], list[str | None]]:
     """Return the column's values as stripped text, verbatim otherwise."""
-    values = [_text(v) for v in column]
-    return values, [None] * len(values)
+    return _by_unique(column, lambda v: (_text(v), None))
 
 
 def parse_code(column: pd.Series, list_name: str, label: str) -> tuple[list, list]:
     """Match each value against a code list; unknown values are an error naming the valid codes."""
     codes = ALL_CODE_LISTS[list_name]
-    cache: dict[object, str | None] = {}
-    values, errors = [], []
-    for raw in column:
+
+    def one(raw: object) -> Parsed:
         text = _text(raw)
         if text is None:
-            values.append(None)
-            errors.append(None)
-            continue
-        if text not in cache:
-            cache[text] = codes.match(text)
-        code = cache[text]
-        values.append(code)
-        errors.append(
-            None
-            if code is not None
-            else f"{label} {text!r} is not known; use one of "
-            + ", ".join(f"{e.zh}/{e.code}" for e in codes)
-        )
-    return values, errors
+            return None, None
+        code = codes.match(text)
+        if code is not None:
+            return code, None
+        valid = ", ".join(f"{e.zh}/{e.code}" for e in codes)
+        return None, f"{label} {text!r} is not known; use one of {valid}"
+
+    return _by_unique(column, one)
 
 
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(m2|m²|㎡|平方米|平米|个|层|位)?\s*$", re.I)
@@ -240,50 +247,43 @@ def parse_number(
     minimum: float | None = None,
 ) -> tuple[list, list]:
     """Parse numbers (also "25㎡", "25 m2"); refuse text, non-positive and absurd values."""
-    values, errors = [], []
-    for raw in column:
+
+    def one(raw: object) -> Parsed:
         text = _text(raw)
         if text is None:
-            values.append(None)
-            errors.append(None)
-            continue
+            return None, None
         m = _NUMBER.match(text.replace(",", "").replace("，", ""))
         number = float(m.group(1)) if m else None
-        reason = None
         if number is None or not np.isfinite(number):
-            reason = f"{label} {text!r} is not a number"
-        elif integer and number != int(number):
-            reason = f"{label} {text!r} is not a whole number"
-        elif positive and number <= 0:
-            reason = f"{label} {text!r} must be greater than 0"
-        elif minimum is not None and number < minimum:
-            reason = f"{label} {text!r} is below {minimum:g}"
-        elif maximum is not None and number > maximum:
-            reason = f"{label} {text!r} is implausible (over {maximum:,.0f}); check the unit"
-        values.append(None if reason else (int(number) if integer else number))
-        errors.append(reason)
-    return values, errors
+            return None, f"{label} {text!r} is not a number"
+        if integer and number != int(number):
+            return None, f"{label} {text!r} is not a whole number"
+        if positive and number <= 0:
+            return None, f"{label} {text!r} must be greater than 0"
+        if minimum is not None and number < minimum:
+            return None, f"{label} {text!r} is below {minimum:g}"
+        if maximum is not None and number > maximum:
+            return None, f"{label} {text!r} is implausible (over {maximum:,.0f}); check the unit"
+        return (int(number) if integer else number), None
+
+    return _by_unique(column, one)
 
 
 def parse_bool(column: pd.Series, label: str) -> tuple[list, list]:
     """Parse 是/否, yes/no, 1/0; blank is False."""
-    values, errors = [], []
-    for raw in column:
+
+    def one(raw: object) -> Parsed:
         text = _text(raw)
-        folded = text.casefold() if text else None
-        if folded is None:
-            values.append(False)
-            errors.append(None)
-        elif folded in _TRUE:
-            values.append(True)
-            errors.append(None)
-        elif folded in _FALSE:
-            values.append(False)
-            errors.append(None)
-        else:
-            values.append(None)
-            errors.append(f"{label} {text!r} is not yes/no (是/否)")
-    return values, errors
+        if text is None:
+            return False, None
+        folded = text.casefold()
+        if folded in _TRUE:
+            return True, None
+        if folded in _FALSE:
+            return False, None
+        return None, f"{label} {text!r} is not yes/no (是/否)"
+
+    return _by_unique(column, one)
 
 
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
@@ -291,25 +291,23 @@ _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*�
 
 def parse_date(column: pd.Series, label: str) -> tuple[list, list]:
     """Parse 2019-03-15, 2019/3/15, 2019.3.15, 2019年3月15日, 20190315."""
-    values, errors = [], []
-    for raw in column:
+
+    def one(raw: object) -> Parsed:
         if isinstance(raw, date):
-            values.append(raw if type(raw) is date else raw.date())  # datetime → date
-            errors.append(None)
-            continue
+            return (raw if type(raw) is date else raw.date()), None  # datetime → date
         text = _text(raw)
         if text is None:
-            values.append(None)
-            errors.append(None)
-            continue
-        text = text.split("T")[0].split(" ")[0] if len(text) > 10 and text[4] == "-" else text
+            return None, None
+        if len(text) > 10 and text[4] == "-":  # ISO date-time
+            text = text.split("T")[0].split(" ")[0]
         m = _DATE.match(text) or (
             re.match(r"^(\d{4})(\d{2})(\d{2})$", text) if text.isdigit() else None
         )
+        if not m:
+            return None, f"{label} {text!r} is not a date (use 2019-03-15)"
         try:
-            values.append(date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None)
-            errors.append(None if m else f"{label} {text!r} is not a date (use 2019-03-15)")
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3))), None
         except ValueError:
-            values.append(None)
-            errors.append(f"{label} {text!r} is not a valid date")
-    return values, errors
+            return None, f"{label} {text!r} is not a valid date"
+
+    return _by_unique(column, one)

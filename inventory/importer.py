@@ -452,22 +452,18 @@ class _Import:
             geoms[singles] = [shapely.MultiPolygon([g]) for g in geoms[singles]]
         self.area = np.zeros(n)
         if polygonal.any():
-            self.area[polygonal] = area_m2(geoms[polygonal])
-            tiny = polygonal & (self.area < MIN_AREA_M2)
-            for i in np.flatnonzero(tiny):
-                self.reasons[i].append(
-                    f"degenerate: footprint {self.area[i]:.2f} m² is under {MIN_AREA_M2:g} m²"
-                )
-            polygonal &= ~tiny
+            # one projection to equal-area for both the areas and the sliver test
             projected = reproject(geoms[polygonal], "EPSG:4326", CHINA_ALBERS)
-            quotient = (
-                4
-                * np.pi
-                * shapely.area(projected)
-                / np.maximum(shapely.length(projected), 1e-9) ** 2
-            )
+            areas = shapely.area(projected)
+            self.area[polygonal] = areas
+            quotient = 4 * np.pi * areas / np.maximum(shapely.length(projected), 1e-9) ** 2
             for i, q in zip(np.flatnonzero(polygonal), quotient, strict=True):
-                if q < SLIVER_QUOTIENT:
+                if self.area[i] < MIN_AREA_M2:
+                    self.reasons[i].append(
+                        f"degenerate: footprint {self.area[i]:.2f} m² is under {MIN_AREA_M2:g} m²"
+                    )
+                    polygonal[i] = False
+                elif q < SLIVER_QUOTIENT:
                     self.flags[i].append(f"sliver (compactness {q:.3f})")
         keep = polygonal | pointal
         return np.where(keep, geoms, None)
@@ -687,77 +683,81 @@ class _SpaceImport(_Import):
 
     def _ensure_communities(self, conn, names: set[str]) -> None:
         missing = sorted(names - set(self.community_ids))
-        for name in missing:
-            self.community_ids[name] = conn.execute(
-                insert(Community).values(name=name).returning(Community.id)
-            ).scalar_one()
+        if missing:
+            created = conn.execute(
+                insert(Community).returning(Community.name, Community.id),
+                [{"name": name} for name in missing],
+            )
+            self.community_ids.update({name: cid for name, cid in created})
         self.report.communities_created = missing
 
     def _write(self, conn, batch_id: int, geoms, names, refs) -> None:
-        n = len(geoms)
-        ok = [i for i in range(n) if not self.reasons[i]]
+        ok = np.array([i for i in range(len(geoms)) if not self.reasons[i]], dtype=int)
         self._ensure_communities(conn, {names[i] for i in ok})
-        rows = {}
-        for i in ok:
-            row = {c: self.values[c][i] for c in _SPACE_COLUMNS}
-            row["disputed"] = bool(row["disputed"])
-            area = float(self.area[i]) if self.area[i] > 0 else None
-            row["footprint_area_m2"] = round(area, 2) if area else None
-            if row["usable_area_m2"] is None:
-                row["usable_area_m2"] = row["floor_area_m2"] or (
-                    row["footprint_area_m2"] if row["kind"] in ("idle_land", "coal_yard") else None
-                )
-            row["quality_flags"] = self.flags[i] or None
-            row["extra_attributes"] = self.extras[i]
-            row["community_id"] = self.community_ids[names[i]]
-            rows[(row["community_id"], row["survey_ref"])] = (i, row)
-        existing = self._existing(conn, {k[0] for k in rows})
-        new_rows, history = [], []
-        for key, (i, row) in rows.items():
-            old = existing.get(key)
-            if old is None:
-                new_rows.append({**row, "geom": geoms[i], "batch_id": batch_id})
-                continue
-            changed = [c for c in _COMPARED if _differs(old[c], row[c])]
-            same_geom = shapely.equals_exact(old["geom"], geoms[i], tolerance=1e-9)
-            if not changed and same_geom:
-                self.report.unchanged += 1
-                continue
-            self.report.updated += 1
-            values = {**row, "batch_id": batch_id, "updated_at": func.now()}
-            if not same_geom:
-                values["geom"] = shapely.to_wkt(geoms[i], rounding_precision=-1)
-                changed.append("geometry")
-            conn.execute(
-                update(Space)
-                .where(Space.id == old["id"])
-                .values(
-                    **{k: v for k, v in values.items() if k != "geom"},
-                    **(
-                        {"geom": func.ST_GeomFromText(values["geom"], 4326)}
-                        if "geom" in values
-                        else {}
-                    ),
-                )
-            )
-            for c in changed:
-                if c in TRACKED_FIELDS or c == "geometry":
-                    history.append(
-                        {
-                            "space_id": old["id"],
-                            "field": c,
-                            "batch_id": batch_id,
-                            "old_value": None if c == "geometry" else _as_text(old[c]),
-                            "new_value": None if c == "geometry" else _as_text(row[c]),
-                            "changed_by": self.imported_by,
-                        }
-                    )
+        # object columns: a list of ints with None must not become floats (1 → 1.0)
+        rows = pd.DataFrame(
+            {c: pd.Series(_take(self.values[c], ok), dtype=object) for c in _SPACE_COLUMNS}
+        )
+        rows["disputed"] = [bool(v) for v in rows["disputed"]]
+        area = np.round(self.area[ok], 2)
+        rows["footprint_area_m2"] = np.where(area > 0, area, None).astype(object)
+        # usable area defaults to the floor area, or for open ground to the footprint
+        open_ground = rows["kind"].isin(["idle_land", "coal_yard"]).to_numpy()
+        fallback = np.where(open_ground, rows["footprint_area_m2"], None)
+        rows["usable_area_m2"] = [
+            u if u is not None else (f if f is not None else g)
+            for u, f, g in zip(rows["usable_area_m2"], rows["floor_area_m2"], fallback, strict=True)
+        ]
+        rows["quality_flags"] = [self.flags[i] or None for i in ok]
+        rows["extra_attributes"] = _take(self.extras, ok)
+        rows["community_id"] = [self.community_ids[names[i]] for i in ok]
+        rows = rows.astype(object).where(rows.notna(), None)
+        geoms_ok = geoms[ok]
+        existing = self._existing(conn, set(rows["community_id"]))
+        is_new = np.ones(len(rows), dtype=bool)
+        history = []
+        if existing:
+            keys = zip(rows["community_id"], rows["survey_ref"], strict=True)
+            for j, key in enumerate(keys):
+                old = existing.get(key)
+                if old is None:
+                    continue
+                is_new[j] = False
+                history += self._update(conn, batch_id, old, rows.iloc[j].to_dict(), geoms_ok[j])
         if history:
             conn.execute(insert(SpaceHistory), history)
-        self.progress("write", 0, len(new_rows))
-        _dialects.bulk_insert(conn, Space.__table__, new_rows, "geom")
-        self.report.loaded = len(new_rows)
-        self.progress("write", len(new_rows), len(new_rows))
+        new = rows[is_new].copy()
+        new["batch_id"] = batch_id
+        self.progress("write", 0, len(new))
+        _dialects.bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
+        self.report.loaded = len(new)
+        self.progress("write", len(new), len(new))
+
+    def _update(self, conn, batch_id: int, old: dict, row: dict, geom) -> list[dict]:
+        """Update one existing space if anything differs; return its history rows."""
+        changed = [c for c in _COMPARED if _differs(old[c], row[c])]
+        same_geom = shapely.equals_exact(old["geom"], geom, tolerance=1e-9)
+        if not changed and same_geom:
+            self.report.unchanged += 1
+            return []
+        self.report.updated += 1
+        values = {**row, "batch_id": batch_id, "updated_at": func.now()}
+        if not same_geom:
+            values["geom"] = func.ST_GeomFromText(shapely.to_wkt(geom, rounding_precision=-1), 4326)
+            changed.append("geometry")
+        conn.execute(update(Space).where(Space.id == old["id"]).values(**values))
+        return [
+            {
+                "space_id": old["id"],
+                "field": c,
+                "batch_id": batch_id,
+                "old_value": None if c == "geometry" else _as_text(old[c]),
+                "new_value": None if c == "geometry" else _as_text(row[c]),
+                "changed_by": self.imported_by,
+            }
+            for c in changed
+            if c in TRACKED_FIELDS or c == "geometry"
+        ]
 
     def _existing(self, conn, community_ids: set[int]) -> dict:
         if not community_ids:
@@ -773,6 +773,10 @@ class _SpaceImport(_Import):
             row["geom"] = shapely.from_wkb(row.pop("wkb"))
             result[(row["community_id"], row["survey_ref"])] = row
         return result
+
+
+def _take(values: list, index: np.ndarray) -> list:
+    return np.asarray(values, dtype=object)[index].tolist() if len(index) else []
 
 
 def _differs(old: object, new: object) -> bool:

@@ -1,0 +1,171 @@
+"""Import speed on PostGIS: the inventory's import vs ogr2ogr vs a bare binary COPY.
+
+Run on demand (not part of the tests):
+
+    INVENTORY_TEST_POSTGIS_URL=postgresql+psycopg://inventory:inventory@localhost/postgres \\
+        .venv/bin/python benchmarks/import_bench.py --n 1000000
+
+All three load the same synthetic GeoPackage (``inventory.samples.synthetic_inventory``,
+cached under benchmarks/_data/) into fresh databases on the same server in one run, and
+the ratios are against ogr2ogr measured in that run. Each loader runs in its own process
+so its peak memory (max RSS) is measured too. The inventory's figure includes reading,
+field mapping, validation (geometry repair, areas, overlaps), community assignment,
+quarantine and the transactional write; ogr2ogr and the bare COPY do none of that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data"
+
+TOOL = """
+import sys
+from inventory.db import connect
+from inventory import store
+from inventory.importer import import_file
+engine = connect(sys.argv[1])
+store.init(engine)
+r = import_file(engine, sys.argv[2])[0]
+assert r.read == r.loaded + r.rejected, r
+print(r.loaded, r.rejected)
+"""
+
+RAW_COPY = """
+import sys, pyogrio, psycopg, shapely
+meta, _, wkb, fields = pyogrio.raw.read(sys.argv[2])
+names = [str(f) for f in meta["fields"]]
+geoms = shapely.set_srid(shapely.from_wkb(wkb), 4326)
+ewkb = shapely.to_wkb(geoms, include_srid=True)
+with psycopg.connect(sys.argv[1]) as conn:
+    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    cols = ", ".join(f'"{n}" text' for n in names)
+    conn.execute(f"CREATE TABLE raw_spaces ({cols}, geom geometry(Geometry, 4326))")
+    with conn.cursor().copy(
+        f"COPY raw_spaces ({', '.join(chr(34) + n + chr(34) for n in names)}, geom) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["text"] * len(names) + ["bytea"])
+        columns = [[None if v is None else str(v) for v in f] for f in fields]
+        for i, g in enumerate(ewkb):
+            copy.write_row([c[i] for c in columns] + [g])
+    conn.execute("CREATE INDEX ON raw_spaces USING gist (geom)")
+print(len(ewkb))
+"""
+
+
+def _run(cmd: list[str], env=None) -> tuple[float, float, str]:
+    """Run ``cmd``; return (seconds, peak RSS of the child in MiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed:\n{err[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024, out.strip()
+
+
+def _fresh_db(admin, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="features (default 1,000,000)")
+    parser.add_argument("--url", default=os.environ.get("INVENTORY_TEST_POSTGIS_URL"))
+    args = parser.parse_args()
+    if not args.url:
+        raise SystemExit(
+            "Give --url or INVENTORY_TEST_POSTGIS_URL (an admin URL on a PostGIS server)."
+        )
+    url = make_url(args.url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+
+    DATA.mkdir(exist_ok=True)
+    gpkg = DATA / f"synthetic_{args.n}.gpkg"
+    if not gpkg.exists():
+        import pyogrio
+
+        from inventory.samples import synthetic_inventory
+
+        per = 100
+        _, spaces = synthetic_inventory(max(args.n // per, 1), per)
+        pyogrio.write_dataframe(spaces.iloc[: args.n], gpkg, layer="spaces")
+    n = args.n
+
+    results = {}
+    dbs = {
+        "ogr2ogr": "bench_ogr2ogr",
+        "binary COPY": "bench_copy",
+        "inventory import": "bench_tool",
+    }
+    for db in dbs.values():
+        _fresh_db(admin, db)
+    # ogr2ogr needs the extension in its database; the others create it themselves
+    eng = create_engine(url.set(database=dbs["ogr2ogr"]))
+    with eng.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    eng.dispose()
+
+    pg = (
+        f"PG:host={url.host or 'localhost'} port={url.port or 5432} user={url.username} "
+        f"password={url.password} dbname={dbs['ogr2ogr']}"
+    )
+    results["ogr2ogr"] = _run(
+        [
+            "ogr2ogr",
+            "-f",
+            "PostgreSQL",
+            pg,
+            str(gpkg),
+            "-nln",
+            "spaces",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "--config",
+            "PG_USE_COPY",
+            "YES",
+            "-gt",
+            "100000",
+        ]
+    )
+    copy_url = url.set(drivername="postgresql", database=dbs["binary COPY"])
+    results["binary COPY"] = _run(
+        [sys.executable, "-c", RAW_COPY, copy_url.render_as_string(hide_password=False), str(gpkg)]
+    )
+    tool_url = url.set(database=dbs["inventory import"]).render_as_string(hide_password=False)
+    results["inventory import"] = _run([sys.executable, "-c", TOOL, tool_url, str(gpkg)])
+
+    anchor = results["ogr2ogr"][0]
+    print(
+        f"\nImport of {n:,} features into PostGIS ({_gdal_version()}), ratios vs ogr2ogr in this run"
+    )
+    print(
+        f"{'loader':<18}{'seconds':>10}{'features/s':>14}{'speed vs ogr2ogr':>18}{'peak MiB':>10}"
+    )
+    for name, (secs, rss, _) in results.items():
+        print(f"{name:<18}{secs:>10.1f}{n / secs:>14,.0f}{anchor / secs:>17.2f}x{rss:>10,.0f}")
+    for db in dbs.values():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    return 0
+
+
+def _gdal_version() -> str:
+    return subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
