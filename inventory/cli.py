@@ -16,11 +16,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from inventory import capacity as capacity_job
 from inventory import demo as demo_job
 from inventory import listing, outputs, store
+from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.codes import KIND
 from inventory.db import connect
 from inventory.errors import InventoryError
+from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file, write_reports
 
 app = typer.Typer(
@@ -423,6 +426,247 @@ def rejects(
             "; ".join(row.reasons),
         )
     console.print(table)
+
+
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="csv, json, geojson, gpkg or xlsx (default: from --output's suffix)."
+    ),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option(help="Write to this file instead of showing a table.")
+]
+
+
+def _table(frame, title: str, columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
+    for row in frame[columns].itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    return table
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def _write_layers(path: Path, fmt: str | None, layers: dict) -> None:
+    """Write result frames: all as layers of one GeoPackage, else one file each."""
+    chosen = outputs.format_for(path, fmt)
+    if chosen == "gpkg":
+        path.unlink(missing_ok=True)
+    for i, (name, frame) in enumerate(layers.items()):
+        target, kind = path, chosen
+        if i > 0 and chosen != "gpkg":
+            target = path.with_name(f"{path.stem}_{name}{path.suffix}")
+        if kind == "geojson" and "geometry" not in frame.columns:
+            target, kind = target.with_suffix(".csv"), "csv"  # a table has no GeoJSON form
+        outputs.write(frame, target, kind, layer=name)
+        console.print(f"{len(frame)} rows ({name}) written to {target}")
+
+
+def _load_spaces(db: str | None, community: str | None = None):
+    engine = connect(db)
+    try:
+        return listing.spaces(engine, community=community)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def gaps(
+    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    expiring_months: Annotated[
+        int, typer.Option(help="Warn of operating rights ending within this many months.")
+    ] = 12,
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Title gaps: every space whose tenure is not clean, the kind of gap and its severity.
+
+    Severity (rules in inventory/gaps.py): blocking (allocated land, dispute, unknown
+    owner, expired operating right), transitional (missing/partial certificate, several
+    owners), minor (operating right ending soon). Also lists data-quality flags, and
+    totals per community.
+
+    Example:
+        inventory gaps
+        inventory gaps --community 劲松北社区 --output gaps.xlsx
+
+    """
+    rows, totals = _call(
+        lambda: title_gaps(_load_spaces(db, community), expiring_months=expiring_months)
+    )
+    if output:
+        _call(lambda: _write_layers(output, format_, {"gaps": rows, "gap_totals": totals}))
+        return
+    console.print(
+        _table(
+            rows,
+            f"{len(rows)} spaces with title gaps or data-quality flags",
+            [
+                "survey_ref",
+                "community",
+                "kind",
+                "usable_area_m2",
+                "gap_severity",
+                "gap_detail",
+                "quality_flags",
+            ],
+        )
+    )
+    console.print(_table(totals, "Per community", list(totals.columns)))
+
+
+@app.command()
+def bundles(
+    max_gap: Annotated[
+        float, typer.Option(help="Largest gap (m) between two spaces of one bundle.")
+    ] = DEFAULT_MAX_GAP_M,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Kinds that may join (repeatable); default all but parking."),
+    ] = None,
+    min_area: Annotated[
+        float | None, typer.Option(help="Leave out spaces under this usable area (m²).")
+    ] = None,
+    exclude_blocking: Annotated[
+        bool, typer.Option("--exclude-blocking", help="Leave out spaces with a blocking title gap.")
+    ] = False,
+    across_communities: Annotated[
+        bool,
+        typer.Option(
+            "--across-communities", help="Pool spaces of neighbouring communities (片区统筹)."
+        ),
+    ] = False,
+    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Bundles (聚少成多): groups of spaces close enough to be run as one unit.
+
+    Example:
+        inventory bundles
+        inventory bundles --max-gap 60 --exclude-blocking --output bundles.gpkg
+
+    """
+
+    def run():
+        return find_bundles(
+            _load_spaces(db, community),
+            max_gap,
+            kinds=kind,
+            min_area_m2=min_area,
+            exclude_blocking=exclude_blocking,
+            across_communities=across_communities,
+        )
+
+    found, members = _call(run)
+    if output:
+        _call(lambda: _write_layers(output, format_, {"bundles": found, "bundle_members": members}))
+        return
+    console.print(
+        _table(
+            found,
+            f"{len(found)} bundles within {max_gap:g} m",
+            [
+                "bundle_id",
+                "communities",
+                "members",
+                "member_count",
+                "usable_area_m2",
+                "smallest_m2",
+                "largest_m2",
+                "clean",
+                "transitional",
+                "blocking",
+            ],
+        )
+    )
+
+
+@app.command()
+def capacity(
+    by: Annotated[
+        str, typer.Option(help=f"Group by, comma-separated: {', '.join(capacity_job.GROUPS)}.")
+    ] = "community,kind",
+    near: Annotated[str | None, typer.Option(help="LON,LAT (WGS84) of a point of need.")] = None,
+    radius: Annotated[float | None, typer.Option(help="Metres around --near.")] = None,
+    within: Annotated[
+        Path | None, typer.Option(help="Only spaces inside the polygons of this file.")
+    ] = None,
+    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    need_area: Annotated[
+        float | None,
+        typer.Option(
+            help="List the spaces and bundles that can host a need of this many m², best first."
+        ),
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="With --need-area: only these kinds (repeatable).")
+    ] = None,
+    max_gap: Annotated[
+        float, typer.Option(help="Bundle gap (m) for --by bundle and --need-area.")
+    ] = DEFAULT_MAX_GAP_M,
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Capacity: usable area, counts and parking spaces by area, kind and tenure; need matching.
+
+    Example:
+        inventory capacity --by kind,tenure_status
+        inventory capacity --near 116.4655,39.8795 --radius 500 --by kind
+        inventory capacity --need-area 150 --near 116.4655,39.8795 --radius 300
+
+    """
+
+    def run():
+        point = capacity_job.parse_point(near) if near else None
+        spaces = capacity_job.filter_spaces(
+            _load_spaces(db), near=point, radius_m=radius, within=within, community=community
+        )
+        if need_area is not None:
+            return "hosts", capacity_job.hosts(
+                spaces, need_area, near=point, radius_m=radius, kinds=kind, max_gap_m=max_gap
+            )
+        return "capacity", capacity_job.capacity(
+            spaces, [b.strip() for b in by.split(",") if b.strip()], max_gap
+        )
+
+    name, frame = _call(run)
+    if output:
+        _call(lambda: _write_layers(output, format_, {name: frame}))
+        return
+    if name == "hosts":
+        console.print(
+            _table(
+                frame,
+                f"{len(frame)} places can host {need_area:g} m², best first",
+                [
+                    "host",
+                    "id",
+                    "community",
+                    "members",
+                    "usable_area_m2",
+                    "title",
+                    "distance_m",
+                    "spare_m2",
+                ],
+            )
+        )
+    else:
+        console.print(_table(frame, "Capacity", list(frame.columns)))
 
 
 @app.command()

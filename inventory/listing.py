@@ -58,6 +58,8 @@ def spaces(
     stmt = select(
         *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
         Community.name.label("community"),
+        Community.district,
+        Community.street_office,
         func.ST_AsBinary(Space.geom).label("wkb"),
     ).join(Community, Space.community_id == Community.id)
     if community:

@@ -62,6 +62,11 @@ def write(
     chosen = format_for(p, fmt)
     p.parent.mkdir(parents=True, exist_ok=True)
     spatial = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
+    if chosen == "gpkg" and not spatial:  # a GeoPackage holds plain attribute tables too
+        pyogrio.write_dataframe(
+            _flatten(pd.DataFrame(frame)), p, driver="GPKG", layer=layer or p.stem
+        )
+        return p
     if chosen in ("geojson", "gpkg"):
         if not spatial:
             raise InputError(

@@ -1,0 +1,201 @@
+"""Capacity: how much usable area of each kind and tenure is where a need is, and who can host it.
+
+Distances from a point are exact: the spaces are projected to an azimuthal equidistant
+projection centred on the point, in which every distance from the centre is the
+geodesic distance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from inventory.bundles import find_bundles
+from inventory.errors import InputError
+from inventory.gaps import annotate
+from inventory.geodesy import local_metric_crs, reproject
+from inventory.sources import read
+
+#: What capacity can be grouped by.
+GROUPS = ("community", "district", "street_office", "kind", "tenure_status", "vacancy", "bundle")
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """Parse "LON,LAT" (WGS84 degrees).
+
+    Raises:
+        InputError: not two numbers, or not a longitude/latitude pair.
+
+    """
+    try:
+        lon, lat = (float(v) for v in text.replace("，", ",").split(","))
+    except ValueError:
+        raise InputError(
+            f"--near {text!r} must be LON,LAT in degrees, e.g. --near 116.4655,39.8795."
+        ) from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InputError(f"--near {text!r} is not a longitude,latitude pair (is it LAT,LON?).")
+    return lon, lat
+
+
+def distances_m(geoms, lon: float, lat: float) -> np.ndarray:
+    """Return the geodesic distance in metres from (lon, lat) to each geometry (0 inside)."""
+    metric = reproject(np.asarray(geoms, dtype=object), "EPSG:4326", local_metric_crs(lon, lat))
+    return shapely.distance(metric, shapely.Point(0, 0))
+
+
+def filter_spaces(
+    spaces: gpd.GeoDataFrame,
+    *,
+    near: tuple[float, float] | None = None,
+    radius_m: float | None = None,
+    within: str | Path | None = None,
+    community: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Keep the spaces near a point, inside polygons, and/or of one community.
+
+    ``near`` with ``radius_m`` keeps spaces within that many metres (and adds
+    ``distance_m``); ``within`` is any file the importer reads, holding polygons.
+
+    Raises:
+        InputError: near without radius (or the reverse), or an unreadable polygon file.
+
+    """
+    out = spaces
+    if community:
+        out = out[out["community"] == community]
+    if (near is None) != (radius_m is None):
+        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
+    if near is not None:
+        out = out.assign(distance_m=distances_m(out.geometry.values, *near).round(1))
+        out = out[out["distance_m"] <= radius_m]
+    if within is not None:
+        area = read(within)
+        polygons = area.geometries[pd.notna(area.geometries)]
+        if area.crs is not None and area.crs.to_epsg() != 4326:
+            polygons = reproject(polygons, area.crs, "EPSG:4326")
+        out = out[shapely.intersects(out.geometry.values, shapely.union_all(polygons))]
+    return out
+
+
+def capacity(
+    spaces: gpd.GeoDataFrame,
+    by: list[str] | tuple[str, ...] = ("community", "kind"),
+    max_gap_m: float = 30.0,
+) -> pd.DataFrame:
+    """Return counts, areas and parking spaces of ``spaces`` grouped by ``by``.
+
+    ``tenure_status`` is the worst title-gap severity or "clean"; ``bundle`` is the
+    bundle a space belongs to at ``max_gap_m`` (or "-" for a lone space).
+
+    Raises:
+        InputError: an unknown grouping.
+
+    """
+    unknown = [g for g in by if g not in GROUPS]
+    if unknown:
+        raise InputError(f"--by {','.join(unknown)}: group by one or more of {', '.join(GROUPS)}.")
+    frame = annotate(spaces)
+    frame["tenure_status"] = frame["gap_severity"].fillna("clean")
+    if "bundle" in by:
+        _, members = find_bundles(spaces, max_gap_m, kinds=list(set(spaces["kind"])) or None)
+        keys = zip(members["community"], members["survey_ref"], strict=True)
+        lookup = dict(zip(keys, members["bundle_id"], strict=True))
+        own = zip(frame["community"], frame["survey_ref"], strict=True)
+        frame["bundle"] = [lookup.get(k, "-") for k in own]
+    for col in ("footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces"):
+        frame[col] = frame[col].astype(float).fillna(0.0)
+    grouped = (
+        frame.assign(spaces=1)
+        .groupby(list(by), as_index=False, dropna=False)[
+            ["spaces", "footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces"]
+        ]
+        .sum()
+    )
+    grouped["parking_spaces"] = grouped["parking_spaces"].astype(int)
+    return grouped.round(1)
+
+
+def hosts(
+    spaces: gpd.GeoDataFrame,
+    min_area_m2: float,
+    *,
+    near: tuple[float, float] | None = None,
+    radius_m: float | None = None,
+    kinds: list[str] | None = None,
+    max_gap_m: float = 30.0,
+    allow_blocking: bool = False,
+) -> gpd.GeoDataFrame:
+    """List the spaces and bundles that can host a need of ``min_area_m2``, best first.
+
+    Best first means: operable now (clean or transitional title before minor before
+    blocking), then nearest (with ``near``), then the least area left over.
+    """
+    single = annotate(spaces)
+    single = single[single["kind"] != "parking"]
+    area = single["usable_area_m2"].astype(float).fillna(single["footprint_area_m2"].astype(float))
+    rows = gpd.GeoDataFrame(
+        {
+            "host": "space",
+            "id": single["survey_ref"],
+            "community": single["community"],
+            "kinds": single["kind"],
+            "members": single["survey_ref"],
+            "usable_area_m2": area.round(1),
+            "title": single["gap_severity"].fillna("clean"),
+        },
+        geometry=single.geometry.values,
+        crs=4326,
+    )
+    if kinds:
+        rows = rows[rows["kinds"].isin(kinds)]
+    bundles, _ = find_bundles(spaces, max_gap_m, kinds=kinds)
+    if len(bundles):
+        worst = np.where(
+            bundles["blocking"] > 0,
+            "blocking",
+            np.where(
+                bundles["transitional"] > 0,
+                "transitional",
+                np.where(bundles["minor"] > 0, "minor", "clean"),
+            ),
+        )
+        rows = pd.concat(
+            [
+                rows,
+                gpd.GeoDataFrame(
+                    {
+                        "host": "bundle",
+                        "id": bundles["bundle_id"],
+                        "community": bundles["communities"],
+                        "kinds": bundles["kinds"],
+                        "members": bundles["members"],
+                        "usable_area_m2": bundles["usable_area_m2"],
+                        "title": worst,
+                    },
+                    geometry=bundles.geometry.values,
+                    crs=4326,
+                ),
+            ],
+            ignore_index=True,
+        )
+    rows = rows[rows["usable_area_m2"] >= min_area_m2]
+    if not allow_blocking:
+        rows = rows[rows["title"] != "blocking"]
+    if (near is None) != (radius_m is None):
+        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
+    rows = rows.copy()
+    rows["distance_m"] = distances_m(rows.geometry.values, *near).round(1) if near else np.nan
+    if near:
+        rows = rows[rows["distance_m"] <= radius_m]
+    rank = {"clean": 0, "transitional": 1, "minor": 2, "blocking": 3}
+    rows["_rank"] = rows["title"].map(rank)
+    rows["spare_m2"] = (rows["usable_area_m2"] - min_area_m2).round(1)
+    rows = rows.sort_values(["_rank", "distance_m", "spare_m2", "id"], na_position="last")
+    return gpd.GeoDataFrame(
+        rows.drop(columns="_rank").reset_index(drop=True), geometry="geometry", crs=4326
+    )

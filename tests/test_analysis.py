@@ -1,0 +1,260 @@
+"""Bundles, title gaps and capacity on the sample community, checked by hand and by brute force."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from inventory import listing
+from inventory.bundles import find_bundles, utm_epsg
+from inventory.capacity import capacity, distances_m, filter_spaces, hosts, parse_point
+from inventory.cli import app
+from inventory.errors import InputError
+from inventory.gaps import RULES, annotate, title_gaps
+from inventory.geodesy import reproject
+from inventory.importer import import_file
+from inventory.samples import JINSONG_CENTRE, synthetic_inventory
+from tests.util import frame, room
+
+DEMO_ROOMS = [f"JS-{i:03d}" for i in range(1, 13)]
+
+
+@pytest.fixture
+def sample(engine, sample_dir):
+    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
+    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
+    return listing.spaces(engine)
+
+
+# ---- title gaps -----------------------------------------------------------------------
+
+
+def test_boiler_room_on_allocated_land_is_a_blocking_gap(sample):
+    rows, _ = title_gaps(sample)
+    boiler = rows.set_index("survey_ref").loc["JS-013"]
+    assert boiler["gap_severity"] == "blocking" and boiler["gaps"] == ["allocated_land"]
+
+
+def test_the_rooms_without_complete_title_are_all_flagged(sample):
+    rows, totals = title_gaps(sample)
+    flagged = set(rows["survey_ref"]) & set(DEMO_ROOMS)
+    assert flagged == {"JS-003", "JS-006", "JS-008", "JS-011"}  # 4 of 12 rooms: ~30%
+    by_ref = rows.set_index("survey_ref")
+    assert (
+        by_ref.loc["JS-003", "gap_severity"] == "transitional"
+    )  # operable on a transitional permit
+    assert by_ref.loc["JS-011", "gaps"] == ["disputed", "several_owners"]
+    assert by_ref.loc["JS-006", "gaps"] == ["unknown_owner", "missing_certificate"]
+    row = totals.iloc[0]
+    assert row["community"] == "劲松北社区" and row["spaces_with_gap"] == 6
+    # boiler 2,550 + coal yard 1,000 + rooms 51 + 102 + 153 + 195.5 (usable m²)
+    assert row["area_with_gap_m2"] == pytest.approx(4051.5)
+    assert row["share_of_area_with_gap"] == pytest.approx(4051.5 / row["usable_area_m2"], abs=1e-4)
+
+
+def test_operating_right_rules():
+    base = {
+        "land_type": "granted",
+        "disputed": False,
+        "owner_type": "government",
+        "owner_name": "街道",
+        "certificate_status": "complete",
+    }
+    spaces = frame(
+        [
+            {
+                **base,
+                "survey_ref": "A",
+                "operating_right_end": date(2026, 1, 1),
+                "geometry": room(0, 0),
+            },
+            {
+                **base,
+                "survey_ref": "B",
+                "operating_right_end": date(2027, 3, 1),
+                "geometry": room(0, 0),
+            },
+            {
+                **base,
+                "survey_ref": "C",
+                "operating_right_end": date(2040, 1, 1),
+                "geometry": room(0, 0),
+            },
+        ]
+    )
+    out = annotate(spaces, today=date(2026, 11, 22), expiring_months=6)
+    assert out["gaps"].tolist() == [["operating_right_expired"], ["operating_right_expiring"], []]
+    assert out["gap_severity"].tolist() == ["blocking", "minor", None]
+
+
+def test_every_rule_has_labels_and_a_known_severity():
+    for rule in RULES:
+        assert rule.zh and rule.en and rule.severity in ("blocking", "transitional", "minor")
+
+
+# ---- bundles ----------------------------------------------------------------------------
+
+
+def test_gatehouse_and_bike_shed_ten_metres_apart_form_one_bundle(sample):
+    bundles, members = find_bundles(sample, 30)
+    first = bundles.set_index("bundle_id").loc["B0001"]
+    assert first["members"] == "JS-001, JS-002"
+    assert first["smallest_m2"] == pytest.approx(21.2) and first["largest_m2"] == pytest.approx(
+        34.0
+    )
+    assert first["clean"] == 2 and first["blocking"] == 0
+    assert set(members[members["bundle_id"] == "B0001"]["survey_ref"]) == {"JS-001", "JS-002"}
+    tight, _ = find_bundles(sample, 5)
+    assert "JS-001, JS-002" not in set(tight["members"])
+
+
+def test_bundles_are_reproducible_and_respect_options(sample):
+    a, _ = find_bundles(sample, 30)
+    b, _ = find_bundles(sample.sample(frac=1, random_state=3), 30)
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry"))
+    assert "JS-005, JS-013" in set(a["members"])  # the boiler room next to a service room
+    clean, _ = find_bundles(sample, 30, exclude_blocking=True)
+    assert all("JS-013" not in m for m in clean["members"])
+    small, _ = find_bundles(sample, 30, min_area_m2=50)
+    assert all("JS-001" not in m for m in small["members"])  # 21 m² usable
+    only_sheds, _ = find_bundles(sample, 1000, kinds=["自行车棚"])
+    assert only_sheds["kinds"].tolist() == ["bike_shed"]
+    with pytest.raises(InputError, match="not a kind"):
+        find_bundles(sample, 30, kinds=["仓库"])
+
+
+def test_bundles_match_brute_force_on_a_synthetic_city():
+    _, spaces = synthetic_inventory(6, 60, seed=11)
+    spaces = spaces.assign(
+        usable_area_m2=spaces["floor_area_m2"],
+        footprint_area_m2=spaces["floor_area_m2"],
+        owner_name="x",
+        disputed=False,
+        operating_right_end=None,
+        quality_flags=None,
+    )
+    gap = 40.0
+    bundles, members = find_bundles(spaces, gap, kinds=list(set(spaces["kind"])), min_members=1)
+    # brute force: every pair within a community, distances in the community's UTM zone
+    expected = {}
+    for community, group in spaces.groupby("community"):
+        c = shapely.centroid(shapely.union_all(group.geometry.values))
+        metric = reproject(group.geometry.values, "EPSG:4326", f"EPSG:{utm_epsg(c.x, c.y)}")
+        d = shapely.distance(metric[:, None], metric[None, :])
+        refs = group["survey_ref"].to_numpy()
+        label = list(range(len(refs)))
+
+        for i, j in zip(*np.nonzero(d <= gap), strict=True):
+            label[_root(label, i)] = _root(label, j)
+        for i, ref in enumerate(refs):
+            expected[ref] = (community, _root(label, i))
+    got = members.groupby("bundle_id")["survey_ref"].apply(frozenset)
+    want = pd.Series(expected).groupby(lambda r: expected[r]).apply(lambda s: frozenset(s.index))
+    assert set(got) == set(want)
+    assert len(members) == len(spaces)
+
+
+def _root(label: list[int], i: int) -> int:
+    while label[i] != i:
+        i = label[i]
+    return i
+
+
+def test_bundles_across_communities(sample):
+    # a gatehouse of a neighbouring community, 80 m west of the estate's centre
+    neighbour = sample.iloc[[0]].copy()
+    neighbour["survey_ref"], neighbour["community"] = "N-1", "邻社区"
+    neighbour["geometry"] = [room(-80, 0)]
+    both = pd.concat([sample, neighbour], ignore_index=True)
+    own, _ = find_bundles(both, 200)
+    assert all("N-1" not in m for m in own["members"])  # alone in its community
+    pooled, _ = find_bundles(both, 200, across_communities=True)
+    shared = pooled[pooled["members"].str.contains("N-1")]
+    assert len(shared) == 1 and shared.iloc[0]["communities"] == "劲松北社区, 邻社区"
+
+
+# ---- capacity -----------------------------------------------------------------------------
+
+
+def test_capacity_by_kind(sample):
+    table = capacity(sample, ["kind"]).set_index("kind")
+    assert table.loc["boiler_room", "usable_area_m2"] == pytest.approx(2550)
+    assert table.loc["coal_yard", "usable_area_m2"] == pytest.approx(1000)
+    assert table.loc["parking", "parking_spaces"] == 600
+    assert table["spaces"].sum() == 22
+
+
+def test_capacity_by_tenure_and_bundle(sample):
+    table = capacity(sample, ["tenure_status"]).set_index("tenure_status")
+    assert table.loc["blocking", "spaces"] == 4 and table.loc["transitional", "spaces"] == 2
+    by_bundle = capacity(sample, ["bundle"]).set_index("bundle")
+    assert by_bundle.loc["B0001", "spaces"] == 2
+    with pytest.raises(InputError, match="group by one or more of"):
+        capacity(sample, ["colour"])
+
+
+def test_near_filter_uses_geodesic_distance(sample):
+    lon, lat = JINSONG_CENTRE
+    near = filter_spaces(sample, near=(lon, lat), radius_m=150)
+    assert (near["distance_m"] <= 150).all() and len(near) > 0
+    far = sample[~sample["survey_ref"].isin(near["survey_ref"])]
+    assert (distances_m(far.geometry.values, lon, lat) > 150).all()
+    # a room whose west edge is 100 m east of the point
+    d = distances_m([room(100, -5)], 116.4655, 39.8795)[0]
+    assert d == pytest.approx(100 * (85_300 / 85_384), rel=0.01)
+
+
+def test_need_matching_lists_hosts_best_first(sample):
+    found = hosts(sample, 150, near=JINSONG_CENTRE, radius_m=300)
+    assert len(found) > 0
+    assert (found["usable_area_m2"] >= 150).all() and (found["distance_m"] <= 300).all()
+    assert "blocking" not in set(found["title"])
+    ranks = found["title"].map({"clean": 0, "transitional": 1, "minor": 2}).tolist()
+    assert ranks == sorted(ranks)
+    small = hosts(sample, 50)
+    assert "B0001" in set(small["id"])  # the 21 + 34 m² bundle hosts 50 m² where neither can alone
+
+
+def test_parse_point():
+    assert parse_point("116.4655,39.8795") == (116.4655, 39.8795)
+    with pytest.raises(InputError, match="LON,LAT"):
+        parse_point("116.46")
+    with pytest.raises(InputError, match="is it LAT,LON"):
+        parse_point("39.88,216.46")
+
+
+# ---- every command exports to every format ---------------------------------------------------
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "geojson", "gpkg", "xlsx"])
+@pytest.mark.parametrize(
+    "command",
+    [["gaps"], ["bundles"], ["capacity", "--by", "kind"], ["capacity", "--need-area", "100"]],
+)
+def test_exports_open(sample, db_url, tmp_path, command, fmt):
+    out = tmp_path / f"result.{fmt}"
+    result = runner.invoke(app, [*command, "--output", str(out), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    written = [p for p in tmp_path.iterdir() if p.name.startswith("result")]
+    assert written
+    for path in written:
+        if path.suffix in (".geojson", ".gpkg"):
+            for name, _ in pyogrio.list_layers(path):
+                assert len(pyogrio.read_dataframe(path, layer=name)) > 0
+        elif path.suffix == ".xlsx":
+            import openpyxl
+
+            assert openpyxl.load_workbook(path).active.max_row > 1
+        elif path.suffix == ".csv":
+            assert len(pd.read_csv(path)) > 0
+        else:
+            assert len(pd.read_json(path)) > 0
