@@ -676,7 +676,7 @@ def demo(
     ] = demo_job.DEMO_DB,
     out_dir: Annotated[Path, typer.Option(help="Folder for the exports.")] = Path("maps"),
 ) -> None:
-    """Run the main job on the embedded store: fresh store, sample survey imported, exports.
+    """Run the main job on the embedded store: import the sample survey, analyse it, export.
 
     Uses the Jinsong North sample (GBK shapefiles, Chinese field names, Gauss-Krüger
     coordinates) and its own store file, so your ./inventory.sqlite is never touched.
@@ -692,9 +692,43 @@ def demo(
     for r in result.imports:
         _print_report(r)
     console.rule("3. What the store holds")
-    assert result.info is not None
     _print_info(result.info)
-    console.rule("4. Exports")
+    console.rule("4. Title gaps")
+    console.print(
+        _table(
+            result.gaps,
+            f"{len(result.gaps)} spaces with title gaps",
+            ["survey_ref", "kind", "usable_area_m2", "gap_severity", "gaps"],
+        )
+    )
+    console.print(_table(result.gap_totals, "Per community", list(result.gap_totals.columns)))
+    console.rule(f"5. Bundles within {DEFAULT_MAX_GAP_M:g} m")
+    console.print(
+        _table(
+            result.bundles,
+            f"{len(result.bundles)} bundles",
+            [
+                "bundle_id",
+                "members",
+                "usable_area_m2",
+                "smallest_m2",
+                "largest_m2",
+                "clean",
+                "transitional",
+                "blocking",
+            ],
+        )
+    )
+    console.rule("6. Capacity")
+    console.print(_table(result.capacity, "By kind and tenure", list(result.capacity.columns)))
+    console.print(
+        _table(
+            result.hosts,
+            "Who can host a 150 m² canteen within 300 m of the centre, best first",
+            ["host", "id", "usable_area_m2", "title", "distance_m", "spare_m2"],
+        )
+    )
+    console.rule("7. Exports")
     for path in result.exports:
         console.print(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
 

@@ -2,7 +2,9 @@
 
 Creates a fresh SpatiaLite store, imports the Jinsong North sample survey as surveyors
 deliver it (GBK shapefiles with Chinese field names in Gauss-Krüger coordinates),
-and exports what the store then holds for QGIS and Excel.
+then finds the title gaps, the bundles of nearby small spaces, the capacity by kind and
+tenure, and the places that could host a 150 m² community canteen near the centre, and
+exports all of it for QGIS and Excel.
 """
 
 from __future__ import annotations
@@ -10,9 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
+import pandas as pd
+
 from inventory import listing, outputs, store
+from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
+from inventory.capacity import capacity, hosts
 from inventory.db import connect
+from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
+from inventory.samples import JINSONG_CENTRE
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 DEMO_DB = Path("inventory-demo.sqlite")
@@ -32,6 +41,11 @@ class DemoResult:
     revision: str
     imports: list[ImportReport] = field(default_factory=list)
     info: store.StoreInfo | None = None
+    gaps: gpd.GeoDataFrame | None = None
+    gap_totals: pd.DataFrame | None = None
+    bundles: gpd.GeoDataFrame | None = None
+    capacity: pd.DataFrame | None = None
+    hosts: gpd.GeoDataFrame | None = None
     exports: list[Path] = field(default_factory=list)
 
 
@@ -48,11 +62,25 @@ def run(
             result.imports += import_file(engine, Path(sample_dir) / name, communities=is_community)
         result.info = store.info(engine)
         spaces = listing.spaces(engine)
-        out = Path(out_dir)
-        for suffix in ("gpkg", "csv"):
-            result.exports.append(
-                outputs.write(spaces, out / f"demo_spaces.{suffix}", layer="spaces")
-            )
     finally:
         engine.dispose()
+    result.gaps, result.gap_totals = title_gaps(spaces)
+    result.bundles, members = find_bundles(spaces, DEFAULT_MAX_GAP_M)
+    result.capacity = capacity(spaces, ["kind", "tenure_status"])
+    # a community canteen of 150 m² within 300 m of the estate's centre
+    result.hosts = hosts(spaces, 150, near=JINSONG_CENTRE, radius_m=300)
+    gpkg = Path(out_dir) / "demo_inventory.gpkg"
+    gpkg.unlink(missing_ok=True)
+    layers = {
+        "spaces": spaces,
+        "gaps": result.gaps,
+        "gap_totals": result.gap_totals,
+        "bundles": result.bundles,
+        "bundle_members": members,
+        "capacity": result.capacity,
+        "canteen_hosts": result.hosts,
+    }
+    for name, frame in layers.items():
+        outputs.write(frame, gpkg, "gpkg", layer=name)
+    result.exports = [gpkg, outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")]
     return result

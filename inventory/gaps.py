@@ -150,7 +150,7 @@ def title_gaps(
     """Return (spaces with a title gap or a data-quality flag, totals per community).
 
     The totals give, per community: spaces and usable area in all, with any gap, with a
-    blocking gap, and the share of usable area with a gap. Parking is counted in spaces
+    blocking gap, and the share (%) of usable area with a gap. Parking is counted in spaces
     but carries no usable floor area.
     """
     annotated = annotate(spaces, today, expiring_months)
@@ -174,9 +174,11 @@ def title_gaps(
         .groupby("community", as_index=False)
         .sum()
     )
-    totals["share_of_area_with_gap"] = (
-        totals["area_with_gap_m2"] / totals["usable_area_m2"].where(totals["usable_area_m2"] > 0)
-    ).round(4)
+    totals["share_with_gap_pct"] = (
+        100
+        * totals["area_with_gap_m2"]
+        / totals["usable_area_m2"].where(totals["usable_area_m2"] > 0)
+    ).round(1)
     columns = [
         "survey_ref",
         "community",

@@ -56,7 +56,9 @@ def test_the_rooms_without_complete_title_are_all_flagged(sample):
     assert row["community"] == "劲松北社区" and row["spaces_with_gap"] == 6
     # boiler 2,550 + coal yard 1,000 + rooms 51 + 102 + 153 + 195.5 (usable m²)
     assert row["area_with_gap_m2"] == pytest.approx(4051.5)
-    assert row["share_of_area_with_gap"] == pytest.approx(4051.5 / row["usable_area_m2"], abs=1e-4)
+    assert row["share_with_gap_pct"] == pytest.approx(
+        100 * 4051.5 / row["usable_area_m2"], abs=0.05
+    )
 
 
 def test_operating_right_rules():

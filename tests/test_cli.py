@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pyogrio
 import pytest
 from typer.testing import CliRunner
 
@@ -142,4 +143,6 @@ def test_demo_runs_the_main_job(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "read 21 = loaded 21" in result.output
-    assert (tmp_path / "maps" / "demo_spaces.gpkg").exists()
+    layers = {name for name, _ in pyogrio.list_layers(tmp_path / "maps" / "demo_inventory.gpkg")}
+    assert {"spaces", "gaps", "bundles", "capacity", "canteen_hosts"} <= layers
+    assert "B0001" in result.output and "allocated_land" in result.output
