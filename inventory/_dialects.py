@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -236,3 +236,54 @@ def bulk_insert(
     for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
         row[wkb_param] = wkb
     conn.execute(stmt, params)
+
+
+def bbox_filter(dialect_name: str, table: Table, column: ColumnElement, bounds) -> ColumnElement:
+    """Return a condition keeping rows whose geometry's box meets ``bounds`` (EPSG:4326).
+
+    Uses the spatial index: GiST ``&&`` on PostGIS, the R*Tree through SpatiaLite's
+    ``SpatialIndex`` virtual table on SpatiaLite.
+    """
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    if dialect_name == "postgresql":
+        return column.op("&&")(func.ST_MakeEnvelope(minx, miny, maxx, maxy, 4326))
+    rowids = text(
+        "SELECT rowid FROM SpatialIndex WHERE f_table_name = :t AND f_geometry_column = :c "
+        "AND search_frame = BuildMbr(:minx, :miny, :maxx, :maxy, 4326)"
+    ).bindparams(t=table.name, c=column.name, minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+    return table.c.id.in_(rowids)
+
+
+def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, across: bool):
+    """Return {space id: cluster key} from ``ST_ClusterDBSCAN`` on PostGIS, or None elsewhere.
+
+    Distances are taken in the UTM zone of each community (the mean of its spaces'
+    centroids), or of each space with ``across``, as the embedded path does, so both
+    backends give the same bundles.
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    partition = "z.srid" if across else "ch.community_id"
+    zone = "(CASE WHEN {lat} >= 0 THEN 32600 ELSE 32700 END + floor(({lon} + 180) / 6)::int + 1)"
+    if across:
+        zones = f"SELECT id, {zone.format(lat='ST_Y(c)', lon='ST_X(c)')} AS srid FROM chosen"
+        join = "JOIN zones z ON z.id = ch.id"
+    else:
+        zones = (
+            f"SELECT community_id, {zone.format(lat='avg(ST_Y(c))', lon='avg(ST_X(c))')} AS srid "
+            "FROM chosen GROUP BY community_id"
+        )
+        join = "JOIN zones z ON z.community_id = ch.community_id"
+    sql = text(
+        f"""
+        WITH chosen AS (
+            SELECT id, community_id, geom, ST_Centroid(geom) AS c
+            FROM space WHERE id = ANY(:ids)
+        ), zones AS ({zones})
+        SELECT ch.id, {partition} AS part,
+               ST_ClusterDBSCAN(ST_Transform(ch.geom, z.srid), eps := :gap, minpoints := 1)
+                   OVER (PARTITION BY {partition}) AS label
+        FROM chosen ch {join}
+        """
+    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m))
+    return {row.id: (row.part, row.label) for row in conn.execute(sql)}

@@ -16,7 +16,9 @@ import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from sqlalchemy import Engine
 
+from inventory import _dialects
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.gaps import annotate
@@ -81,6 +83,27 @@ def _partitions(spaces: gpd.GeoDataFrame, across: bool) -> pd.Series:
     return pd.Series([f"{c}|{zone_of[c]}" for c in frame["c"]], index=spaces.index)
 
 
+def _labels(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool, engine) -> np.ndarray:
+    """Return a cluster label per row: linked spaces share a label."""
+    if engine is not None and len(chosen):
+        with engine.connect() as conn:
+            pushed = _dialects.cluster_labels(conn, chosen["space_id"].tolist(), max_gap_m, across)
+        if pushed is not None:
+            keys = [pushed[i] for i in chosen["space_id"]]
+            return pd.factorize(pd.Series(keys))[0]
+    labels = np.full(len(chosen), -1)
+    next_label = 0
+    for key, idx in chosen.groupby(_partitions(chosen, across)).indices.items():
+        epsg = int(key.rsplit("|", 1)[-1])
+        metric = reproject(chosen.geometry.values[idx], "EPSG:4326", f"EPSG:{epsg}")
+        left, right = shapely.STRtree(metric).query(metric, predicate="dwithin", distance=max_gap_m)
+        graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(idx), len(idx)))
+        count, comp = connected_components(graph, directed=False)
+        labels[idx] = comp + next_label
+        next_label += count
+    return labels
+
+
 def find_bundles(
     spaces: gpd.GeoDataFrame,
     max_gap_m: float = DEFAULT_MAX_GAP_M,
@@ -90,8 +113,13 @@ def find_bundles(
     exclude_blocking: bool = False,
     across_communities: bool = False,
     min_members: int = 2,
+    engine: Engine | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Group spaces into bundles; return (bundles, membership).
+
+    With the ``engine`` of a PostGIS store the spaces came from, the clustering runs in
+    the database (``ST_ClusterDBSCAN`` partitioned by community); otherwise in memory.
+    Both give the same bundles.
 
     Args:
         spaces: spaces as returned by :func:`inventory.listing.spaces` (EPSG:4326).
@@ -101,6 +129,7 @@ def find_bundles(
         exclude_blocking: leave out spaces with a blocking title gap.
         across_communities: pool spaces of neighbouring communities (片区统筹).
         min_members: smallest bundle reported (2: a lone space is not a bundle).
+        engine: the store the spaces came from; on PostGIS the clustering runs there.
 
     Returns:
         bundles: one row per bundle — ``bundle_id``, ``communities``, ``members``,
@@ -116,18 +145,7 @@ def find_bundles(
         raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
     chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking)
     chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
-    n = len(chosen)
-    labels = np.full(n, -1)
-    next_label = 0
-    for key, idx in chosen.groupby(_partitions(chosen, across_communities)).indices.items():
-        epsg = int(key.rsplit("|", 1)[-1])
-        metric = reproject(chosen.geometry.values[idx], "EPSG:4326", f"EPSG:{epsg}")
-        left, right = shapely.STRtree(metric).query(metric, predicate="dwithin", distance=max_gap_m)
-        graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(idx), len(idx)))
-        count, comp = connected_components(graph, directed=False)
-        labels[idx] = comp + next_label
-        next_label += count
-    chosen["_label"] = labels
+    chosen["_label"] = _labels(chosen, max_gap_m, across_communities, engine)
     # number bundles by their first member (community, survey_ref): reproducible ids
     groups = [g for _, g in chosen.groupby("_label", sort=False) if len(g) >= min_members]
     groups.sort(key=lambda g: (g["community"].iloc[0], g["survey_ref"].iloc[0]))

@@ -42,6 +42,16 @@ def parse_point(text: str) -> tuple[float, float]:
     return lon, lat
 
 
+def near_bounds(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
+    """Return a lon/lat box that surely contains everything within ``radius_m`` of the point."""
+    dlat = radius_m / 110_574 * 1.01 + 1e-6
+    dlon = (
+        radius_m / (111_320 * max(np.cos(np.radians(lat + np.sign(lat) * dlat)), 1e-6)) * 1.01
+        + 1e-6
+    )
+    return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+
+
 def distances_m(geoms, lon: float, lat: float) -> np.ndarray:
     """Return the geodesic distance in metres from (lon, lat) to each geometry (0 inside)."""
     metric = reproject(np.asarray(geoms, dtype=object), "EPSG:4326", local_metric_crs(lon, lat))

@@ -473,10 +473,10 @@ def _write_layers(path: Path, fmt: str | None, layers: dict) -> None:
         console.print(f"{len(frame)} rows ({name}) written to {target}")
 
 
-def _load_spaces(db: str | None, community: str | None = None):
+def _load_spaces(db: str | None, community: str | None = None, bounds=None):
     engine = connect(db)
     try:
-        return listing.spaces(engine, community=community)
+        return listing.spaces(engine, community=community, bounds=bounds)
     finally:
         engine.dispose()
 
@@ -562,14 +562,20 @@ def bundles(
     """
 
     def run():
-        return find_bundles(
-            _load_spaces(db, community),
-            max_gap,
-            kinds=kind,
-            min_area_m2=min_area,
-            exclude_blocking=exclude_blocking,
-            across_communities=across_communities,
-        )
+        engine = connect(db)
+        try:
+            spaces = listing.spaces(engine, community=community)
+            return find_bundles(
+                spaces,
+                max_gap,
+                kinds=kind,
+                min_area_m2=min_area,
+                exclude_blocking=exclude_blocking,
+                across_communities=across_communities,
+                engine=engine,
+            )
+        finally:
+            engine.dispose()
 
     found, members = _call(run)
     if output:
@@ -633,8 +639,14 @@ def capacity(
 
     def run():
         point = capacity_job.parse_point(near) if near else None
+        # the spatial index narrows the load to the box around the point; exact below
+        bounds = capacity_job.near_bounds(*point, radius) if point and radius else None
         spaces = capacity_job.filter_spaces(
-            _load_spaces(db), near=point, radius_m=radius, within=within, community=community
+            _load_spaces(db, bounds=bounds),
+            near=point,
+            radius_m=radius,
+            within=within,
+            community=community,
         )
         if need_area is not None:
             return "hosts", capacity_job.hosts(

@@ -7,12 +7,14 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, func, select
 
+from inventory import _dialects
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
 from inventory.store import require_schema
 
 SPACE_COLUMNS = (
+    "space_id",
     "survey_ref",
     "community",
     "kind",
@@ -49,14 +51,18 @@ def spaces(
     community: str | None = None,
     kind: str | None = None,
     batch: int | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
-    ``kind`` may be a code or any alias (锅炉房). Raises InputError for an unknown kind.
+    ``kind`` may be a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
+    degrees) keeps the spaces whose bounding box meets it, through the spatial index.
+    Raises InputError for an unknown kind.
     """
     require_schema(engine)
     stmt = select(
         *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
+        Space.id.label("space_id"),
         Community.name.label("community"),
         Community.district,
         Community.street_office,
@@ -71,6 +77,12 @@ def spaces(
         stmt = stmt.where(Space.kind == code)
     if batch is not None:
         stmt = stmt.where(Space.batch_id == batch)
+    if bounds is not None:
+        stmt = stmt.where(
+            _dialects.bbox_filter(
+                engine.dialect.name, Space.__table__, Space.__table__.c.geom, bounds
+            )
+        )
     stmt = stmt.order_by(Community.name, Space.survey_ref)
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(stmt).mappings().all())

@@ -260,3 +260,33 @@ def test_exports_open(sample, db_url, tmp_path, command, fmt):
             assert len(pd.read_csv(path)) > 0
         else:
             assert len(pd.read_json(path)) > 0
+
+
+def test_both_backends_give_the_same_bundles(engine, sample):
+    in_memory, _ = find_bundles(sample, 60)
+    via_store, _ = find_bundles(sample, 60, engine=engine)  # ST_ClusterDBSCAN on PostGIS
+    assert via_store.drop(columns="geometry").equals(in_memory.drop(columns="geometry"))
+    across, _ = find_bundles(sample, 60, engine=engine, across_communities=True)
+    assert across["members"].tolist() == in_memory["members"].tolist()
+
+
+def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
+    _, spaces = synthetic_inventory(8, 80, seed=5)
+    path = tmp_path / "city.gpkg"
+    pyogrio.write_dataframe(spaces, path)
+    import_file(engine, path)
+    stored = listing.spaces(engine)
+    expected, _ = find_bundles(stored, 40, kinds=list(set(stored["kind"])))
+    pushed, _ = find_bundles(stored, 40, kinds=list(set(stored["kind"])), engine=engine)
+    assert len(expected) > 5
+    assert pushed["members"].tolist() == expected["members"].tolist()
+
+
+def test_bounds_prefilter_uses_the_index_and_keeps_what_is_near(engine, sample):
+    from inventory.capacity import near_bounds
+
+    lon, lat = JINSONG_CENTRE
+    boxed = listing.spaces(engine, bounds=near_bounds(lon, lat, 150))
+    assert 0 < len(boxed) < len(sample)
+    exact = filter_spaces(sample, near=(lon, lat), radius_m=150)
+    assert set(exact["survey_ref"]) <= set(boxed["survey_ref"])
