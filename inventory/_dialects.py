@@ -257,33 +257,33 @@ def bbox_filter(dialect_name: str, table: Table, column: ColumnElement, bounds) 
 def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, across: bool):
     """Return {space id: cluster key} from ``ST_ClusterDBSCAN`` on PostGIS, or None elsewhere.
 
-    Distances are taken in the UTM zone of each community (the mean of its spaces'
-    centroids), or of each space with ``across``, as the embedded path does, so both
+    Each partition (a community, or with ``across`` a 1° band of latitude) is scaled to
+    metres around its mean latitude with the same radii of curvature as
+    :func:`inventory.geodesy.metres_per_degree`, as the in-memory path does, so both
     backends give the same bundles.
     """
     if conn.dialect.name != "postgresql":
         return None
-    partition = "z.srid" if across else "ch.community_id"
-    zone = "(CASE WHEN {lat} >= 0 THEN 32600 ELSE 32700 END + floor(({lon} + 180) / 6)::int + 1)"
-    if across:
-        zones = f"SELECT id, {zone.format(lat='ST_Y(c)', lon='ST_X(c)')} AS srid FROM chosen"
-        join = "JOIN zones z ON z.id = ch.id"
-    else:
-        zones = (
-            f"SELECT community_id, {zone.format(lat='avg(ST_Y(c))', lon='avg(ST_X(c))')} AS srid "
-            "FROM chosen GROUP BY community_id"
-        )
-        join = "JOIN zones z ON z.community_id = ch.community_id"
+    from inventory.geodesy import _WGS84_A, _WGS84_E2
+
+    part = "floor(cy)::int" if across else "community_id"
     sql = text(
         f"""
-        WITH chosen AS (
-            SELECT id, community_id, geom, ST_Centroid(geom) AS c
+        WITH base AS (
+            SELECT id, community_id, geom, ST_Y(ST_Centroid(geom)) AS cy
             FROM space WHERE id = ANY(:ids)
-        ), zones AS ({zones})
-        SELECT ch.id, {partition} AS part,
-               ST_ClusterDBSCAN(ST_Transform(ch.geom, z.srid), eps := :gap, minpoints := 1)
-                   OVER (PARTITION BY {partition}) AS label
-        FROM chosen ch {join}
+        ), chosen AS (
+            SELECT id, geom, cy, {part} AS part FROM base
+        ), scales AS (
+            SELECT part,
+                   pi() / 180 * :a / sqrt(1 - :e2 * sin(radians(avg(cy))) ^ 2) * cos(radians(avg(cy))) AS kx,
+                   pi() / 180 * :a * (1 - :e2) / (1 - :e2 * sin(radians(avg(cy))) ^ 2) ^ 1.5 AS ky
+            FROM chosen GROUP BY part
+        )
+        SELECT ch.id, ch.part,
+               ST_ClusterDBSCAN(ST_Scale(ch.geom, s.kx, s.ky), eps := :gap, minpoints := 1)
+                   OVER (PARTITION BY ch.part) AS label
+        FROM chosen ch JOIN scales s ON s.part = ch.part
         """
-    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m))
+    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m), a=_WGS84_A, e2=_WGS84_E2)
     return {row.id: (row.part, row.label) for row in conn.execute(sql)}

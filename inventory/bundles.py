@@ -1,11 +1,13 @@
 """Bundles (聚少成多): small scattered spaces close enough to be run as one unit.
 
 Spaces whose outlines lie within ``max_gap_m`` of each other are linked, and a bundle is
-a connected group of links, found with a spatial index (shapely's STRtree ``dwithin``)
-and scipy's connected components — never by comparing every pair. Distances are
-measured in the UTM zone of each partition (the community, or with
-``across_communities`` the UTM zone itself), exact to centimetres at these scales.
-Bundles are reproducible: the same spaces and options give the same bundles and ids.
+a connected group of links. In memory this is one STRtree ``dwithin`` query and scipy's
+connected components; on PostGIS, ``ST_ClusterDBSCAN(..., minpoints := 1)`` partitioned
+by community — never a comparison of every pair. Distances are measured in a local
+metric frame per partition (a community, or with ``across_communities`` a 1° band of
+latitude): degrees scaled to metres by the ellipsoid's radii of curvature at the
+partition's mean latitude. Bundles are reproducible: the same spaces and options give
+the same bundles and ids, on either backend.
 """
 
 from __future__ import annotations
@@ -22,16 +24,30 @@ from inventory import _dialects
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.gaps import annotate
-from inventory.geodesy import reproject
+from inventory.geodesy import metres_per_degree
 
 #: Walking-scale default: two rooms 30 m apart can share staff and a sign.
 DEFAULT_MAX_GAP_M = 30.0
+#: Partitions are laid side by side this far apart (m) so one index serves them all.
+_PARTITION_OFFSET_M = 1e7
 
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """Return the EPSG code of the WGS84 UTM zone containing (lon, lat)."""
-    zone = int((lon + 180) // 6) + 1
-    return (32600 if lat >= 0 else 32700) + zone
+BUNDLE_COLUMNS = [
+    "bundle_id",
+    "communities",
+    "members",
+    "member_count",
+    "kinds",
+    "footprint_area_m2",
+    "floor_area_m2",
+    "usable_area_m2",
+    "smallest_m2",
+    "largest_m2",
+    "clean",
+    "transitional",
+    "minor",
+    "blocking",
+    "geometry",
+]
 
 
 def select_spaces(
@@ -40,7 +56,7 @@ def select_spaces(
     min_area_m2: float | None = None,
     exclude_blocking: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Return the spaces that may join bundles, with their title-gap columns.
+    """Return the spaces that may join bundles, with their title-gap columns and ``area_m2``.
 
     Default kinds: every kind but parking (parking capacity is counted in spaces, not m²).
 
@@ -65,22 +81,23 @@ def select_spaces(
     return out
 
 
-def _partitions(spaces: gpd.GeoDataFrame, across: bool) -> pd.Series:
-    centroids = shapely.centroid(spaces.geometry.values)
-    zones = [utm_epsg(p.x, p.y) for p in centroids]
-    if across:
-        return pd.Series(zones, index=spaces.index).astype(str)
-    # one zone per community: its spaces' mean centroid
-    frame = pd.DataFrame(
-        {
-            "c": spaces["community"].to_numpy(),
-            "x": shapely.get_x(centroids),
-            "y": shapely.get_y(centroids),
-        }
+def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) -> np.ndarray:
+    geoms = chosen.geometry.values
+    lat = shapely.get_y(shapely.centroid(geoms))
+    keys = np.floor(lat).astype(int) if across else chosen["community_id_key"].to_numpy()
+    part, _ = pd.factorize(keys)
+    counts = np.bincount(part)
+    mean_lat = np.bincount(part, weights=lat) / counts
+    k_lon, k_lat = metres_per_degree(mean_lat)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    p = part[owner]
+    metric = np.column_stack(
+        (coords[:, 0] * k_lon[p] + p * _PARTITION_OFFSET_M, coords[:, 1] * k_lat[p])
     )
-    mean = frame.groupby("c")[["x", "y"]].mean()
-    zone_of = {c: utm_epsg(r.x, r.y) for c, r in mean.iterrows()}
-    return pd.Series([f"{c}|{zone_of[c]}" for c in frame["c"]], index=spaces.index)
+    scaled = shapely.set_coordinates(geoms.copy(), metric)
+    left, right = shapely.STRtree(scaled).query(scaled, predicate="dwithin", distance=max_gap_m)
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(geoms), len(geoms)))
+    return connected_components(graph, directed=False)[1]
 
 
 def _labels(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool, engine) -> np.ndarray:
@@ -89,19 +106,8 @@ def _labels(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool, engine) ->
         with engine.connect() as conn:
             pushed = _dialects.cluster_labels(conn, chosen["space_id"].tolist(), max_gap_m, across)
         if pushed is not None:
-            keys = [pushed[i] for i in chosen["space_id"]]
-            return pd.factorize(pd.Series(keys))[0]
-    labels = np.full(len(chosen), -1)
-    next_label = 0
-    for key, idx in chosen.groupby(_partitions(chosen, across)).indices.items():
-        epsg = int(key.rsplit("|", 1)[-1])
-        metric = reproject(chosen.geometry.values[idx], "EPSG:4326", f"EPSG:{epsg}")
-        left, right = shapely.STRtree(metric).query(metric, predicate="dwithin", distance=max_gap_m)
-        graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(idx), len(idx)))
-        count, comp = connected_components(graph, directed=False)
-        labels[idx] = comp + next_label
-        next_label += count
-    return labels
+            return pd.factorize(pd.Series([pushed[i] for i in chosen["space_id"]]))[0]
+    return _labels_in_memory(chosen, max_gap_m, across)
 
 
 def find_bundles(
@@ -117,10 +123,6 @@ def find_bundles(
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Group spaces into bundles; return (bundles, membership).
 
-    With the ``engine`` of a PostGIS store the spaces came from, the clustering runs in
-    the database (``ST_ClusterDBSCAN`` partitioned by community); otherwise in memory.
-    Both give the same bundles.
-
     Args:
         spaces: spaces as returned by :func:`inventory.listing.spaces` (EPSG:4326).
         max_gap_m: largest gap in metres between two outlines of one bundle.
@@ -133,8 +135,9 @@ def find_bundles(
 
     Returns:
         bundles: one row per bundle — ``bundle_id``, ``communities``, ``members``,
-        ``member_count``, total footprint / floor / usable area, smallest and largest
-        member, the title-status mix, and the convex hull of its members as geometry;
+        ``member_count``, ``kinds``, total footprint / floor / usable area, smallest and
+        largest member, the title-status mix (clean / transitional / minor / blocking
+        counts), and the convex hull of its members as geometry;
         membership: ``bundle_id``, ``survey_ref``, ``community`` for every member.
 
     Raises:
@@ -145,53 +148,50 @@ def find_bundles(
         raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
     chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking)
     chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
+    chosen["community_id_key"] = chosen["community"]
+    if len(chosen) == 0:
+        return _empty()
     chosen["_label"] = _labels(chosen, max_gap_m, across_communities, engine)
-    # number bundles by their first member (community, survey_ref): reproducible ids
-    groups = [g for _, g in chosen.groupby("_label", sort=False) if len(g) >= min_members]
-    groups.sort(key=lambda g: (g["community"].iloc[0], g["survey_ref"].iloc[0]))
-    records, members = [], []
-    for number, g in enumerate(groups, start=1):
-        bundle_id = f"B{number:04d}"
-        severity = g["gap_severity"].fillna("clean")
-        records.append(
-            {
-                "bundle_id": bundle_id,
-                "communities": ", ".join(sorted(set(g["community"]))),
-                "members": ", ".join(g["survey_ref"]),
-                "member_count": len(g),
-                "kinds": ", ".join(sorted(set(g["kind"]))),
-                "footprint_area_m2": round(float(g["footprint_area_m2"].astype(float).sum()), 1),
-                "floor_area_m2": round(float(g["floor_area_m2"].astype(float).fillna(0).sum()), 1),
-                "usable_area_m2": round(float(g["area_m2"].sum()), 1),
-                "smallest_m2": round(float(g["area_m2"].min()), 1),
-                "largest_m2": round(float(g["area_m2"].max()), 1),
-                "clean": int((severity == "clean").sum()),
-                "transitional": int((severity == "transitional").sum()),
-                "minor": int((severity == "minor").sum()),
-                "blocking": int((severity == "blocking").sum()),
-                "geometry": shapely.convex_hull(shapely.union_all(g.geometry.values)),
-            }
-        )
-        members += [
-            {"bundle_id": bundle_id, "survey_ref": r, "community": c}
-            for r, c in zip(g["survey_ref"], g["community"], strict=True)
-        ]
-    columns = [
-        "bundle_id",
-        "communities",
-        "members",
-        "member_count",
-        "kinds",
-        "footprint_area_m2",
-        "floor_area_m2",
-        "usable_area_m2",
-        "smallest_m2",
-        "largest_m2",
-        "clean",
-        "transitional",
-        "minor",
-        "blocking",
-        "geometry",
-    ]
-    bundles = gpd.GeoDataFrame(records, columns=columns, geometry="geometry", crs=4326)
-    return bundles, pd.DataFrame(members, columns=["bundle_id", "survey_ref", "community"])
+    size = chosen.groupby("_label")["_label"].transform("size")
+    members = chosen[size >= min_members].copy()
+    if len(members) == 0:
+        return _empty()
+    # number bundles by their first member in (community, survey_ref) order: rows are
+    # sorted that way, so the first appearance of each label gives the order
+    first = members.drop_duplicates("_label")["_label"].tolist()
+    members["bundle_id"] = members["_label"].map(
+        {lab: f"B{i:04d}" for i, lab in enumerate(first, 1)}
+    )
+    members["severity"] = members["gap_severity"].fillna("clean")
+    for col in ("footprint_area_m2", "floor_area_m2"):
+        members[col] = members[col].astype(float).fillna(0.0)
+    grouped = members.groupby("bundle_id", sort=True)
+    table = grouped.agg(
+        communities=("community", lambda s: ", ".join(sorted(set(s)))),
+        members=("survey_ref", ", ".join),
+        member_count=("survey_ref", "size"),
+        kinds=("kind", lambda s: ", ".join(sorted(set(s)))),
+        footprint_area_m2=("footprint_area_m2", "sum"),
+        floor_area_m2=("floor_area_m2", "sum"),
+        usable_area_m2=("area_m2", "sum"),
+        smallest_m2=("area_m2", "min"),
+        largest_m2=("area_m2", "max"),
+    ).round(1)
+    mix = pd.crosstab(members["bundle_id"], members["severity"])
+    for status in ("clean", "transitional", "minor", "blocking"):
+        table[status] = mix[status].astype(int) if status in mix else 0
+    coords, owner = shapely.get_coordinates(members.geometry.values, return_index=True)
+    codes, _ = pd.factorize(members["bundle_id"], sort=True)
+    which = codes[owner]
+    order = np.argsort(which, kind="stable")  # multipoints wants its indices sorted
+    hulls = shapely.convex_hull(shapely.multipoints(coords[order], indices=which[order]))
+    bundles = gpd.GeoDataFrame(table.reset_index(), geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
+    membership = members[["bundle_id", "survey_ref", "community"]].reset_index(drop=True)
+    return bundles, membership
+
+
+def _empty() -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    return (
+        gpd.GeoDataFrame(columns=BUNDLE_COLUMNS, geometry="geometry", crs=4326),
+        pd.DataFrame(columns=["bundle_id", "survey_ref", "community"]),
+    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 SEVERITIES = ("blocking", "transitional", "minor")
@@ -31,17 +32,27 @@ _SEVERAL = re.compile(r"[/／、;；,，&]|和|及")
 
 @dataclass(frozen=True)
 class Rule:
-    """One kind of title gap."""
+    """One kind of title gap: ``applies(spaces, today, months)`` is a boolean per space."""
 
     gap: str
     severity: str
     zh: str
     en: str
-    applies: Callable[[pd.Series, date, int], bool]
+    applies: Callable[[pd.DataFrame, date, int], pd.Series]
 
 
-def _months_until(end: date, today: date) -> int:
-    return (end.year - today.year) * 12 + end.month - today.month
+def _dates(column: pd.Series) -> pd.Series:
+    return pd.to_datetime(column, errors="coerce")
+
+
+def _text(column: pd.Series) -> pd.Series:
+    return column.astype(object).where(column.notna(), "").astype(str)
+
+
+def _expiring(s: pd.DataFrame, today: date, months: int) -> pd.Series:
+    end = _dates(s["operating_right_end"])
+    limit = pd.Timestamp(today) + pd.DateOffset(months=months)
+    return (end >= pd.Timestamp(today)) & (end <= limit)
 
 
 RULES: tuple[Rule, ...] = (
@@ -57,21 +68,21 @@ RULES: tuple[Rule, ...] = (
         "blocking",
         "权属争议",
         "ownership disputed",
-        lambda s, today, m: bool(s["disputed"]),
+        lambda s, today, m: s["disputed"].fillna(False).astype(bool),
     ),
     Rule(
         "unknown_owner",
         "blocking",
         "产权人不明",
         "owner unknown",
-        lambda s, today, m: s["owner_type"] == "unknown" or not s["owner_name"],
+        lambda s, today, m: (s["owner_type"] == "unknown") | (_text(s["owner_name"]) == ""),
     ),
     Rule(
         "operating_right_expired",
         "blocking",
         "经营权已到期",
         "operating right expired",
-        lambda s, today, m: _is_date(s["operating_right_end"]) and s["operating_right_end"] < today,
+        lambda s, today, m: _dates(s["operating_right_end"]) < pd.Timestamp(today),
     ),
     Rule(
         "missing_certificate",
@@ -92,55 +103,54 @@ RULES: tuple[Rule, ...] = (
         "transitional",
         "产权证情况不明",
         "certificate status unknown",
-        lambda s, today, m: s["certificate_status"] in ("unknown", None),
+        lambda s, today, m: s["certificate_status"].isna() | (s["certificate_status"] == "unknown"),
     ),
     Rule(
         "several_owners",
         "transitional",
         "多个产权单位",
         "several owners must agree",
-        lambda s, today, m: bool(s["owner_name"]) and bool(_SEVERAL.search(str(s["owner_name"]))),
+        lambda s, today, m: _text(s["owner_name"]).str.contains(_SEVERAL),
     ),
     Rule(
         "operating_right_expiring",
         "minor",
         "经营权即将到期",
         "operating right ends soon",
-        lambda s, today, m: (
-            _is_date(s["operating_right_end"])
-            and today <= s["operating_right_end"]
-            and _months_until(s["operating_right_end"], today) <= m
-        ),
+        _expiring,
     ),
 )
 RULES_BY_GAP = {r.gap: r for r in RULES}
 
 
-def _is_date(value: object) -> bool:
-    return isinstance(value, date)
-
-
-def classify(space: pd.Series, today: date | None = None, expiring_months: int = 12) -> list[Rule]:
-    """Return the rules (gaps) that apply to one space's tenure, most severe first."""
-    today = today or date.today()
-    hits = [r for r in RULES if r.applies(space, today, expiring_months)]
-    return sorted(hits, key=lambda r: _SEVERITY_RANK[r.severity])
-
-
 def annotate(
     spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12
 ) -> gpd.GeoDataFrame:
-    """Return ``spaces`` with ``gaps`` (list of gap codes), ``gap_severity`` and ``gap_detail``.
+    """Return ``spaces`` with their title gaps.
 
-    ``gap_severity`` is the worst severity, or None for a clean title.
+    Adds ``gaps`` (gap codes, most severe first), ``gap_severity`` (the worst, or None for
+    a clean title) and ``gap_detail`` (bilingual text).
     """
+    today = today or date.today()
     out = spaces.copy()
-    found = [classify(row, today, expiring_months) for _, row in spaces.iterrows()]
-    out["gaps"] = [[r.gap for r in rules] for rules in found]
-    out["gap_severity"] = pd.Series(
-        [rules[0].severity if rules else None for rules in found], index=out.index, dtype=object
+    hits = pd.DataFrame(
+        {
+            r.gap: r.applies(spaces, today, expiring_months).fillna(False).to_numpy(bool)
+            for r in RULES
+        },
+        index=spaces.index,
     )
-    out["gap_detail"] = ["; ".join(f"{r.zh} / {r.en}" for r in rules) for rules in found]
+    ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]
+    matrix = hits[[r.gap for r in ordered]].to_numpy()
+    out["gaps"] = [[ordered[j].gap for j in np.flatnonzero(row)] for row in matrix]
+    first = np.where(matrix.any(axis=1), matrix.argmax(axis=1), -1)
+    out["gap_severity"] = pd.Series(
+        [ordered[j].severity if j >= 0 else None for j in first], index=out.index, dtype=object
+    )
+    out["gap_detail"] = [
+        "; ".join(f"{ordered[j].zh} / {ordered[j].en}" for j in np.flatnonzero(row))
+        for row in matrix
+    ]
     return out
 
 

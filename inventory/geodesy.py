@@ -58,3 +58,19 @@ def gauss_kruger_3deg_epsg(lon: float) -> int:
     if not 75 <= central <= 135:
         raise ValueError(f"Longitude {lon} is outside China's Gauss-Krüger zones (75°E–135°E).")
     return 4534 + (central - 75) // 3
+
+
+_WGS84_A = 6378137.0
+_WGS84_E2 = 0.0066943799901413165
+
+
+def metres_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
+    """Return (metres per degree of longitude, of latitude) on WGS84 at latitude ``lat``.
+
+    From the ellipsoid's radii of curvature: a local equirectangular frame built on them
+    measures distances of a few hundred metres to well under a millimetre per metre.
+    """
+    phi = np.radians(np.asarray(lat, dtype="float64"))
+    w = np.sqrt(1 - _WGS84_E2 * np.sin(phi) ** 2)
+    per_radian = np.pi / 180
+    return per_radian * _WGS84_A / w * np.cos(phi), per_radian * _WGS84_A * (1 - _WGS84_E2) / w**3

@@ -1,0 +1,150 @@
+"""Bundling and capacity speed, with ratios against bare baselines measured in the same run.
+
+Run on demand (not part of the tests):
+
+    INVENTORY_TEST_POSTGIS_URL=postgresql+psycopg://inventory:inventory@localhost/postgres \\
+        .venv/bin/python benchmarks/analysis_bench.py --n 1000000
+
+It generates a synthetic city (``synthetic_inventory``: communities of 100 spaces),
+imports it into a fresh PostGIS database with the inventory's importer, then measures:
+
+- PostGIS: the inventory's clustering query (``ST_ClusterDBSCAN`` in each community's
+  UTM zone) vs a bare ``ST_ClusterDBSCAN(geom, eps, 1) OVER (PARTITION BY community_id)``
+  on the same table, and the whole ``find_bundles`` (load, cluster, summarise);
+- embedded / in memory: ``find_bundles`` vs a bare STRtree ``dwithin`` + scipy
+  connected-components baseline on the same projected geometries;
+- capacity near a point (500 m): p50/p95 of 50 random queries through the spatial index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from inventory import _dialects, listing, store
+from inventory.bundles import find_bundles
+from inventory.capacity import filter_spaces, near_bounds
+from inventory.db import connect
+from inventory.geodesy import reproject
+from inventory.importer import import_file
+from inventory.samples import synthetic_inventory
+
+DATA = Path(__file__).resolve().parent / "_data"
+GAP = 30.0
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--url", default=os.environ.get("INVENTORY_TEST_POSTGIS_URL"))
+    args = parser.parse_args()
+    if not args.url:
+        raise SystemExit(
+            "Give --url or INVENTORY_TEST_POSTGIS_URL (an admin URL on a PostGIS server)."
+        )
+    url = make_url(args.url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "bench_analysis" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "bench_analysis"'))
+    engine = connect(url.set(database="bench_analysis").render_as_string(hide_password=False))
+    store.init(engine)
+
+    DATA.mkdir(exist_ok=True)
+    gpkg = DATA / f"synthetic_{args.n}.gpkg"
+    if not gpkg.exists():
+        _, spaces = synthetic_inventory(max(args.n // 100, 1), 100)
+        pyogrio.write_dataframe(spaces.iloc[: args.n], gpkg, layer="spaces")
+    t_import, _ = timed(lambda: import_file(engine, gpkg))
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE space"))
+    print(f"{args.n:,} spaces imported in {t_import:.1f} s")
+
+    t_load, spaces = timed(lambda: listing.spaces(engine))
+    kinds = sorted(set(spaces["kind"]))
+    ids = spaces["space_id"].tolist()
+
+    def bare_sql():
+        with engine.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT ST_ClusterDBSCAN(geom, eps := :eps, minpoints := 1) "
+                    "OVER (PARTITION BY community_id) FROM space) q"
+                ).bindparams(eps=GAP / 100_000)  # ~30 m in degrees at 22-30°N
+            ).scalar()
+
+    def ours_sql():
+        with engine.connect() as conn:
+            return _dialects.cluster_labels(conn, ids, GAP, across=False)
+
+    t_bare, _ = timed(bare_sql)
+    t_ours, _ = timed(ours_sql)
+    t_full_pg, (bundles_pg, _) = timed(
+        lambda: find_bundles(listing.spaces(engine), GAP, kinds=kinds, engine=engine)
+    )
+
+    def strtree_baseline():
+        metric = reproject(spaces.geometry.values, "EPSG:4326", "EPSG:32649")
+        left, right = shapely.STRtree(metric).query(metric, predicate="dwithin", distance=GAP)
+        graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(metric), len(metric)))
+        return connected_components(graph, directed=False)[0]
+
+    t_base_mem, _ = timed(strtree_baseline)
+    t_ours_mem, (bundles_mem, _) = timed(lambda: find_bundles(spaces, GAP, kinds=kinds))
+    assert bundles_mem["members"].tolist() == bundles_pg["members"].tolist()
+
+    rng = np.random.default_rng(1)
+    picks = rng.choice(len(spaces), 50, replace=False)
+    centres = shapely.centroid(spaces.geometry.values[picks])
+    times = []
+    for c in centres:
+        start = time.perf_counter()
+        near = listing.spaces(engine, bounds=near_bounds(c.x, c.y, 500))
+        filter_spaces(near, near=(c.x, c.y), radius_m=500)
+        times.append((time.perf_counter() - start) * 1000)
+
+    print(
+        f"\nBundling {args.n:,} spaces at {GAP:g} m ({len(bundles_pg):,} bundles); ratios in this run"
+    )
+    print(f"{'step':<58}{'seconds':>9}{'ratio':>8}")
+    print(f"{'PostGIS bare ST_ClusterDBSCAN (anchor)':<58}{t_bare:>9.2f}{1:>8.2f}")
+    print(
+        f"{'PostGIS inventory clustering query (UTM per community)':<58}{t_ours:>9.2f}{t_ours / t_bare:>8.2f}"
+    )
+    print(
+        f"{'PostGIS find_bundles: load + cluster + summarise':<58}{t_full_pg:>9.2f}{t_full_pg / t_bare:>8.2f}"
+    )
+    print(f"{'in memory: bare STRtree + scipy components (anchor)':<58}{t_base_mem:>9.2f}{1:>8.2f}")
+    print(
+        f"{'in memory: find_bundles (UTM per community, summarise)':<58}{t_ours_mem:>9.2f}{t_ours_mem / t_base_mem:>8.2f}"
+    )
+    print(f"(loading {args.n:,} spaces from the store into a GeoDataFrame: {t_load:.1f} s)")
+    print(
+        f"\nCapacity within 500 m, 50 random points: p50 {np.percentile(times, 50):.0f} ms, "
+        f"p95 {np.percentile(times, 95):.0f} ms"
+    )
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "bench_analysis" WITH (FORCE)'))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
