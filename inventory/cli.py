@@ -51,6 +51,18 @@ DbOption = Annotated[
 ]
 
 
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="csv, json, geojson, gpkg or xlsx (default: from --output's suffix)."
+    ),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option(help="Write to this file instead of showing a table.")
+]
+CommunityOption = Annotated[str | None, typer.Option(help="Only this community.")]
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the library's errors into one red line and exit code 1."""
@@ -305,22 +317,15 @@ def import_(
 
 @app.command()
 def spaces(
-    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    community: CommunityOption = None,
     kind: Annotated[
         str | None, typer.Option(help="Only this kind (code or Chinese name: 锅炉房, boiler_room).")
     ] = None,
     batch: Annotated[
         int | None, typer.Option(help="Only spaces last written by this import batch.")
     ] = None,
-    format_: Annotated[
-        str | None,
-        typer.Option(
-            "--format", help="csv, json, geojson, gpkg or xlsx (default: from --output's suffix)."
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option(help="Write to this file instead of showing a table.")
-    ] = None,
+    format_: FormatOption = None,
+    output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """List spaces with their areas, tenure and community; export them for QGIS or Excel.
@@ -428,17 +433,6 @@ def rejects(
     console.print(table)
 
 
-FormatOption = Annotated[
-    str | None,
-    typer.Option(
-        "--format", help="csv, json, geojson, gpkg or xlsx (default: from --output's suffix)."
-    ),
-]
-OutputOption = Annotated[
-    Path | None, typer.Option(help="Write to this file instead of showing a table.")
-]
-
-
 def _table(frame, title: str, columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in columns:
@@ -483,7 +477,7 @@ def _load_spaces(db: str | None, community: str | None = None, bounds=None):
 
 @app.command()
 def gaps(
-    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    community: CommunityOption = None,
     expiring_months: Annotated[
         int, typer.Option(help="Warn of operating rights ending within this many months.")
     ] = 12,
@@ -548,7 +542,7 @@ def bundles(
             "--across-communities", help="Pool spaces of neighbouring communities (片区统筹)."
         ),
     ] = False,
-    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    community: CommunityOption = None,
     format_: FormatOption = None,
     output: OutputOption = None,
     db: DbOption = None,
@@ -611,7 +605,7 @@ def capacity(
     within: Annotated[
         Path | None, typer.Option(help="Only spaces inside the polygons of this file.")
     ] = None,
-    community: Annotated[str | None, typer.Option(help="Only this community.")] = None,
+    community: CommunityOption = None,
     need_area: Annotated[
         float | None,
         typer.Option(
