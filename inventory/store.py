@@ -128,3 +128,11 @@ def info(engine: Engine) -> StoreInfo:
             (r[0], r[1], int(r[2]), float(r[3]), int(r[4])) for r in rows
         ]
     return result
+
+
+def community_floor_area(engine: Engine, name: str | None) -> float | None:
+    """Return the recorded floor area (m²) of community ``name``, or None."""
+    if not name:
+        return None
+    with engine.connect() as conn:
+        return conn.scalar(select(Community.floor_area_m2).where(Community.name == name))

@@ -1,0 +1,592 @@
+"""Revenue estimates for a community concession: does it balance.
+
+From the inventory's usable area to the operator's answer: each activated space gets a
+use class (commercial, semi-public, public) by the scenario's rules, the use classes'
+tariffs give rent, parking and property fees and services are added, subsidies, costs
+and capex subtracted, year by year over the concession; then payback, NPV and IRR
+(numpy-financial), and the same run (a) as surveyed, (b) with only clean-title spaces
+and (c) with every title gap resolved.
+
+The library works on a DataFrame of spaces (:func:`inventory.listing.spaces` gives one),
+so it runs in a notebook without a database. Money is in yuan; reports use 万元.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy_financial as npf
+import pandas as pd
+
+from inventory.errors import InputError
+from inventory.gaps import annotate
+
+USE_CLASSES = {
+    "commercial": ("经营性", "Commercial"),
+    "semi_public": ("半公益性", "Semi-public convenience"),
+    "public": ("公益性", "Public welfare"),
+}
+WAN = 10_000.0
+SHIPPED = Path(__file__).resolve().parent / "scenarios"
+STREAMS = ("rent", "parking", "property_fee", "services")
+
+
+class ScenarioError(InputError):
+    """A scenario file is missing a value, or has one that cannot be right."""
+
+
+@dataclass
+class UseClass:
+    """Tariff and targets of one use class."""
+
+    name: str
+    tariff_yuan_m2_day: float
+    occupancy: float
+    target_share: float
+
+
+@dataclass
+class Scenario:
+    """A validated scenario (see ``inventory/scenarios/jinsong_north.toml``)."""
+
+    name: str
+    community: str | None
+    concession_years: int
+    discount_rate: float
+    activated: list[str] | None
+    area_basis: str
+    use_classes: dict[str, UseClass]
+    gap_spaces_allow: list[str]
+    allocated_land_allows: list[str]
+    overrides: dict[str, str]
+    parking_fee_yuan_space_year: float
+    parking_occupancy: float
+    parking_spaces: int | None
+    property_fee_yuan_m2_month: float
+    managed_floor_area_m2: float | None
+    collection_by_year: list[float]
+    collection_mature: float
+    occupancy_ramp: list[float]
+    parking_ramp: list[float]
+    services_ramp: list[float]
+    services_wan_year: float
+    subsidy_wan_by_year: list[float]
+    operating_wan_year: float
+    cost_escalation: float
+    capex_initial_wan: float
+    capex_later_wan: dict[int, float]
+    loan_share: float
+    loan_rate: float
+    loan_term_years: int
+    tax_rate: float
+    resolution_add: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def _get(data: dict, path: str, kind=float, default=..., where: str = ""):
+    node = data
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            if default is ...:
+                raise ScenarioError(f"{where}: missing {path!r}. Add it to the scenario file.")
+            return default
+        node = node[key]
+    if kind is float and isinstance(node, int | float) and not isinstance(node, bool):
+        return float(node)
+    if kind is int and isinstance(node, int) and not isinstance(node, bool):
+        return node
+    if kind in (list, dict, str, bool) and isinstance(node, kind):
+        return node
+    raise ScenarioError(f"{where}: {path} = {node!r} should be a {kind.__name__}.")
+
+
+def _fraction(value: float, path: str, where: str) -> float:
+    if not 0 <= value <= 1:
+        raise ScenarioError(f"{where}: {path} = {value} must be between 0 and 1 (a share).")
+    return value
+
+
+def _non_negative(value: float, path: str, where: str) -> float:
+    if value < 0:
+        raise ScenarioError(f"{where}: {path} = {value} cannot be negative.")
+    return value
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file (TOML). ``jinsong_north`` names the shipped one.
+
+    Raises:
+        ScenarioError: the file is missing, not TOML, or a value is missing or wrong
+            (with the key, the value and what it should be).
+
+    """
+    p = Path(path)
+    if not p.exists() and (SHIPPED / f"{p.name}.toml").exists():
+        p = SHIPPED / f"{p.name}.toml"
+    where = p.name
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        shipped = ", ".join(f.stem for f in SHIPPED.glob("*.toml"))
+        raise ScenarioError(
+            f"Scenario file not found: {p}. Shipped scenarios: {shipped}."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where} is not valid TOML ({exc}).") from None
+    return parse_scenario(data, where=where)
+
+
+def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
+    """Validate a scenario given as a dict (the parsed TOML). See :func:`load_scenario`."""
+    classes_raw = _get(data, "use_classes", dict, where=where)
+    unknown = sorted(set(classes_raw) - set(USE_CLASSES))
+    if unknown:
+        raise ScenarioError(
+            f"{where}: unknown use class {', '.join(unknown)}; use classes are "
+            f"{', '.join(USE_CLASSES)}."
+        )
+    classes = {}
+    for name in USE_CLASSES:
+        if name not in classes_raw:
+            raise ScenarioError(f"{where}: missing [use_classes.{name}] with its tariff.")
+        prefix = f"use_classes.{name}"
+        classes[name] = UseClass(
+            name=name,
+            tariff_yuan_m2_day=_non_negative(
+                _get(data, f"{prefix}.tariff_yuan_m2_day", where=where),
+                f"{prefix}.tariff_yuan_m2_day",
+                where,
+            ),
+            occupancy=_fraction(
+                _get(data, f"{prefix}.occupancy", where=where), f"{prefix}.occupancy", where
+            ),
+            target_share=_fraction(
+                _get(data, f"{prefix}.target_share", where=where), f"{prefix}.target_share", where
+            ),
+        )
+    total = sum(c.target_share for c in classes.values())
+    if abs(total - 1) > 1e-6:
+        shares = ", ".join(f"{n} {c.target_share:.0%}" for n, c in classes.items())
+        raise ScenarioError(
+            f"{where}: use class target shares add up to {total:.0%} ({shares}); they must add up to 100%."
+        )
+
+    def use_list(path: str) -> list[str]:
+        values = _get(data, path, list, default=list(USE_CLASSES), where=where)
+        bad = [v for v in values if v not in USE_CLASSES]
+        if bad:
+            raise ScenarioError(
+                f"{where}: {path} names unknown use class {', '.join(map(str, bad))}; use {', '.join(USE_CLASSES)}."
+            )
+        return values
+
+    overrides = _get(data, "allocation.overrides", dict, default={}, where=where)
+    for ref, use in overrides.items():
+        if use not in USE_CLASSES:
+            raise ScenarioError(
+                f"{where}: allocation.overrides {ref} = {use!r} is not a use class; use {', '.join(USE_CLASSES)}."
+            )
+    years = _get(data, "concession_years", int, where=where)
+    if not 1 <= years <= 70:
+        raise ScenarioError(f"{where}: concession_years = {years} must be between 1 and 70.")
+    basis = _get(data, "spaces.area_basis", str, default="usable_area_m2", where=where)
+    if basis not in ("usable_area_m2", "floor_area_m2", "footprint_area_m2"):
+        raise ScenarioError(
+            f"{where}: spaces.area_basis = {basis!r}; use usable_area_m2, floor_area_m2 or footprint_area_m2."
+        )
+
+    def fractions(path: str) -> list[float]:
+        values = _get(data, path, list, default=[], where=where)
+        return [_fraction(float(v), path, where) for v in values]
+
+    later = {
+        int(k): _non_negative(float(v), f"costs.capex_later_wan.{k}", where)
+        for k, v in _get(data, "costs.capex_later_wan", dict, default={}, where=where).items()
+    }
+    parking_spaces = (
+        None
+        if _get(data, "parking.spaces_from_inventory", bool, default=True, where=where)
+        else int(
+            _non_negative(_get(data, "parking.spaces", float, where=where), "parking.spaces", where)
+        )
+    )
+    managed = (
+        None
+        if _get(
+            data, "property_fee.managed_floor_area_from_inventory", bool, default=True, where=where
+        )
+        else _non_negative(
+            _get(data, "property_fee.managed_floor_area_m2", where=where),
+            "property_fee.managed_floor_area_m2",
+            where,
+        )
+    )
+    return Scenario(
+        name=_get(data, "name", str, default=where, where=where),
+        community=_get(data, "community", str, default=None, where=where),
+        concession_years=years,
+        discount_rate=_fraction(_get(data, "discount_rate", where=where), "discount_rate", where),
+        activated=_get(data, "spaces.activated", list, default=None, where=where),
+        area_basis=basis,
+        use_classes=classes,
+        gap_spaces_allow=use_list("allocation.gap_spaces_allow"),
+        allocated_land_allows=use_list("allocation.allocated_land_allows"),
+        overrides=overrides,
+        parking_fee_yuan_space_year=_non_negative(
+            _get(data, "parking.fee_yuan_space_year", where=where),
+            "parking.fee_yuan_space_year",
+            where,
+        ),
+        parking_occupancy=_fraction(
+            _get(data, "parking.occupancy", where=where), "parking.occupancy", where
+        ),
+        parking_spaces=parking_spaces,
+        property_fee_yuan_m2_month=_non_negative(
+            _get(data, "property_fee.fee_yuan_m2_month", where=where),
+            "property_fee.fee_yuan_m2_month",
+            where,
+        ),
+        managed_floor_area_m2=managed,
+        collection_by_year=fractions("property_fee.collection_by_year"),
+        collection_mature=_fraction(
+            _get(data, "property_fee.collection_mature", where=where),
+            "property_fee.collection_mature",
+            where,
+        ),
+        occupancy_ramp=fractions("ramp.occupancy_factor_by_year"),
+        parking_ramp=fractions("ramp.parking_factor_by_year"),
+        services_ramp=fractions("ramp.services_factor_by_year"),
+        services_wan_year=_non_negative(
+            _get(data, "services.value_added_wan_year", default=0.0, where=where),
+            "services.value_added_wan_year",
+            where,
+        ),
+        subsidy_wan_by_year=[
+            _non_negative(float(v), "subsidy.by_year_wan", where)
+            for v in _get(data, "subsidy.by_year_wan", list, default=[], where=where)
+        ],
+        operating_wan_year=_non_negative(
+            _get(data, "costs.operating_wan_year", where=where), "costs.operating_wan_year", where
+        ),
+        cost_escalation=_get(data, "costs.escalation", default=0.0, where=where),
+        capex_initial_wan=_non_negative(
+            _get(data, "costs.capex_initial_wan", where=where), "costs.capex_initial_wan", where
+        ),
+        capex_later_wan=later,
+        loan_share=_fraction(
+            _get(data, "financing.loan_share", default=0.0, where=where),
+            "financing.loan_share",
+            where,
+        ),
+        loan_rate=_fraction(
+            _get(data, "financing.loan_rate", default=0.0, where=where),
+            "financing.loan_rate",
+            where,
+        ),
+        loan_term_years=_get(data, "financing.loan_term_years", int, default=10, where=where),
+        tax_rate=_fraction(
+            _get(data, "tax.rate_on_net", default=0.0, where=where), "tax.rate_on_net", where
+        ),
+        resolution_add=_get(data, "gap_resolution.add_spaces", list, default=[], where=where),
+        source=where,
+    )
+
+
+# ---- use allocation -----------------------------------------------------------------------
+
+
+def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -> pd.DataFrame:
+    """Give each space a use class; return survey_ref, kind, area_m2, use_class, allowed, reason.
+
+    Overrides first. Then, largest space first, each space takes the allowed class whose
+    target area (target share × total area) is furthest from being met. Spaces with a
+    title gap, and spaces on allocated land, may only take the classes the scenario
+    allows them — unless ``resolved`` (every gap resolved).
+
+    Raises:
+        ScenarioError: a space has a negative or missing area, or an override names a
+            space that is not among them.
+
+    """
+    frame = annotate(spaces) if "gap_severity" not in spaces else spaces.copy()
+    area = frame[scenario.area_basis].astype(float)
+    area = area.fillna(frame["usable_area_m2"].astype(float)).fillna(
+        frame["footprint_area_m2"].astype(float)
+    )
+    bad = frame.loc[~(area >= 0), "survey_ref"].tolist()
+    if bad:
+        raise ScenarioError(
+            f"Spaces {', '.join(map(str, bad))} have no usable or negative area; fix the survey or leave them out of spaces.activated."
+        )
+    missing = sorted(set(scenario.overrides) - set(frame["survey_ref"]))
+    if missing:
+        raise ScenarioError(
+            f"allocation.overrides names {', '.join(missing)}, which are not among the activated spaces."
+        )
+    frame = frame.assign(area_m2=area.to_numpy()).sort_values(
+        ["area_m2", "survey_ref"], ascending=[False, True]
+    )
+    target = {n: c.target_share * frame["area_m2"].sum() for n, c in scenario.use_classes.items()}
+    given = dict.fromkeys(USE_CLASSES, 0.0)
+    uses, allowed_list, reasons = [], [], []
+    for _, row in frame.iterrows():
+        allowed = list(USE_CLASSES)
+        why = "largest unmet target share"
+        if not resolved and row["gap_severity"] is not None:
+            allowed = [u for u in allowed if u in scenario.gap_spaces_allow]
+            why = f"title gap ({', '.join(row['gaps'])}): {'/'.join(allowed)} only"
+        if not resolved and row.get("land_type") == "allocated":
+            allowed = [u for u in allowed if u in scenario.allocated_land_allows]
+            why = f"allocated land: {'/'.join(allowed)} only"
+        if row["survey_ref"] in scenario.overrides:
+            use = scenario.overrides[row["survey_ref"]]
+            why = "override in the scenario"
+        else:
+            use = max(allowed, key=lambda u: (target[u] - given[u], -list(USE_CLASSES).index(u)))
+        given[use] += row["area_m2"]
+        uses.append(use)
+        allowed_list.append(allowed)
+        reasons.append(why)
+    out = frame[["survey_ref", "kind", "area_m2", "gap_severity"]].copy()
+    out["use_class"] = uses
+    out["use_class_zh"] = [USE_CLASSES[u][0] for u in uses]
+    out["allowed"] = [", ".join(a) for a in allowed_list]
+    out["reason"] = reasons
+    tariff = out["use_class"].map(lambda u: scenario.use_classes[u].tariff_yuan_m2_day)
+    occupancy = out["use_class"].map(lambda u: scenario.use_classes[u].occupancy)
+    out["rent_wan_year_mature"] = (out["area_m2"] * tariff * occupancy * 365 / WAN).round(2)
+    return out.reset_index(drop=True)
+
+
+# ---- cash flow ---------------------------------------------------------------------------
+
+
+def _ramp(values: list[float], year: int, mature: float = 1.0) -> float:
+    return values[year - 1] if year <= len(values) else mature
+
+
+def cash_flow(
+    allocation: pd.DataFrame,
+    scenario: Scenario,
+    *,
+    parking_spaces: int,
+    managed_floor_area_m2: float,
+) -> pd.DataFrame:
+    """Return the yearly cash flow (万元) for years 0..N: streams, costs, net, cumulative."""
+    s = scenario
+    rent_mature = allocation["rent_wan_year_mature"].sum()
+    parking_mature = parking_spaces * s.parking_fee_yuan_space_year * s.parking_occupancy / WAN
+    fee_full = s.property_fee_yuan_m2_month * 12 * managed_floor_area_m2 / WAN  # at 100% collection
+    loan = s.loan_share * s.capex_initial_wan
+    payment = (
+        -npf.pmt(s.loan_rate, s.loan_term_years, loan)
+        if loan and s.loan_rate
+        else (loan / s.loan_term_years if loan else 0.0)
+    )
+    balance = loan
+    rows = [{"year": 0, "capex": s.capex_initial_wan, "loan_in": loan}]
+    for y in range(1, s.concession_years + 1):
+        grow = (1 + s.cost_escalation) ** (y - 1)
+        interest = balance * s.loan_rate
+        repay = min(balance, payment - interest) if y <= s.loan_term_years and balance > 0 else 0.0
+        balance -= repay
+        rows.append(
+            {
+                "year": y,
+                "rent": rent_mature * _ramp(s.occupancy_ramp, y),
+                "parking": parking_mature * _ramp(s.parking_ramp, y),
+                "property_fee": fee_full * _ramp(s.collection_by_year, y, s.collection_mature),
+                "services": s.services_wan_year * _ramp(s.services_ramp, y),
+                "subsidy": s.subsidy_wan_by_year[y - 1] if y <= len(s.subsidy_wan_by_year) else 0.0,
+                "operating_cost": s.operating_wan_year * grow,
+                "capex": s.capex_later_wan.get(y, 0.0),
+                "interest": interest if loan else 0.0,
+                "repayment": repay,
+            }
+        )
+    cf = pd.DataFrame(rows).fillna(0.0)
+    cf["revenue"] = cf[list(STREAMS)].sum(axis=1)
+    before_tax = cf["revenue"] + cf["subsidy"] - cf["operating_cost"] - cf["interest"]
+    cf["tax"] = np.maximum(before_tax, 0) * s.tax_rate
+    cf["net"] = before_tax - cf["tax"] - cf["capex"] + cf["loan_in"] - cf["repayment"]
+    cf["cumulative"] = cf["net"].cumsum()
+    cf["discounted"] = cf["net"] / (1 + s.discount_rate) ** cf["year"]
+    cf["cumulative_discounted"] = cf["discounted"].cumsum()
+    return cf.round(3)
+
+
+@dataclass
+class Metrics:
+    """What an operator asks of a cash flow."""
+
+    npv_wan: float
+    irr: float | None
+    irr_unique: bool
+    sign_changes: int
+    payback_year: int | None
+    discounted_payback_year: int | None
+    mature_revenue_wan: float
+    mature_operating_cost_wan: float
+    revenue_by_stream_wan: dict[str, float]
+
+
+def payback_year(cumulative: pd.Series) -> int | None:
+    """Return the first year from which the cumulative cash flow stays at or above zero."""
+    values = cumulative.to_numpy()
+    for year in range(1, len(values)):
+        if (values[year:] >= 0).all():
+            return year
+    return None
+
+
+def metrics(cf: pd.DataFrame, discount_rate: float) -> Metrics:
+    """NPV at ``discount_rate``, IRR (flagged when not unique), paybacks, mature figures."""
+    net = cf["net"].to_numpy()
+    signs = np.sign(net[net != 0])
+    changes = int((signs[1:] != signs[:-1]).sum())
+    irr = npf.irr(net)
+    mature = cf.iloc[-1]
+    return Metrics(
+        npv_wan=round(float(npf.npv(discount_rate, net)), 1),
+        irr=None if irr is None or np.isnan(irr) else round(float(irr), 4),
+        irr_unique=changes <= 1,
+        sign_changes=changes,
+        payback_year=payback_year(cf["cumulative"]),
+        discounted_payback_year=payback_year(cf["cumulative_discounted"]),
+        mature_revenue_wan=round(float(mature["revenue"]), 1),
+        mature_operating_cost_wan=round(float(mature["operating_cost"]), 1),
+        revenue_by_stream_wan={k: round(float(mature[k]), 1) for k in STREAMS},
+    )
+
+
+# ---- the three variants ------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    """One run of the scenario over one set of spaces."""
+
+    name: str
+    allocation: pd.DataFrame
+    cash_flow: pd.DataFrame
+    metrics: Metrics
+
+
+@dataclass
+class RevenueResult:
+    """The scenario as surveyed, with clean titles only, and with all gaps resolved."""
+
+    scenario: Scenario
+    variants: dict[str, Variant]
+    at_risk_rent_share: float  # share of mature rent from spaces with a title gap
+    at_risk_revenue_share: float  # the same, of all mature revenue
+
+    def summary(self) -> pd.DataFrame:
+        """One row per variant: mature revenue by stream, cost, NPV, IRR, paybacks."""
+        rows = []
+        for v in self.variants.values():
+            m = v.metrics
+            rows.append(
+                {
+                    "variant": v.name,
+                    **{f"{k}_wan": x for k, x in m.revenue_by_stream_wan.items()},
+                    "revenue_wan": m.mature_revenue_wan,
+                    "operating_cost_wan": m.mature_operating_cost_wan,
+                    "npv_wan": m.npv_wan,
+                    "irr": m.irr,
+                    "irr_unique": m.irr_unique,
+                    "payback_year": m.payback_year,
+                    "discounted_payback_year": m.discounted_payback_year,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def yearly(self) -> pd.DataFrame:
+        """All variants' yearly cash flows, one block per variant."""
+        return pd.concat(
+            [v.cash_flow.assign(variant=v.name) for v in self.variants.values()], ignore_index=True
+        )
+
+
+def estimate(
+    spaces: pd.DataFrame, scenario: Scenario, *, managed_floor_area_m2: float | None = None
+) -> RevenueResult:
+    """Run the scenario on ``spaces`` (one community's spaces, as from the inventory).
+
+    Parking spaces and the managed floor area come from the inventory unless the scenario
+    gives them (``managed_floor_area_m2`` here is the community's floor area).
+
+    Raises:
+        ScenarioError: the scenario's spaces are not in the inventory, or an area is missing.
+
+    """
+    s = scenario
+    frame = annotate(spaces)
+    parking = s.parking_spaces
+    if parking is None:
+        parking = int(
+            frame.loc[frame["kind"] == "parking", "parking_spaces"].astype(float).fillna(0).sum()
+        )
+    managed = s.managed_floor_area_m2 or managed_floor_area_m2
+    if not managed:
+        raise ScenarioError(
+            "No managed floor area for the property fee: set property_fee.managed_floor_area_m2 "
+            "in the scenario, or record the community's floor area."
+        )
+    rooms = frame[frame["kind"] != "parking"]
+    if s.activated is not None:
+        absent = sorted(set(s.activated) - set(rooms["survey_ref"]))
+        if absent:
+            raise ScenarioError(
+                f"spaces.activated names {', '.join(absent)}, which the inventory does not hold (for {s.community or 'this community'})."
+            )
+        rooms = rooms[rooms["survey_ref"].isin(s.activated)]
+    variants = {}
+    base = allocate(rooms, s)
+    clean_rooms = rooms[rooms["gap_severity"].isna()]
+    extra = frame[frame["survey_ref"].isin(s.resolution_add)]
+    resolved_rooms = pd.concat([rooms, extra[~extra["survey_ref"].isin(rooms["survey_ref"])]])
+    for name, alloc in (
+        ("as surveyed", base),
+        ("clean titles only", allocate(clean_rooms, s) if len(clean_rooms) else base.iloc[0:0]),
+        ("all gaps resolved", allocate(resolved_rooms, s, resolved=True)),
+    ):
+        cf = cash_flow(alloc, s, parking_spaces=parking, managed_floor_area_m2=managed)
+        variants[name] = Variant(name, alloc, cf, metrics(cf, s.discount_rate))
+    rent = base["rent_wan_year_mature"]
+    gap_rent = rent[base["gap_severity"].notna()].sum()
+    mature_revenue = variants["as surveyed"].metrics.mature_revenue_wan
+    return RevenueResult(
+        scenario=s,
+        variants=variants,
+        at_risk_rent_share=round(float(gap_rent / rent.sum()), 4) if rent.sum() else 0.0,
+        at_risk_revenue_share=round(float(gap_rent / mature_revenue), 4) if mature_revenue else 0.0,
+    )
+
+
+def plot(result: RevenueResult, path: str | Path) -> Path:
+    """Write a PNG of cumulative cash flow per variant (万元), for reports."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for v in result.variants.values():
+        ax.plot(v.cash_flow["year"], v.cash_flow["cumulative"], marker="o", ms=3, label=v.name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("Year of concession")
+    ax.set_ylabel("Cumulative net cash flow (10,000 yuan)")
+    ax.set_title(result.scenario.name)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    p = Path(path)
+    fig.savefig(p)
+    plt.close(fig)
+    return p
