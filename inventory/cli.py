@@ -736,6 +736,26 @@ def revenue_(
         return result
 
     result = _call(run)
+    _print_revenue(result)
+    columns = [
+        "year",
+        "rent",
+        "parking",
+        "property_fee",
+        "services",
+        "subsidy",
+        "operating_cost",
+        "capex",
+        "net",
+        "cumulative",
+    ]
+    yearly = result.variants["as surveyed"].cash_flow
+    console.print(_table(yearly, "Yearly cash flow as surveyed, 万元", columns))
+    if plot:
+        console.print(f"Plot written to {plot}")
+
+
+def _print_revenue(result: revenue.RevenueResult) -> None:
     summary = result.summary()
     console.print(
         _table(summary, f"{result.scenario.name} — mature year, 万元", list(summary.columns))
@@ -747,29 +767,9 @@ def revenue_(
     for v in result.variants.values():
         if not v.metrics.irr_unique:
             console.print(
-                f"[yellow]{v.name}: cash flows change sign {v.metrics.sign_changes} times; the IRR may not be unique.[/]"
+                f"[yellow]{v.name}: cash flows change sign {v.metrics.sign_changes} times; "
+                "the IRR may not be unique.[/]"
             )
-    yearly = result.variants["as surveyed"].cash_flow
-    console.print(
-        _table(
-            yearly,
-            "Yearly cash flow as surveyed, 万元",
-            [
-                "year",
-                "rent",
-                "parking",
-                "property_fee",
-                "services",
-                "subsidy",
-                "operating_cost",
-                "capex",
-                "net",
-                "cumulative",
-            ],
-        )
-    )
-    if plot:
-        console.print(f"Plot written to {plot}")
 
 
 @app.command()
@@ -831,7 +831,9 @@ def demo(
             ["host", "id", "usable_area_m2", "title", "distance_m", "spare_m2"],
         )
     )
-    console.rule("7. Exports")
+    console.rule("7. Revenue (Jinsong scenario)")
+    _print_revenue(result.revenue)
+    console.rule("8. Exports")
     for path in result.exports:
         console.print(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
 

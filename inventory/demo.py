@@ -3,8 +3,8 @@
 Creates a fresh SpatiaLite store, imports the Jinsong North sample survey as surveyors
 deliver it (GBK shapefiles with Chinese field names in Gauss-Krüger coordinates),
 then finds the title gaps, the bundles of nearby small spaces, the capacity by kind and
-tenure, and the places that could host a 150 m² community canteen near the centre, and
-exports all of it for QGIS and Excel.
+tenure, the places that could host a 150 m² community canteen near the centre, and the
+shipped Jinsong revenue scenario, and exports all of it for QGIS and Excel.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from inventory import listing, outputs, store
+from inventory import listing, outputs, revenue, store
 from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.capacity import capacity, hosts
 from inventory.db import connect
@@ -46,6 +46,8 @@ class DemoResult:
     bundles: gpd.GeoDataFrame | None = None
     capacity: pd.DataFrame | None = None
     hosts: gpd.GeoDataFrame | None = None
+    revenue: revenue.RevenueResult | None = None
+    plot: Path | None = None
     exports: list[Path] = field(default_factory=list)
 
 
@@ -62,6 +64,7 @@ def run(
             result.imports += import_file(engine, Path(sample_dir) / name, communities=is_community)
         result.info = store.info(engine)
         spaces = listing.spaces(engine)
+        floor_area = store.community_floor_area(engine, "劲松北社区")
     finally:
         engine.dispose()
     result.gaps, result.gap_totals = title_gaps(spaces)
@@ -69,6 +72,11 @@ def run(
     result.capacity = capacity(spaces, ["kind", "tenure_status"])
     # a community canteen of 150 m² within 300 m of the estate's centre
     result.hosts = hosts(spaces, 150, near=JINSONG_CENTRE, radius_m=300)
+    result.revenue = revenue.estimate(
+        spaces, revenue.load_scenario("jinsong_north"), managed_floor_area_m2=floor_area
+    )
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    result.plot = revenue.plot(result.revenue, Path(out_dir) / "demo_cash_flow.png")
     gpkg = Path(out_dir) / "demo_inventory.gpkg"
     gpkg.unlink(missing_ok=True)
     layers = {
@@ -79,8 +87,10 @@ def run(
         "bundle_members": members,
         "capacity": result.capacity,
         "canteen_hosts": result.hosts,
+        "revenue_summary": result.revenue.summary(),
+        "revenue_yearly": result.revenue.yearly(),
     }
     for name, frame in layers.items():
         outputs.write(frame, gpkg, "gpkg", layer=name)
-    result.exports = [gpkg, outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")]
+    result.exports = [gpkg, outputs.write(spaces, Path(out_dir) / "demo_spaces.csv"), result.plot]
     return result

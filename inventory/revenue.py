@@ -496,7 +496,7 @@ class RevenueResult:
                     "revenue_wan": m.mature_revenue_wan,
                     "operating_cost_wan": m.mature_operating_cost_wan,
                     "npv_wan": m.npv_wan,
-                    "irr": m.irr,
+                    "irr_pct": None if m.irr is None else round(100 * m.irr, 2),
                     "irr_unique": m.irr_unique,
                     "payback_year": m.payback_year,
                     "discounted_payback_year": m.discounted_payback_year,

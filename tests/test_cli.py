@@ -12,7 +12,19 @@ from typer.testing import CliRunner
 from inventory.cli import app
 
 runner = CliRunner()
-COMMANDS = ["init", "info", "import", "spaces", "rejects", "demo", "sample-data"]
+COMMANDS = [
+    "init",
+    "info",
+    "import",
+    "spaces",
+    "rejects",
+    "gaps",
+    "bundles",
+    "capacity",
+    "revenue",
+    "demo",
+    "sample-data",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
