@@ -15,7 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from inventory import listing, outputs, revenue, store
+from inventory import listing, maps, outputs, revenue, store
 from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.capacity import capacity, hosts
 from inventory.db import connect
@@ -48,6 +48,7 @@ class DemoResult:
     hosts: gpd.GeoDataFrame | None = None
     revenue: revenue.RevenueResult | None = None
     plot: Path | None = None
+    map_html: Path | None = None
     exports: list[Path] = field(default_factory=list)
 
 
@@ -65,6 +66,7 @@ def run(
         result.info = store.info(engine)
         spaces = listing.spaces(engine)
         floor_area = store.community_floor_area(engine, "劲松北社区")
+        boundaries = maps.communities_frame(engine)
     finally:
         engine.dispose()
     result.gaps, result.gap_totals = title_gaps(spaces)
@@ -92,5 +94,8 @@ def run(
     }
     for name, frame in layers.items():
         outputs.write(frame, gpkg, "gpkg", layer=name)
-    result.exports = [gpkg, outputs.write(spaces, Path(out_dir) / "demo_spaces.csv"), result.plot]
+    m = maps.build_map(spaces, communities=boundaries, bundles=result.bundles, members=members)
+    result.map_html = maps.save(m, Path(out_dir) / "demo.html")
+    csv = outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")
+    result.exports = [result.map_html, gpkg, csv, result.plot]
     return result

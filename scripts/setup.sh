@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the inventory needs on Debian/Ubuntu, idempotently:
 #   OS packages   libsqlite3-mod-spatialite (the embedded store's spatial extension);
-#                 with --test also PostgreSQL + PostGIS and GDAL's command-line tools
+#                 with --test also PostgreSQL + PostGIS, GDAL's command-line tools, and
+#                 Chromium with a CJK font for the map tests
 #   Python        a virtualenv in .venv with the package and its dependencies
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
@@ -33,7 +34,7 @@ apt_install() {
 
 apt_install libsqlite3-mod-spatialite
 if [ $with_test = 1 ]; then
-  apt_install postgresql gdal-bin
+  apt_install postgresql gdal-bin chromium fonts-noto-cjk
   pg_major=$(ls /usr/lib/postgresql | sort -n | tail -1)
   apt_install "postgresql-${pg_major}-postgis-3"
 fi

@@ -22,6 +22,7 @@ COMMANDS = [
     "bundles",
     "capacity",
     "revenue",
+    "map",
     "demo",
     "sample-data",
 ]
@@ -158,3 +159,5 @@ def test_demo_runs_the_main_job(tmp_path):
     layers = {name for name, _ in pyogrio.list_layers(tmp_path / "maps" / "demo_inventory.gpkg")}
     assert {"spaces", "gaps", "bundles", "capacity", "canteen_hosts"} <= layers
     assert "B0001" in result.output and "allocated_land" in result.output
+    page = (tmp_path / "maps" / "demo.html").read_text(encoding="utf-8")
+    assert "L.map(" in page and 'src="http' not in page

@@ -1,0 +1,176 @@
+"""Planners' maps: self-contained, escaped, and checked in a real headless browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import shapely
+from shapely import MultiPoint
+
+from inventory import listing, maps
+from inventory.bundles import find_bundles
+from inventory.importer import import_file
+from tests.util import frame, room, write
+
+XSS_NOTE = "<img src=x onerror=\"document.body.setAttribute('data-xss','img')\"><script>document.body.setAttribute('data-xss','script')</script>"
+
+
+@pytest.fixture
+def mapped(engine, sample_dir, tmp_path):
+    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
+    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
+    evil = frame(
+        [
+            {
+                "编号": "X-1",
+                "类型": "门房",
+                "备注": XSS_NOTE,
+                "名称": "<b>bold</b>",
+                "geometry": room(0, 40),
+            }
+        ]
+    )
+    import_file(engine, write(evil, tmp_path / "evil.geojson"), community="劲松北社区")
+    spaces = listing.spaces(engine)
+    bundles, members = find_bundles(spaces)
+    communities = maps.communities_frame(engine)
+    return spaces, communities, bundles, members
+
+
+def _expected_paths(spaces, communities, bundles) -> int:
+    points = sum(
+        len(shapely.get_parts(g)) for g in spaces.geometry if g.geom_type in ("MultiPoint", "Point")
+    )
+    polygons = sum(1 for g in spaces.geometry if g.geom_type not in ("MultiPoint", "Point"))
+    return points + polygons + len(communities) + len(bundles)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_map_is_self_contained_and_escaped(mapped, tmp_path, lang):
+    spaces, communities, bundles, members = mapped
+    m = maps.build_map(spaces, communities=communities, bundles=bundles, members=members, lang=lang)
+    page = maps.save(m, tmp_path / "map.html").read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", page)
+    assert "Leaflet" in page and "L.map(" in page
+    assert ("产权障碍" if lang == "zh" else "Blocking gap") in page
+    boiler = "锅炉房" if lang == "zh" else "Boiler room"
+    assert boiler in page or boiler.encode("unicode_escape").decode() in page
+    assert "&lt;img src=x onerror" in page or "\\u0026lt;img" in page
+    assert "<img src=x onerror" not in page
+
+
+def test_bad_options(mapped):
+    spaces, *_ = mapped
+    with pytest.raises(maps.InputError, match="use zh or en"):
+        maps.build_map(spaces, lang="fr")
+    with pytest.raises(maps.InputError, match="No spaces to map"):
+        maps.build_map(spaces.iloc[0:0])
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") or os.environ.get("INVENTORY_TEST_REQUIRE_POSTGIS"):
+            pytest.fail("chromium is required here (the test command installs Debian's chromium)")
+        pytest.skip("no chromium installed")
+    return found
+
+
+PROBE = """
+<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var map = null;
+    for (var k in window) { try { if (window[k] instanceof L.Map) { map = window[k]; } } catch (e) {} }
+    var texts = [], error = "";
+    var layers = [];
+    map.eachLayer(function (layer) { layers.push(layer); });
+    try { layers.forEach(function (layer) {
+      // Folium binds popups on the GeoJSON group: a click on a feature opens its popup
+      if (layer.feature && layer.feature.properties && "survey_ref" in layer.feature.properties) {
+        var at = layer.getBounds ? layer.getBounds().getCenter() : layer.getLatLng();
+        map.closePopup();
+        layer.fire("click", {latlng: at}, true);
+        var open = document.querySelectorAll(".leaflet-popup-content");
+        if (open.length) { texts.push(open[open.length - 1].textContent); }
+      }
+    }); } catch (e) { error = String(e); }
+    var out = document.createElement("pre");
+    out.id = "probe";
+    out.setAttribute("data-paths", document.querySelectorAll("path.leaflet-interactive").length);
+    out.setAttribute("data-popups", texts.length);
+    out.textContent = error + texts.join("\\n");
+    document.body.appendChild(out);
+  }, 300);
+});
+</script>
+"""
+
+
+def test_map_in_headless_chromium(mapped, tmp_path):
+    chromium = _chromium()
+    spaces, communities, bundles, members = mapped
+    path = maps.save(
+        maps.build_map(spaces, communities=communities, bundles=bundles, members=members),
+        tmp_path / "map.html",
+    )
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        path.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
+    )
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    found = re.search(
+        r'<pre id="probe" data-paths="(\d+)" data-popups="(\d+)">(.*?)</pre>', dom, re.S
+    )
+    assert found, dom[-2000:]
+    paths, popups, text = int(found.group(1)), int(found.group(2)), found.group(3)
+    assert paths == _expected_paths(spaces, communities, bundles)
+    assert popups >= len(spaces)
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert "data-xss" not in body  # neither the <img onerror> nor the <script> ran
+    assert "&lt;img src=x onerror" in text  # shown as text in its popup
+    screenshot = tmp_path / "map.png"
+    subprocess.run(
+        [chromium, *flags, "--window-size=1200,800", f"--screenshot={screenshot}", path.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert screenshot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_parking_points_are_drawn_one_circle_each(engine, tmp_path):
+    gdf = frame(
+        [
+            {
+                "编号": "P",
+                "类型": "停车位",
+                "车位数": 12,
+                "geometry": MultiPoint([(116.4655, 39.8795), (116.4657, 39.8795)]),
+            }
+        ]
+    )
+    import_file(engine, write(gdf, tmp_path / "p.geojson"), community="X")
+    spaces = listing.spaces(engine)
+    page = maps.save(maps.build_map(spaces), tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "circleMarker" in page or "CircleMarker" in page
