@@ -48,6 +48,43 @@ class UseClass:
     target_share: float
 
 
+#: What an allocation rule may test, and how.
+RULE_TESTS = ("kind", "vacancy", "land_type", "title", "min_area_m2", "max_area_m2")
+
+
+@dataclass
+class AllocationRule:
+    """``allow`` only these use classes for spaces matching every condition in ``when``.
+
+    ``when`` keys: kind, vacancy, land_type (a code or a list of codes), title ("gap" or
+    "clean"), min_area_m2, max_area_m2. Rules about title and land stand aside when the
+    gaps are taken as resolved.
+    """
+
+    when: dict
+    allow: list[str]
+    why: str = ""
+
+    def matches(self, row: pd.Series, area: float) -> bool:
+        """Whether the space in ``row`` (with its allocation ``area``) meets every condition."""
+        for key, want in self.when.items():
+            if key in ("min_area_m2", "max_area_m2"):
+                if (key == "min_area_m2" and area < want) or (key == "max_area_m2" and area > want):
+                    return False
+            elif key == "title":
+                has_gap = row["gap_severity"] is not None
+                if has_gap != (want == "gap"):
+                    return False
+            elif row.get(key) not in (want if isinstance(want, list) else [want]):
+                return False
+        return True
+
+    @property
+    def about_title(self) -> bool:
+        """Whether the rule is about title (it lapses when the gaps are resolved)."""
+        return "title" in self.when or "land_type" in self.when
+
+
 @dataclass
 class Scenario:
     """A validated scenario (see ``inventory/scenarios/jinsong_north.toml``)."""
@@ -59,8 +96,7 @@ class Scenario:
     activated: list[str] | None
     area_basis: str
     use_classes: dict[str, UseClass]
-    gap_spaces_allow: list[str]
-    allocated_land_allows: list[str]
+    rules: list[AllocationRule]
     overrides: dict[str, str]
     parking_fee_yuan_space_year: float
     parking_occupancy: float
@@ -174,15 +210,6 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
             f"{where}: use class target shares add up to {total:.0%} ({shares}); they must add up to 100%."
         )
 
-    def use_list(path: str) -> list[str]:
-        values = _get(data, path, list, default=list(USE_CLASSES), where=where)
-        bad = [v for v in values if v not in USE_CLASSES]
-        if bad:
-            raise ScenarioError(
-                f"{where}: {path} names unknown use class {', '.join(map(str, bad))}; use {', '.join(USE_CLASSES)}."
-            )
-        return values
-
     overrides = _get(data, "allocation.overrides", dict, default={}, where=where)
     for ref, use in overrides.items():
         if use not in USE_CLASSES:
@@ -232,8 +259,7 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
         activated=_get(data, "spaces.activated", list, default=None, where=where),
         area_basis=basis,
         use_classes=classes,
-        gap_spaces_allow=use_list("allocation.gap_spaces_allow"),
-        allocated_land_allows=use_list("allocation.allocated_land_allows"),
+        rules=_rules(data, where),
         overrides=overrides,
         parking_fee_yuan_space_year=_non_negative(
             _get(data, "parking.fee_yuan_space_year", where=where),
@@ -295,6 +321,38 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
     )
 
 
+def _rules(data: dict, where: str) -> list[AllocationRule]:
+    rules = []
+    for i, raw in enumerate(_get(data, "allocation.rules", list, default=[], where=where), start=1):
+        name = f"allocation.rules[{i}]"
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("when"), dict)
+            or not isinstance(raw.get("allow"), list)
+        ):
+            raise ScenarioError(
+                f'{where}: {name} needs when = {{ ... }} and allow = ["semi_public", ...].'
+            )
+        unknown = sorted(set(raw["when"]) - set(RULE_TESTS))
+        if unknown:
+            raise ScenarioError(
+                f"{where}: {name} tests {', '.join(unknown)}; a rule may test {', '.join(RULE_TESTS)}."
+            )
+        bad = [u for u in raw["allow"] if u not in USE_CLASSES]
+        if bad or not raw["allow"]:
+            raise ScenarioError(
+                f"{where}: {name} allows unknown use class {', '.join(map(str, bad)) or '(none)'}; use {', '.join(USE_CLASSES)}."
+            )
+        if raw["when"].get("title", "gap") not in ("gap", "clean"):
+            raise ScenarioError(
+                f'{where}: {name} title = {raw["when"]["title"]!r}; use "gap" or "clean".'
+            )
+        rules.append(
+            AllocationRule(when=raw["when"], allow=raw["allow"], why=str(raw.get("why", "")))
+        )
+    return rules
+
+
 # ---- use allocation -----------------------------------------------------------------------
 
 
@@ -334,13 +392,18 @@ def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -
     uses, allowed_list, reasons = [], [], []
     for _, row in frame.iterrows():
         allowed = list(USE_CLASSES)
-        why = "largest unmet target share"
-        if not resolved and row["gap_severity"] is not None:
-            allowed = [u for u in allowed if u in scenario.gap_spaces_allow]
-            why = f"title gap ({', '.join(row['gaps'])}): {'/'.join(allowed)} only"
-        if not resolved and row.get("land_type") == "allocated":
-            allowed = [u for u in allowed if u in scenario.allocated_land_allows]
-            why = f"allocated land: {'/'.join(allowed)} only"
+        why = ["largest unmet target share"]
+        for rule in scenario.rules:
+            if (resolved and rule.about_title) or not rule.matches(row, row["area_m2"]):
+                continue
+            allowed = [u for u in allowed if u in rule.allow]
+            why.append(rule.why or f"rule {rule.when}: {'/'.join(rule.allow)} only")
+        if not allowed:
+            raise ScenarioError(
+                f"No use class is left for {row['survey_ref']} after the allocation rules "
+                f"({'; '.join(why[1:])}); loosen a rule or add an override."
+            )
+        why = "; ".join(why[1:]) or why[0]
         if row["survey_ref"] in scenario.overrides:
             use = scenario.overrides[row["survey_ref"]]
             why = "override in the scenario"

@@ -212,6 +212,51 @@ def test_loan_is_repaid_within_its_term():
     assert cf.loc[0, "net"] == pytest.approx(-50)  # equity share of the capex
 
 
+def test_rules_by_kind_size_and_vacancy():
+    data = _tiny(
+        **{
+            "use_classes.commercial.target_share": 0.5,
+            "use_classes.semi_public.target_share": 0.5,
+            "allocation.rules": [
+                {"when": {"kind": "basement"}, "allow": ["semi_public"]},
+                {"when": {"max_area_m2": 30}, "allow": ["semi_public", "public"]},
+                {"when": {"vacancy": "idle", "min_area_m2": 500}, "allow": ["public"]},
+            ],
+        }
+    )
+    rooms = _rooms(200.0, 200.0, 25.0, 600.0)
+    rooms["kind"] = ["basement", "service_room", "service_room", "service_room"]
+    rooms["vacancy"] = ["in_use", "in_use", "in_use", "idle"]
+    alloc = allocate(rooms, parse_scenario(data)).set_index("survey_ref")
+    assert alloc.loc["R0", "use_class"] == "semi_public"  # a basement
+    assert alloc.loc["R2", "use_class"] in ("semi_public", "public")  # 25 m²: no shop
+    assert alloc.loc["R3", "use_class"] == "public"  # large and idle
+    assert alloc.loc["R1", "use_class"] == "commercial"
+
+
+def test_rule_errors():
+    with pytest.raises(ScenarioError, match="a rule may test kind, vacancy"):
+        parse_scenario(
+            _tiny(**{"allocation.rules": [{"when": {"colour": "red"}, "allow": ["public"]}]})
+        )
+    with pytest.raises(ScenarioError, match="allows unknown use class luxury"):
+        parse_scenario(
+            _tiny(**{"allocation.rules": [{"when": {"kind": "basement"}, "allow": ["luxury"]}]})
+        )
+    tight = parse_scenario(
+        _tiny(
+            **{
+                "allocation.rules": [
+                    {"when": {"kind": "service_room"}, "allow": ["public"]},
+                    {"when": {"min_area_m2": 10}, "allow": ["commercial"]},
+                ]
+            }
+        )
+    )
+    with pytest.raises(ScenarioError, match="No use class is left for R0"):
+        allocate(_rooms(100.0), tight)
+
+
 # ---- validation -------------------------------------------------------------------------------
 
 
