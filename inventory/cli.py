@@ -73,6 +73,16 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+@contextmanager
+def _store(db: str | None) -> Iterator:
+    """Open the store named by --db (or the configured one) for one command."""
+    engine = connect(db)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _call(fn: Callable[[], T]) -> T:
     with _user_errors():
         return fn()
@@ -113,11 +123,8 @@ def info(db: DbOption = None) -> None:
     """
 
     def run() -> store.StoreInfo:
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             return store.info(engine)
-        finally:
-            engine.dispose()
 
     _print_info(_call(run))
 
@@ -338,11 +345,8 @@ def spaces(
     """
 
     def run():
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             frame = listing.spaces(engine, community=community, kind=kind, batch=batch)
-        finally:
-            engine.dispose()
         if output is None and format_ is not None:
             raise typer.BadParameter("--format needs --output FILE")
         if output is not None:
@@ -408,11 +412,8 @@ def rejects(
     """
 
     def run():
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             frame = listing.rejects(engine, batch=batch)
-        finally:
-            engine.dispose()
         return frame, (outputs.write(frame, output, format_, layer="rejects") if output else None)
 
     frame, written = _call(run)
@@ -468,11 +469,8 @@ def _write_layers(path: Path, fmt: str | None, layers: dict) -> None:
 
 
 def _load_spaces(db: str | None, community: str | None = None, bounds=None):
-    engine = connect(db)
-    try:
+    with _store(db) as engine:
         return listing.spaces(engine, community=community, bounds=bounds)
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -556,8 +554,7 @@ def bundles(
     """
 
     def run():
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             spaces = listing.spaces(engine, community=community)
             return find_bundles(
                 spaces,
@@ -568,8 +565,6 @@ def bundles(
                 across_communities=across_communities,
                 engine=engine,
             )
-        finally:
-            engine.dispose()
 
     found, members = _call(run)
     if output:
@@ -710,12 +705,9 @@ def revenue_(
     def run():
         sc = revenue.load_scenario(scenario)
         name = community or sc.community
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             spaces = listing.spaces(engine, community=name)
             info = store.community_floor_area(engine, name)
-        finally:
-            engine.dispose()
         if spaces.empty:
             raise revenue.ScenarioError(
                 f"No spaces for community {name!r} in the store; import its survey or pass --community."
@@ -785,15 +777,12 @@ def map_(
     """
 
     def run():
-        engine = connect(db)
-        try:
+        with _store(db) as engine:
             spaces = listing.spaces(engine, community=community)
             if kind:
                 codes = [KIND.match(k) or k for k in kind]
                 spaces = spaces[spaces["kind"].isin(codes)]
             boundaries = maps.communities_frame(engine, [community] if community else None)
-        finally:
-            engine.dispose()
         found, members = find_bundles(spaces, max_gap) if len(spaces) else (None, None)
         m = maps.build_map(
             spaces,

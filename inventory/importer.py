@@ -16,6 +16,7 @@ import getpass
 import hashlib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -296,7 +297,7 @@ def _jsonable(value: object) -> object:
     return value if isinstance(value, int | str | bool) else str(value)
 
 
-class _Import:
+class _Import(ABC):
     """Shared machinery of a space or community import over one source layer."""
 
     target = ""
@@ -539,9 +540,9 @@ class _Import:
                     FeatureIssue(i + 1, refs[i], status, self.repairs[i] + self.flags[i])
                 )
 
+    @abstractmethod
     def run(self) -> ImportReport:
         """Validate, write in one transaction, and return the report."""
-        raise NotImplementedError  # abstract: _SpaceImport and _CommunityImport define it
 
 
 def _polygonal_part(geom):

@@ -142,3 +142,15 @@ def sample_dir(tmp_path_factory) -> Path:
         if f.is_file():
             shutil.copy2(f, dst / f.name)
     return dst
+
+
+@pytest.fixture
+def sample(engine, sample_dir):
+    """The Jinsong North sample survey imported into ``engine``; returns its spaces."""
+    from inventory import listing
+    from inventory.importer import import_file
+
+    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
+    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
+    return listing.spaces(engine)

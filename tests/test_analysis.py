@@ -25,14 +25,6 @@ from tests.util import frame, room
 DEMO_ROOMS = [f"JS-{i:03d}" for i in range(1, 13)]
 
 
-@pytest.fixture
-def sample(engine, sample_dir):
-    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
-    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
-    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
-    return listing.spaces(engine)
-
-
 # ---- title gaps -----------------------------------------------------------------------
 
 

@@ -20,10 +20,7 @@ XSS_NOTE = "<img src=x onerror=\"document.body.setAttribute('data-xss','img')\">
 
 
 @pytest.fixture
-def mapped(engine, sample_dir, tmp_path):
-    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
-    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
-    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
+def mapped(engine, sample, tmp_path):
     evil = frame(
         [
             {

@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from inventory import listing
 from inventory.cli import app
-from inventory.importer import import_file
 from inventory.revenue import (
     SHIPPED,
     ScenarioError,
@@ -25,14 +23,6 @@ from inventory.revenue import (
     parse_scenario,
 )
 from tests.util import frame, room
-
-
-@pytest.fixture
-def sample(engine, sample_dir):
-    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
-    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
-    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
-    return listing.spaces(engine)
 
 
 @pytest.fixture(scope="module")
