@@ -46,6 +46,7 @@ class UseClass:
     tariff_yuan_m2_day: float
     occupancy: float
     target_share: float
+    escalation: float = 0.0  # yearly growth of the tariff from year 2
 
 
 #: What an allocation rule may test, and how.
@@ -111,6 +112,7 @@ class Scenario:
     services_wan_year: float
     subsidy_wan_by_year: list[float]
     operating_wan_year: float
+    operating_by_year_wan: list[float]
     cost_escalation: float
     capex_initial_wan: float
     capex_later_wan: dict[int, float]
@@ -202,6 +204,7 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
             target_share=_fraction(
                 _get(data, f"{prefix}.target_share", where=where), f"{prefix}.target_share", where
             ),
+            escalation=_get(data, f"{prefix}.escalation", default=0.0, where=where),
         )
     total = sum(c.target_share for c in classes.values())
     if abs(total - 1) > 1e-6:
@@ -293,6 +296,10 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
         subsidy_wan_by_year=[
             _non_negative(float(v), "subsidy.by_year_wan", where)
             for v in _get(data, "subsidy.by_year_wan", list, default=[], where=where)
+        ],
+        operating_by_year_wan=[
+            _non_negative(float(v), "costs.operating_by_year_wan", where)
+            for v in _get(data, "costs.operating_by_year_wan", list, default=[], where=where)
         ],
         operating_wan_year=_non_negative(
             _get(data, "costs.operating_wan_year", where=where), "costs.operating_wan_year", where
@@ -440,7 +447,7 @@ def cash_flow(
 ) -> pd.DataFrame:
     """Return the yearly cash flow (万元) for years 0..N: streams, costs, net, cumulative."""
     s = scenario
-    rent_mature = allocation["rent_wan_year_mature"].sum()
+    rent_by_class = allocation.groupby("use_class")["rent_wan_year_mature"].sum()
     parking_mature = parking_spaces * s.parking_fee_yuan_space_year * s.parking_occupancy / WAN
     fee_full = s.property_fee_yuan_m2_month * 12 * managed_floor_area_m2 / WAN  # at 100% collection
     loan = s.loan_share * s.capex_initial_wan
@@ -459,12 +466,20 @@ def cash_flow(
         rows.append(
             {
                 "year": y,
-                "rent": rent_mature * _ramp(s.occupancy_ramp, y),
+                "rent": _ramp(s.occupancy_ramp, y)
+                * sum(
+                    rent * (1 + s.use_classes[use].escalation) ** (y - 1)
+                    for use, rent in rent_by_class.items()
+                ),
                 "parking": parking_mature * _ramp(s.parking_ramp, y),
                 "property_fee": fee_full * _ramp(s.collection_by_year, y, s.collection_mature),
                 "services": s.services_wan_year * _ramp(s.services_ramp, y),
                 "subsidy": s.subsidy_wan_by_year[y - 1] if y <= len(s.subsidy_wan_by_year) else 0.0,
-                "operating_cost": s.operating_wan_year * grow,
+                "operating_cost": (
+                    s.operating_by_year_wan[y - 1]
+                    if y <= len(s.operating_by_year_wan)
+                    else s.operating_wan_year * grow
+                ),
                 "capex": s.capex_later_wan.get(y, 0.0),
                 "interest": interest if loan else 0.0,
                 "repayment": repay,

@@ -175,6 +175,19 @@ def test_ramp_subsidy_and_escalation_by_hand():
     assert cf.loc[3, "operating_cost"] == pytest.approx(5 * 1.1**2)
 
 
+def test_tariff_escalation_and_costs_by_year_by_hand():
+    scenario = parse_scenario(
+        _tiny(
+            **{"use_classes.commercial.escalation": 0.05, "costs.operating_by_year_wan": [1.0, 2.0]}
+        )
+    )
+    cf = cash_flow(
+        allocate(_rooms(100.0), scenario), scenario, parking_spaces=0, managed_floor_area_m2=1.0
+    )
+    assert cf.loc[3, "rent"] == pytest.approx(36.5 * 1.05**2, abs=1e-3)  # flows are kept to 3 decimals
+    assert cf["operating_cost"].tolist()[:4] == [0.0, 1.0, 2.0, 0.0]
+
+
 def test_non_unique_irr_is_flagged():
     # a large capex late in the concession makes the flows change sign three times
     scenario = parse_scenario(_tiny(**{"costs.capex_later_wan": {"4": 200.0}}))
