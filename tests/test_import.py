@@ -513,3 +513,15 @@ def test_footprint_area_is_geodesic(engine, tmp_path):
 def test_importer_module_has_no_dialect_branches():
     source = Path(importer.__file__).read_text(encoding="utf-8")
     assert "dialect.name" not in source and "postgresql" not in source
+
+
+@pytest.mark.parametrize(
+    ("suffix", "driver"), [(".kml", "KML"), (".gpkg", "GPKG"), (".geojson", "GeoJSON")]
+)
+def test_vector_formats(engine, tmp_path, suffix, driver):
+    gdf = rooms(3).rename(
+        columns={"编号": "survey_ref", "类型": "kind", "建筑面积": "floor_area_m2"}
+    )
+    path = write(gdf, tmp_path / f"rooms{suffix}", driver=driver)
+    report = imp(engine, path, community="X")
+    assert report.loaded == 3 and report.fields["kind"] == "kind"

@@ -184,7 +184,9 @@ def test_tariff_escalation_and_costs_by_year_by_hand():
     cf = cash_flow(
         allocate(_rooms(100.0), scenario), scenario, parking_spaces=0, managed_floor_area_m2=1.0
     )
-    assert cf.loc[3, "rent"] == pytest.approx(36.5 * 1.05**2, abs=1e-3)  # flows are kept to 3 decimals
+    assert cf.loc[3, "rent"] == pytest.approx(
+        36.5 * 1.05**2, abs=1e-3
+    )  # flows are kept to 3 decimals
     assert cf["operating_cost"].tolist()[:4] == [0.0, 1.0, 2.0, 0.0]
 
 
