@@ -18,6 +18,7 @@ from rich.table import Table
 
 from inventory import capacity as capacity_job
 from inventory import demo as demo_job
+from inventory import export as export_job
 from inventory import listing, maps, outputs, revenue, store
 from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.codes import KIND
@@ -454,18 +455,8 @@ def _cell(value) -> str:
 
 
 def _write_layers(path: Path, fmt: str | None, layers: dict) -> None:
-    """Write result frames: all as layers of one GeoPackage, else one file each."""
-    chosen = outputs.format_for(path, fmt)
-    if chosen == "gpkg":
-        path.unlink(missing_ok=True)
-    for i, (name, frame) in enumerate(layers.items()):
-        target, kind = path, chosen
-        if i > 0 and chosen != "gpkg":
-            target = path.with_name(f"{path.stem}_{name}{path.suffix}")
-        if kind == "geojson" and "geometry" not in frame.columns:
-            target, kind = target.with_suffix(".csv"), "csv"  # a table has no GeoJSON form
-        outputs.write(frame, target, kind, layer=name)
-        console.print(f"{len(frame)} rows ({name}) written to {target}")
+    for name, target, rows in outputs.write_layers(path, fmt, layers):
+        console.print(f"{rows} rows ({name}) written to {target}")
 
 
 def _load_spaces(db: str | None, community: str | None = None, bounds=None):
@@ -816,6 +807,36 @@ def _print_revenue(result: revenue.RevenueResult) -> None:
                 f"[yellow]{v.name}: cash flows change sign {v.metrics.sign_changes} times; "
                 "the IRR may not be unique.[/]"
             )
+
+
+@app.command()
+def export(
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="File to write: .gpkg (all layers in one), .geojson, .csv or .xlsx (one file per layer)."
+        ),
+    ],
+    community: CommunityOption = None,
+    max_gap: Annotated[
+        float, typer.Option(help="Bundle gap (m) for the bundles layer.")
+    ] = DEFAULT_MAX_GAP_M,
+    db: DbOption = None,
+) -> None:
+    """Export spaces, title gaps, bundles and communities for QGIS and Excel.
+
+    Example:
+        inventory export jinsong.gpkg
+        inventory export jinsong.xlsx --community 劲松北社区
+
+    """
+
+    def run():
+        with _store(db) as engine:
+            return export_job.export(engine, out, community=community, max_gap_m=max_gap)
+
+    for name, target, rows in _call(run):
+        console.print(f"{rows} rows ({name}) written to {target}")
 
 
 @app.command()

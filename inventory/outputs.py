@@ -97,3 +97,25 @@ def write(
     else:
         _flatten(table).to_excel(p, index=False, sheet_name=(layer or "data")[:31])
     return p
+
+
+def write_layers(path: str | Path, fmt: str | None, layers: dict) -> list[tuple[str, Path, int]]:
+    """Write named result frames: as layers of one GeoPackage, else one file each.
+
+    The first frame goes to ``path``, the others beside it as ``STEM_NAME.SUFFIX``; a table
+    asked for as GeoJSON is written as CSV. Returns (name, file, rows) for each.
+    """
+    p = Path(path)
+    chosen = format_for(p, fmt)
+    if chosen == "gpkg":
+        p.unlink(missing_ok=True)
+    written = []
+    for i, (name, frame) in enumerate(layers.items()):
+        target, kind = p, chosen
+        if i > 0 and chosen != "gpkg":
+            target = p.with_name(f"{p.stem}_{name}{p.suffix}")
+        if kind == "geojson" and "geometry" not in frame.columns:
+            target, kind = target.with_suffix(".csv"), "csv"  # a table has no GeoJSON form
+        write(frame, target, kind, layer=name)
+        written.append((name, target, len(frame)))
+    return written

@@ -23,6 +23,7 @@ COMMANDS = [
     "capacity",
     "revenue",
     "map",
+    "export",
     "demo",
     "sample-data",
 ]

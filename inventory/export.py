@@ -1,0 +1,42 @@
+"""Everything the inventory knows, for QGIS and Excel: ``inventory export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from inventory import listing, outputs
+from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
+from inventory.gaps import title_gaps
+from inventory.maps import communities_frame
+
+
+def export(
+    engine: Engine,
+    path: str | Path,
+    *,
+    community: str | None = None,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
+) -> list[tuple[str, Path, int]]:
+    """Write spaces, title gaps (and totals), bundles (and members) and communities.
+
+    A ``.gpkg`` gets them all as layers of one file; ``.geojson``, ``.csv`` and ``.xlsx``
+    get one file per layer. Returns (layer, file, rows) for each.
+
+    Raises:
+        InputError: the format is unknown.
+
+    """
+    spaces = listing.spaces(engine, community=community)
+    gaps, totals = title_gaps(spaces)
+    bundles, members = find_bundles(spaces, max_gap_m, engine=engine)
+    layers = {
+        "spaces": spaces,
+        "gaps": gaps,
+        "gap_totals": totals,
+        "bundles": bundles,
+        "bundle_members": members,
+        "communities": communities_frame(engine, [community] if community else None),
+    }
+    return outputs.write_layers(path, None, layers)
