@@ -12,6 +12,7 @@ insert values as HTML, so a surveyor's note holding ``<script>`` must arrive as 
 from __future__ import annotations
 
 import html
+import json
 from datetime import date
 from pathlib import Path
 
@@ -212,12 +213,17 @@ def build_map(
             [features[~points], features[points].explode(index_parts=False)], ignore_index=True
         )
     fields = list(POPUP_FIELDS)
+    space_layers: list[str] = []
+    outline_layers: dict[str, tuple[str, str]] = {}  # layer name → (colour, dash)
+    if communities is not None and not communities.empty:
+        outline_layers[t["community"]] = ("#1565c0", "6 4")
     for kind in KIND.codes:
         layer = features[features["kind_code"] == kind]
         if layer.empty:
             continue
         count = layer["survey_ref"].nunique()  # spaces, not the points of a parking row
         group = folium.FeatureGroup(name=f"{KIND.label(kind, lang)} ({count})")
+        space_layers.append(group.layer_name)
         folium.GeoJson(
             layer.drop(columns="kind_code").to_json(ensure_ascii=False),
             style_function=_style,
@@ -230,6 +236,7 @@ def build_map(
         b = bundles[["bundle_id", "members", "usable_area_m2", "geometry"]].copy()
         b["members"] = b["members"].map(_text)
         group = folium.FeatureGroup(name=f"{t['bundles']} ({len(b)})")
+        outline_layers[group.layer_name] = ("#6a1b9a", "3 3")
         folium.GeoJson(
             b.to_json(ensure_ascii=False),
             style_function=lambda f: {
@@ -244,10 +251,21 @@ def build_map(
     folium.LayerControl(collapsed=False).add_to(m)
     heading = _text(title or t["title"])
     when = (data_date or date.today()).isoformat()
-    legend_rows = "".join(
-        f'<div><span style="display:inline-block;width:12px;height:12px;background:{colour};'
-        f'margin-right:6px;border:1px solid #555"></span>{html.escape(t[status])}</div>'
-        for status, colour in STATUS_COLOURS.items()
+    legend_rows = (
+        '<div class="legend-spaces">'
+        + "".join(
+            f'<div><span style="display:inline-block;width:12px;height:12px;background:{colour};'
+            f'margin-right:6px;border:1px solid #555"></span>{html.escape(t[status])}</div>'
+            for status, colour in STATUS_COLOURS.items()
+        )
+        + "</div>"
+    )
+    # one entry per outlined layer; each shows only while its layer is on
+    legend_rows += "".join(
+        f'<div class="legend-layer" data-layer="{html.escape(name)}"><span style="display:'
+        f"inline-block;width:16px;height:0;border-top:2px dashed {colour};margin:0 6px 3px 0"
+        f'"></span>{html.escape(name.split(" (")[0])}</div>'
+        for name, (colour, _dash) in outline_layers.items()
     )
     m.get_root().html.add_child(
         folium.Element(
@@ -260,6 +278,28 @@ def build_map(
             f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{html.escape(t["legend"])}</b>{legend_rows}</div>'
         )
     )
+    # legends switch with their layers: outline entries follow their layer, the title-status
+    # key shows while any layer of spaces is on (on load: the map is defined after this)
+    toggle = f"""
+    window.addEventListener("load", function () {{
+      var map = {m.get_name()};
+      var spaceLayers = {json.dumps(space_layers, ensure_ascii=False)};
+      var shown = new Set(spaceLayers);
+      function refresh() {{
+        var key = document.querySelector("#inventory-legend .legend-spaces");
+        if (key) {{ key.style.display = shown.size ? "" : "none"; }}
+      }}
+      function change(name, on) {{
+        if (spaceLayers.indexOf(name) >= 0) {{ if (on) {{ shown.add(name); }} else {{ shown.delete(name); }} refresh(); }}
+        document.querySelectorAll("#inventory-legend .legend-layer").forEach(function (el) {{
+          if (el.getAttribute("data-layer") === name) {{ el.style.display = on ? "" : "none"; }}
+        }});
+      }}
+      map.on("overlayadd", function (e) {{ change(e.name, true); }});
+      map.on("overlayremove", function (e) {{ change(e.name, false); }});
+    }});
+    """
+    m.get_root().script.add_child(folium.Element(toggle))
     return m
 
 

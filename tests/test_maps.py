@@ -187,3 +187,60 @@ def test_export_all_layers(engine, sample, tmp_path, suffix):
         assert len(pyogrio.read_dataframe(tmp_path / "all.gpkg", layer="spaces")) == 22
     for _, path, rows in written:
         assert path.exists() and rows > 0
+
+
+LEGEND_PROBE = """
+<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var before = document.querySelector(".legend-layer[data-layer^='空间组团']").style.display;
+    document.querySelectorAll(".leaflet-control-layers-overlays label").forEach(function (label) {
+      var text = label.textContent.trim();
+      if (text.indexOf("空间组团") === 0 || text.indexOf("社区边界") !== 0) {
+        label.querySelector("input").click();  // bundles and every layer of spaces off
+      }
+    });
+    var out = document.createElement("pre");
+    out.id = "legend";
+    out.setAttribute("data-before", before || "shown");
+    out.setAttribute("data-bundles", document.querySelector(".legend-layer[data-layer^='空间组团']").style.display || "shown");
+    out.setAttribute("data-boundary", document.querySelector(".legend-layer[data-layer^='社区边界']").style.display || "shown");
+    out.setAttribute("data-key", document.querySelector(".legend-spaces").style.display || "shown");
+    document.body.appendChild(out);
+  }, 300);
+});
+</script>
+"""
+
+
+def test_legend_switches_with_its_layers(mapped, tmp_path):
+    chromium = _chromium()
+    spaces, communities, bundles, members = mapped
+    path = maps.save(
+        maps.build_map(spaces, communities=communities, bundles=bundles, members=members),
+        tmp_path / "map.html",
+    )
+    probe = tmp_path / "legend.html"
+    probe.write_text(
+        path.read_text(encoding="utf-8").replace("</body>", LEGEND_PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    found = re.search(r'<pre id="legend" ([^>]*)>', dom)
+    assert found, dom[-1500:]
+    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', found.group(1)))
+    assert attrs == {"before": "shown", "bundles": "none", "boundary": "shown", "key": "none"}
