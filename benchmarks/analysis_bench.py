@@ -19,7 +19,6 @@ imports it into a fresh PostGIS database with the inventory's importer, then mea
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import shapely
+from _common import admin_engine, fresh_database  # benchmarks/ is on sys.path when run
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from inventory import _dialects, listing, store
 from inventory.bundles import find_bundles
@@ -53,17 +52,10 @@ def timed(fn):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--url", default=os.environ.get("INVENTORY_TEST_POSTGIS_URL"))
+    parser.add_argument("--url", help="admin URL (default: $INVENTORY_TEST_POSTGIS_URL)")
     args = parser.parse_args()
-    if not args.url:
-        raise SystemExit(
-            "Give --url or INVENTORY_TEST_POSTGIS_URL (an admin URL on a PostGIS server)."
-        )
-    url = make_url(args.url).set(drivername="postgresql+psycopg")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "bench_analysis" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "bench_analysis"'))
+    admin, url = admin_engine(args.url)
+    fresh_database(admin, "bench_analysis")
     engine = connect(url.set(database="bench_analysis").render_as_string(hide_password=False))
     store.init(engine)
 

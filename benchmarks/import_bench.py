@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import admin_engine, fresh_database  # benchmarks/ is on sys.path when run
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -75,23 +75,12 @@ def _run(cmd: list[str], env=None) -> tuple[float, float, str]:
     return elapsed, usage.ru_maxrss / 1024, out.strip()
 
 
-def _fresh_db(admin, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="features (default 1,000,000)")
-    parser.add_argument("--url", default=os.environ.get("INVENTORY_TEST_POSTGIS_URL"))
+    parser.add_argument("--url", help="admin URL (default: $INVENTORY_TEST_POSTGIS_URL)")
     args = parser.parse_args()
-    if not args.url:
-        raise SystemExit(
-            "Give --url or INVENTORY_TEST_POSTGIS_URL (an admin URL on a PostGIS server)."
-        )
-    url = make_url(args.url).set(drivername="postgresql+psycopg")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin, url = admin_engine(args.url)
 
     DATA.mkdir(exist_ok=True)
     gpkg = DATA / f"synthetic_{args.n}.gpkg"
@@ -112,7 +101,7 @@ def main() -> int:
         "inventory import": "bench_tool",
     }
     for db in dbs.values():
-        _fresh_db(admin, db)
+        fresh_database(admin, db)
     # ogr2ogr needs the extension in its database; the others create it themselves
     eng = create_engine(url.set(database=dbs["ogr2ogr"]))
     with eng.begin() as conn:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from geoalchemy2 import Geography
+from geoalchemy2 import Geography, alembic_helpers
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
 from sqlalchemy import (
     JSON,
@@ -264,7 +264,7 @@ def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, acr
     """
     if conn.dialect.name != "postgresql":
         return None
-    from inventory.geodesy import _WGS84_A, _WGS84_E2
+    from inventory.geodesy import WGS84_A, WGS84_E2
 
     part = "floor(cy)::int" if across else "community_id"
     sql = text(
@@ -285,5 +285,38 @@ def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, acr
                    OVER (PARTITION BY ch.part) AS label
         FROM chosen ch JOIN scales s ON s.part = ch.part
         """
-    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m), a=_WGS84_A, e2=_WGS84_E2)
+    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m), a=WGS84_A, e2=WGS84_E2)
     return {row.id: (row.part, row.label) for row in conn.execute(sql)}
+
+
+def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:
+    """Alembic filter: leave out the spatial extensions' own tables and indexes."""
+    # SpatiaLite's and PostGIS's own bookkeeping tables are not ours to migrate.
+    if obj_type == "table" and reflected and compare_to is None:
+        if name.startswith(("spatial_ref_sys", "geometry_columns", "idx_", "virts_", "views_")):
+            return False
+        if name in {
+            "spatialite_history",
+            "sql_statements_log",
+            "SpatialIndex",
+            "ElementaryGeometries",
+            "KNN",
+            "KNN2",
+            "data_licenses",
+            "spatial_ref_sys_aux",
+            "vector_layers",
+            "vector_layers_auth",
+            "vector_layers_field_infos",
+            "vector_layers_statistics",
+            "geometry_columns_auth",
+            "geometry_columns_field_infos",
+            "geometry_columns_statistics",
+            "geometry_columns_time",
+            "views_geometry_columns",
+            "virts_geometry_columns",
+            "sqlite_sequence",
+            "topology",
+            "layer",
+        }:
+            return False
+    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)

@@ -84,7 +84,7 @@ def select_spaces(
 def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) -> np.ndarray:
     geoms = chosen.geometry.values
     lat = shapely.get_y(shapely.centroid(geoms))
-    keys = np.floor(lat).astype(int) if across else chosen["community_id_key"].to_numpy()
+    keys = np.floor(lat).astype(int) if across else chosen["community"].to_numpy()
     part, _ = pd.factorize(keys)
     counts = np.bincount(part)
     mean_lat = np.bincount(part, weights=lat) / counts
@@ -148,7 +148,6 @@ def find_bundles(
         raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
     chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking)
     chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
-    chosen["community_id_key"] = chosen["community"]
     if len(chosen) == 0:
         return _empty()
     chosen["_label"] = _labels(chosen, max_gap_m, across_communities, engine)

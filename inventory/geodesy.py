@@ -60,8 +60,9 @@ def gauss_kruger_3deg_epsg(lon: float) -> int:
     return 4534 + (central - 75) // 3
 
 
-_WGS84_A = 6378137.0
-_WGS84_E2 = 0.0066943799901413165
+#: WGS84 semi-major axis (m) and first eccentricity squared.
+WGS84_A = 6378137.0
+WGS84_E2 = 0.0066943799901413165
 
 
 def metres_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +72,6 @@ def metres_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
     measures distances of a few hundred metres to well under a millimetre per metre.
     """
     phi = np.radians(np.asarray(lat, dtype="float64"))
-    w = np.sqrt(1 - _WGS84_E2 * np.sin(phi) ** 2)
+    w = np.sqrt(1 - WGS84_E2 * np.sin(phi) ** 2)
     per_radian = np.pi / 180
-    return per_radian * _WGS84_A / w * np.cos(phi), per_radian * _WGS84_A * (1 - _WGS84_E2) / w**3
+    return per_radian * WGS84_A / w * np.cos(phi), per_radian * WGS84_A * (1 - WGS84_E2) / w**3

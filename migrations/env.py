@@ -21,43 +21,11 @@ def _configure(connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_include_object,
+        include_object=_dialects.include_in_migrations,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         compare_type=True,
     )
-
-
-def _include_object(obj, name, obj_type, reflected, compare_to):
-    # SpatiaLite's and PostGIS's own bookkeeping tables are not ours to migrate.
-    if obj_type == "table" and reflected and compare_to is None:
-        if name.startswith(("spatial_ref_sys", "geometry_columns", "idx_", "virts_", "views_")):
-            return False
-        if name in {
-            "spatialite_history",
-            "sql_statements_log",
-            "SpatialIndex",
-            "ElementaryGeometries",
-            "KNN",
-            "KNN2",
-            "data_licenses",
-            "spatial_ref_sys_aux",
-            "vector_layers",
-            "vector_layers_auth",
-            "vector_layers_field_infos",
-            "vector_layers_statistics",
-            "geometry_columns_auth",
-            "geometry_columns_field_infos",
-            "geometry_columns_statistics",
-            "geometry_columns_time",
-            "views_geometry_columns",
-            "virts_geometry_columns",
-            "sqlite_sequence",
-            "topology",
-            "layer",
-        }:
-            return False
-    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
 
 
 def run_migrations_offline() -> None:

@@ -79,6 +79,38 @@ def _chromium() -> str | None:
     return found
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--virtual-time-budget=5000",
+]
+
+
+def _render_with_probe(mapped, tmp_path, probe_script: str) -> tuple[str, list[str], object]:
+    """Save the map, run it in headless Chromium with ``probe_script`` appended, return the DOM."""
+    chromium = _chromium()
+    spaces, communities, bundles, members = mapped
+    path = maps.save(
+        maps.build_map(spaces, communities=communities, bundles=bundles, members=members),
+        tmp_path / "map.html",
+    )
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        path.read_text(encoding="utf-8").replace("</body>", probe_script + "</body>"),
+        encoding="utf-8",
+    )
+    flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    return dom, flags, path
+
+
 PROBE = """
 <script>
 window.addEventListener("load", function () {
@@ -111,33 +143,8 @@ window.addEventListener("load", function () {
 
 
 def test_map_in_headless_chromium(mapped, tmp_path):
-    chromium = _chromium()
-    spaces, communities, bundles, members = mapped
-    path = maps.save(
-        maps.build_map(spaces, communities=communities, bundles=bundles, members=members),
-        tmp_path / "map.html",
-    )
-    probe = tmp_path / "probe.html"
-    probe.write_text(
-        path.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8"
-    )
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-    ]
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    spaces, communities, bundles, _ = mapped
+    dom, chromium, path = _render_with_probe(mapped, tmp_path, PROBE)
     found = re.search(
         r'<pre id="probe" data-paths="(\d+)" data-popups="(\d+)">(.*?)</pre>', dom, re.S
     )
@@ -150,7 +157,7 @@ def test_map_in_headless_chromium(mapped, tmp_path):
     assert "&lt;img src=x onerror" in text  # shown as text in its popup
     screenshot = tmp_path / "map.png"
     subprocess.run(
-        [chromium, *flags, "--window-size=1200,800", f"--screenshot={screenshot}", path.as_uri()],
+        [*chromium, "--window-size=1200,800", f"--screenshot={screenshot}", path.as_uri()],
         capture_output=True,
         timeout=120,
     )
@@ -214,32 +221,7 @@ window.addEventListener("load", function () {
 
 
 def test_legend_switches_with_its_layers(mapped, tmp_path):
-    chromium = _chromium()
-    spaces, communities, bundles, members = mapped
-    path = maps.save(
-        maps.build_map(spaces, communities=communities, bundles=bundles, members=members),
-        tmp_path / "map.html",
-    )
-    probe = tmp_path / "legend.html"
-    probe.write_text(
-        path.read_text(encoding="utf-8").replace("</body>", LEGEND_PROBE + "</body>"),
-        encoding="utf-8",
-    )
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-    ]
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom, _, _ = _render_with_probe(mapped, tmp_path, LEGEND_PROBE)
     found = re.search(r'<pre id="legend" ([^>]*)>', dom)
     assert found, dom[-1500:]
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', found.group(1)))

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, text
 
-from inventory import store
+from inventory import _dialects, store
 from inventory.db import connect
 from inventory.errors import BackendUnavailableError, SchemaError
 from inventory.models import Base, Community
@@ -32,26 +32,12 @@ def test_models_and_migrations_do_not_drift(engine):
         ctx = MigrationContext.configure(
             conn,
             opts={
-                "include_object": _include_object(),
+                "include_object": _dialects.include_in_migrations,
                 "compare_type": True,
             },
         )
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
-
-
-def _include_object():
-    # the same filter the migrations environment uses
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_env_filter", store.MIGRATIONS_DIR / "env.py")
-    source = (store.MIGRATIONS_DIR / "env.py").read_text()
-    start = source.index("def _include_object")
-    end = source.index("def run_migrations_offline")
-    namespace: dict = {}
-    exec("from geoalchemy2 import alembic_helpers\n" + source[start:end], namespace)
-    assert spec is not None
-    return namespace["_include_object"]
 
 
 def test_spatial_indexes_exist(engine):
