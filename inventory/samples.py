@@ -479,6 +479,8 @@ def synthetic_inventory(
             "land_type": rng.choice(["granted", "allocated"], n, p=[0.8, 0.2]),
             "owner_type": rng.choice(["government", "work_unit", "state_enterprise"], n),
             "vacancy": rng.choice(["idle", "under_used", "in_use"], n),
+            # drawn last so the columns above keep their values for a given seed
+            "owner_name": rng.choice(["区房管局", "热力公司", "街道办事处", "原单位后勤处"], n),
         },
         geometry=geoms,
         crs=4326,
