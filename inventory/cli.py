@@ -754,6 +754,14 @@ def map_(
     max_gap: Annotated[
         float, typer.Option(help="Bundle gap (m) for the bundles layer.")
     ] = DEFAULT_MAX_GAP_M,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="full: every space drawn (a community); city: community totals when zoomed "
+            "out, the spaces in view from zoom 16 (100k spaces in a few MB); auto: city above "
+            "3,000 spaces."
+        ),
+    ] = "auto",
     db: DbOption = None,
 ) -> None:
     """Write a self-contained HTML map for meetings: opens offline, in any browser.
@@ -764,6 +772,7 @@ def map_(
     Example:
         inventory map maps/jinsong.html --community 劲松北社区
         inventory map maps/jinsong_en.html --lang en --tiles osm
+        inventory map maps/city.html --mode city
 
     """
 
@@ -783,6 +792,7 @@ def map_(
             lang=lang,
             title=title,
             tiles=tiles,
+            mode=mode,
         )
         return maps.save(m, out), len(spaces)
 

@@ -11,6 +11,8 @@ insert values as HTML, so a surveyor's note holding ``<script>`` must arrive as 
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
 from datetime import date
@@ -20,13 +22,19 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from folium.features import GeoJsonPopup, GeoJsonTooltip
 
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.errors import InputError
 from inventory.gaps import annotate
+from inventory.geodesy import metres_per_degree
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
+FULL_LIMIT = 3_000  # above this many spaces, mode "auto" draws the city map
+DETAIL_ZOOM = 16  # the city map draws spaces from this zoom on (about 2 km across)
+MAX_DRAWN = 5_000  # spaces drawn at once on the city map; more asks to zoom in
+COORD_STEP = 1e-6  # degrees (about 0.1 m): coordinates are rounded to this on the city map
 STATUS_COLOURS = {
     "clean": "#2e7d32",
     "minor": "#f9a825",
@@ -56,6 +64,15 @@ LABELS = {
         "notes": "备注",
         "data_date": "数据日期",
         "title": "存量空间资源图",
+        "totals": "社区汇总",
+        "totals_key": "圆点：社区汇总，颜色按存在产权障碍的空间占比（≥30% 红，≥10% 橙，>0 黄）；放大后显示各空间",
+        "community_name": "社区",
+        "spaces": "空间数",
+        "blocking_spaces": "产权障碍空间",
+        "members": "成员",
+        "zoom_in": "放大以显示各空间",
+        "too_many": "视野内空间过多，仅显示部分：请放大",
+        "old_browser": "浏览器版本过旧，无法解压空间数据",
     },
     "en": {
         "clean": "Clean title",
@@ -79,6 +96,15 @@ LABELS = {
         "notes": "Notes",
         "data_date": "Data date",
         "title": "Stock-space inventory",
+        "totals": "Community totals",
+        "totals_key": "Circles: community totals, coloured by the share of spaces with a blocking gap (≥30% red, ≥10% orange, >0 yellow); zoom in for the spaces",
+        "community_name": "Community",
+        "spaces": "Spaces",
+        "blocking_spaces": "Spaces with blocking gaps",
+        "members": "Members",
+        "zoom_in": "Zoom in to see the spaces",
+        "too_many": "Too many spaces in view, some are not drawn: zoom in",
+        "old_browser": "This browser is too old to unpack the map data",
     },
 }
 POPUP_FIELDS = (
@@ -97,41 +123,50 @@ POPUP_FIELDS = (
 )
 
 
-def _text(value: object) -> str:
+def _text(value: object, escape: bool = True) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, float):
         return f"{value:,.1f}"
-    return html.escape(str(value))
+    return html.escape(str(value)) if escape else str(value)
 
 
-def _code_label(codes, value: object, lang: str) -> str:
-    return _text(codes.label(value, lang)) if isinstance(value, str) and value else ""
+def _popup_frame(
+    spaces: gpd.GeoDataFrame, bundle_of: dict, lang: str, escape: bool = True
+) -> gpd.GeoDataFrame:
+    """Return the spaces with labelled text columns for popups, and their title status.
 
-
-def _popup_frame(spaces: gpd.GeoDataFrame, bundle_of: dict, lang: str) -> gpd.GeoDataFrame:
-    """Return the spaces with escaped, labelled text columns for popups and the status."""
+    Text is escaped for HTML unless ``escape`` is false (the city map writes it as DOM
+    text, never as HTML).
+    """
     g = annotate(spaces)
+
+    def text(value: object) -> str:
+        return _text(value, escape)
+
+    def code(codes, value: object) -> str:
+        return text(codes.label(value, lang)) if isinstance(value, str) and value else ""
+
     out = gpd.GeoDataFrame(
         {
-            "survey_ref": g["survey_ref"].map(_text),
-            "kind": g["kind"].map(lambda k: _text(KIND.label(k, lang))),
-            "name": g["name"].map(_text),
-            "floor": g["floor_area_m2"].astype(float).map(_text),
-            "usable": g["usable_area_m2"].astype(float).map(_text),
+            "survey_ref": g["survey_ref"].map(text),
+            "kind": g["kind"].map(lambda k: text(KIND.label(k, lang))),
+            "name": g["name"].map(text),
+            "floor": g["floor_area_m2"].astype(float).map(text),
+            "usable": g["usable_area_m2"].astype(float).map(text),
             "parking": g["parking_spaces"]
             .astype(float)
             .map(lambda v: "" if np.isnan(v) else f"{v:,.0f}"),
-            "owner": g["owner_name"].map(_text),
-            "land": g["land_type"].map(lambda v: _code_label(LAND_TYPE, v, lang)),
-            "certificate": g["certificate_status"].map(
-                lambda v: _code_label(CERTIFICATE_STATUS, v, lang)
-            ),
-            "gap": [_text(", ".join(gaps)) if gaps else "" for gaps in g["gaps"]],
-            "bundle": [_text(bundle_of.get(r, "")) for r in g["survey_ref"]],
-            "notes": g["notes"].map(_text),
+            "owner": g["owner_name"].map(text),
+            "land": g["land_type"].map(lambda v: code(LAND_TYPE, v)),
+            "certificate": g["certificate_status"].map(lambda v: code(CERTIFICATE_STATUS, v)),
+            "gap": [text(", ".join(gaps)) if gaps else "" for gaps in g["gaps"]],
+            "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
+            "notes": g["notes"].map(text),
             "status": g["gap_severity"].fillna("clean"),
             "kind_code": g["kind"],
+            "community": g["community"] if "community" in g else None,
+            "usable_m2": g["usable_area_m2"].astype(float),
         },
         geometry=g.geometry.values,
         crs=4326,
@@ -159,25 +194,35 @@ def build_map(
     title: str | None = None,
     data_date: date | None = None,
     tiles: str | None = None,
+    mode: str = "auto",
 ) -> folium.Map:
     """Return a Folium map of the spaces (EPSG:4326), ready for :func:`save`.
 
+    ``mode``: ``full`` draws every space as a vector feature (a community: tens to
+    thousands of spaces); ``city`` draws one circle of totals per community when zoomed
+    out and, from zoom 16, the spaces in view on a canvas, from compressed data (100k
+    spaces in a few MB); ``auto`` (default) picks ``city`` above 3,000 spaces.
+
     Raises:
-        InputError: an unknown language, no spaces, or an unknown tile source.
+        InputError: an unknown language, mode or tile source, or no spaces.
 
     """
     if lang not in LABELS:
         raise InputError(f"--lang {lang!r}: use zh or en.")
+    if mode not in ("auto", "full", "city"):
+        raise InputError(f"--mode {mode!r}: use auto, full (every space drawn) or city.")
     if spaces.empty:
         raise InputError("No spaces to map: import a survey first, or check --community/--kind.")
     if tiles not in (None, "none", "osm"):
         raise InputError(f"--tiles {tiles!r}: use none (default, offline) or osm.")
+    if mode == "auto":
+        mode = "city" if len(spaces) > FULL_LIMIT else "full"
     t = LABELS[lang]
     minx, miny, maxx, maxy = spaces.total_bounds
     m = folium.Map(
         location=[(miny + maxy) / 2, (minx + maxx) / 2],
         tiles=None,
-        prefer_canvas=False,
+        prefer_canvas=mode == "city",
         control_scale=True,
         zoom_start=17,
     )
@@ -187,7 +232,29 @@ def build_map(
     if tiles == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap").add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    if communities is not None and not communities.empty:
+    bundle_of = {}
+    if members is not None and not members.empty:
+        bundle_of = dict(zip(members["survey_ref"], members["bundle_id"], strict=True))
+    has_communities = communities is not None and not communities.empty
+    has_bundles = bundles is not None and not bundles.empty
+    draw = _draw_city if mode == "city" else _draw_full
+    space_layers, outline_layers = draw(
+        m,
+        spaces,
+        communities if has_communities else None,
+        bundles if has_bundles else None,
+        bundle_of,
+        lang,
+    )
+    _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, mode)
+    return m
+
+
+def _draw_full(m, spaces, communities, bundles, bundle_of, lang):
+    """Draw every space, boundary and bundle as a Folium GeoJSON feature (SVG)."""
+    t = LABELS[lang]
+    outline_layers: dict[str, str] = {}  # layer name → colour
+    if communities is not None:
         c = communities[["name", "geometry"]].copy()
         c["name"] = c["name"].map(_text)
         folium.GeoJson(
@@ -201,9 +268,7 @@ def build_map(
             },
             tooltip=GeoJsonTooltip(fields=["name"], labels=False),
         ).add_to(m)
-    bundle_of = {}
-    if members is not None and not members.empty:
-        bundle_of = dict(zip(members["survey_ref"], members["bundle_id"], strict=True))
+        outline_layers[t["community"]] = "#1565c0"
     # one feature per parking point: Leaflet draws a MultiPoint as a group of markers whose
     # children carry no feature, and Folium's popup code then fails on click
     features = _popup_frame(spaces, bundle_of, lang)
@@ -214,9 +279,6 @@ def build_map(
         )
     fields = list(POPUP_FIELDS)
     space_layers: list[str] = []
-    outline_layers: dict[str, tuple[str, str]] = {}  # layer name → (colour, dash)
-    if communities is not None and not communities.empty:
-        outline_layers[t["community"]] = ("#1565c0", "6 4")
     for kind in KIND.codes:
         layer = features[features["kind_code"] == kind]
         if layer.empty:
@@ -225,18 +287,18 @@ def build_map(
         group = folium.FeatureGroup(name=f"{KIND.label(kind, lang)} ({count})")
         space_layers.append(group.layer_name)
         folium.GeoJson(
-            layer.drop(columns="kind_code").to_json(ensure_ascii=False),
+            layer.drop(columns=["kind_code", "community", "usable_m2"]).to_json(ensure_ascii=False),
             style_function=_style,
             marker=folium.CircleMarker(radius=7, fill=True),
             popup=GeoJsonPopup(fields=fields, aliases=[t[f] for f in fields], localize=False),
             tooltip=GeoJsonTooltip(fields=["survey_ref", "kind"], labels=False),
         ).add_to(group)
         group.add_to(m)
-    if bundles is not None and not bundles.empty:
+    if bundles is not None:
         b = bundles[["bundle_id", "members", "usable_area_m2", "geometry"]].copy()
         b["members"] = b["members"].map(_text)
         group = folium.FeatureGroup(name=f"{t['bundles']} ({len(b)})")
-        outline_layers[group.layer_name] = ("#6a1b9a", "3 3")
+        outline_layers[group.layer_name] = "#6a1b9a"
         folium.GeoJson(
             b.to_json(ensure_ascii=False),
             style_function=lambda f: {
@@ -249,6 +311,172 @@ def build_map(
         ).add_to(group)
         group.add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
+    return space_layers, outline_layers
+
+
+def _ragged(geoms, kind: str) -> dict:
+    """Encode polygons or points as shapely ragged arrays with delta-coded 1e-6° integers."""
+    geoms = np.asarray(shapely.force_2d(np.asarray(geoms, dtype=object)), dtype=object)
+    if kind == "polygon":
+        geoms = shapely.simplify(geoms, COORD_STEP, preserve_topology=True)
+        multi = shapely.get_type_id(geoms) == 3  # Polygon → MultiPolygon: one offset layout
+        geoms[multi] = shapely.multipolygons(geoms[multi][:, None])
+        empty = {"type": kind, "xy": [], "offsets": [[0], [0], [0]]}
+    else:
+        single = shapely.get_type_id(geoms) == 0
+        geoms[single] = shapely.multipoints(geoms[single][:, None])
+        empty = {"type": kind, "xy": [], "offsets": [[0]]}
+    if len(geoms) == 0:
+        return empty
+    _, coords, offsets = shapely.to_ragged_array(geoms)
+    q = np.rint(coords / COORD_STEP).astype(np.int64)
+    deltas = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
+    return {"type": kind, "xy": deltas.ravel().tolist(), "offsets": [o.tolist() for o in offsets]}
+
+
+def _columns(frame: pd.DataFrame, names) -> dict:
+    """Encode text columns: plain lists, or a dictionary and codes when values repeat."""
+    out = {}
+    for name in names:
+        values = frame[name].astype(str).to_numpy()
+        uniques, codes = np.unique(values, return_inverse=True)
+        if len(uniques) * 2 > len(values):
+            out[name] = {"v": values.tolist()}
+        else:
+            out[name] = {"d": uniques.tolist(), "c": codes.tolist()}
+    return out
+
+
+def _totals(features: gpd.GeoDataFrame) -> list[dict]:
+    """One circle per community: where its spaces are, how many, their area and gaps."""
+    at = shapely.point_on_surface(features.geometry.values)
+    frame = pd.DataFrame(
+        {
+            "name": features["community"].fillna("").astype(str),
+            "x": shapely.get_x(at),
+            "y": shapely.get_y(at),
+            "usable": features["usable_m2"].fillna(0.0),
+            "blocking": features["status"].eq("blocking"),
+        }
+    )
+    bounds = features.geometry.bounds
+    grouped = frame.groupby("name", sort=True).agg(
+        lng=("x", "mean"),
+        lat=("y", "mean"),
+        count=("x", "size"),
+        usable=("usable", "sum"),
+        blocking=("blocking", "sum"),
+    )
+    # how far the community's spaces reach from its centre, in metres (at least 50 m)
+    box = bounds.groupby(frame["name"].to_numpy(), sort=True).agg(
+        {"minx": "min", "miny": "min", "maxx": "max", "maxy": "max"}
+    )
+    per_x, per_y = metres_per_degree(grouped["lat"].to_numpy())
+    reach = np.maximum((box["maxx"] - box["minx"]) * per_x, (box["maxy"] - box["miny"]) * per_y)
+    grouped["extent"] = np.maximum(50.0, 0.5 * reach)
+    share = grouped["blocking"] / grouped["count"]
+    grouped["status"] = np.select(
+        [share >= 0.3, share >= 0.1, share > 0], ["blocking", "transitional", "minor"], "clean"
+    )
+    return [
+        {
+            "name": name or "—",
+            "lat": round(float(r.lat), 6),
+            "lng": round(float(r.lng), 6),
+            "count": int(r["count"]),
+            "usable": round(float(r.usable)),
+            "blocking": int(r.blocking),
+            "extent": round(float(r.extent)),
+            "status": r.status,
+        }
+        for name, r in grouped.iterrows()
+    ]
+
+
+def _draw_city(m, spaces, communities, bundles, bundle_of, lang):
+    """Draw community totals zoomed out and the spaces in view zoomed in (city_map.js)."""
+    t = LABELS[lang]
+    features = _popup_frame(spaces, bundle_of, lang, escape=False)
+    is_point = features.geom_type.isin(["Point", "MultiPoint"]).to_numpy()
+    features = pd.concat([features[~is_point], features[is_point]], ignore_index=True)
+    n_polygons = int((~is_point).sum())
+    kinds = [k for k in KIND.codes if (features["kind_code"] == k).any()]
+    space_layers = [
+        f"{KIND.label(k, lang)} ({int((features['kind_code'] == k).sum())})" for k in kinds
+    ]
+    statuses = list(STATUS_COLOURS)
+    payload: dict = {
+        "polygons": n_polygons,
+        "kind": features["kind_code"].map({k: i for i, k in enumerate(kinds)}).tolist(),
+        "status": features["status"].map({s: i for i, s in enumerate(statuses)}).tolist(),
+        "columns": _columns(features, POPUP_FIELDS),
+        "geometry": {
+            "polygons": _ragged(features.geometry.values[:n_polygons], "polygon"),
+            "points": _ragged(features.geometry.values[n_polygons:], "point"),
+        },
+    }
+    names = {"totals": t["totals"]}
+    outline_layers: dict[str, str] = {}
+    if communities is not None:
+        names["community"] = t["community"]
+        outline_layers[t["community"]] = "#1565c0"
+        payload["communities"] = {
+            "geometry": _ragged(communities.geometry.values, "polygon"),
+            "columns": _columns(communities, ["name"]),
+        }
+    if bundles is not None:
+        names["bundles"] = f"{t['bundles']} ({len(bundles)})"
+        outline_layers[names["bundles"]] = "#6a1b9a"
+        b = bundles[["bundle_id", "members", "usable_area_m2"]].copy()
+        b["usable_area_m2"] = b["usable_area_m2"].astype(float).map(_text)
+        payload["bundles"] = {
+            "geometry": _ragged(bundles.geometry.values, "polygon"),
+            "columns": _columns(b, ["bundle_id", "members", "usable_area_m2"]),
+        }
+    packed = base64.b64encode(
+        gzip.compress(json.dumps(payload, ensure_ascii=False).encode("utf-8"), 6, mtime=0)
+    ).decode("ascii")
+    config = {
+        "detailZoom": DETAIL_ZOOM,
+        "maxDrawn": MAX_DRAWN,
+        "statuses": statuses,
+        "colours": STATUS_COLOURS,
+        "kinds": [{"code": k, "layer": name} for k, name in zip(kinds, space_layers, strict=True)],
+        "names": names,
+        "fields": list(POPUP_FIELDS),
+        "fieldLabels": [t[f] for f in POPUP_FIELDS],
+        "labels": {
+            key: t[key]
+            for key in (
+                "community_name",
+                "spaces",
+                "usable",
+                "blocking_spaces",
+                "bundle",
+                "members",
+                "zoom_in",
+                "too_many",
+                "old_browser",
+            )
+        },
+        "totals": _totals(features),
+        "data": packed,
+    }
+    root = m.get_root()
+    js = (STATIC.parent / "city_map.js").read_text(encoding="utf-8")
+    root.header.add_child(folium.Element(f"<script>{js}</script>"), name="inventory_city_js")
+    # "<" is escaped so no value can close the script element
+    config_js = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
+    root.script.add_child(
+        folium.Element(
+            f'window.addEventListener("load", function () {{ inventoryCityMap({m.get_name()}, {config_js}); }});'
+        )
+    )
+    return space_layers, outline_layers
+
+
+def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, mode) -> None:
+    """Add the title, the data date and a legend whose entries switch with their layers."""
     heading = _text(title or t["title"])
     when = (data_date or date.today()).isoformat()
     legend_rows = (
@@ -260,19 +488,24 @@ def build_map(
         )
         + "</div>"
     )
+    if mode == "city":
+        legend_rows += (
+            f'<div style="max-width:220px"><small>{html.escape(t["totals_key"])}</small></div>'
+        )
     # one entry per outlined layer; each shows only while its layer is on
     legend_rows += "".join(
         f'<div class="legend-layer" data-layer="{html.escape(name)}"><span style="display:'
         f"inline-block;width:16px;height:0;border-top:2px dashed {colour};margin:0 6px 3px 0"
         f'"></span>{html.escape(name.split(" (")[0])}</div>'
-        for name, (colour, _dash) in outline_layers.items()
+        for name, colour in outline_layers.items()
     )
+    hint = '<br><small id="inventory-hint"></small>' if mode == "city" else ""
     m.get_root().html.add_child(
         folium.Element(
             f'<div id="inventory-title" style="position:fixed;top:10px;left:50px;z-index:1000;'
             f"background:white;padding:6px 10px;border-radius:4px;font:14px sans-serif;"
             f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{heading}</b><br>'
-            f"<small>{html.escape(t['data_date'])}: {when}</small></div>"
+            f"<small>{html.escape(t['data_date'])}: {when}</small>{hint}</div>"
             f'<div id="inventory-legend" style="position:fixed;bottom:30px;right:10px;z-index:1000;'
             f"background:white;padding:8px 10px;border-radius:4px;font:13px sans-serif;"
             f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{html.escape(t["legend"])}</b>{legend_rows}</div>'
@@ -300,7 +533,6 @@ def build_map(
     }});
     """
     m.get_root().script.add_child(folium.Element(toggle))
-    return m
 
 
 def communities_frame(engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
