@@ -17,6 +17,8 @@ SPACE_COLUMNS = (
     "space_id",
     "survey_ref",
     "community",
+    "district",
+    "street_office",
     "kind",
     "kind_zh",
     "name",
@@ -85,7 +87,8 @@ def spaces(
         )
     stmt = stmt.order_by(Community.name, Space.survey_ref)
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(stmt).mappings().all())
+        result = conn.execute(stmt)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
     frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
