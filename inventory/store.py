@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +33,7 @@ def alembic_config() -> Config:
     return cfg
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str:
     """Return the newest schema revision this version of the inventory knows."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -61,11 +64,21 @@ def init(engine: Engine) -> str:
     return head_revision()
 
 
+_UP_TO_DATE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def require_schema(engine: Engine) -> None:
-    """Raise SchemaError unless the store is at the newest schema revision."""
+    """Raise SchemaError unless the store is at the newest schema revision.
+
+    A store found up to date is remembered for the life of its engine, so that quick
+    queries (a capacity question near a point) do not pay for the check each time.
+    """
+    if engine in _UP_TO_DATE:
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:
+        _UP_TO_DATE.add(engine)
         return
     where = render(engine.url)
     if current is None:
