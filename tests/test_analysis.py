@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from inventory import listing
 from inventory.bundles import find_bundles
-from inventory.capacity import capacity, distances_m, filter_spaces, hosts, parse_point
+from inventory.capacity import (
+    capacity,
+    capacity_near,
+    distances_m,
+    filter_spaces,
+    hosts,
+    parse_point,
+)
 from inventory.cli import app
 from inventory.errors import InputError
 from inventory.gaps import RULES, annotate, title_gaps
@@ -283,3 +290,47 @@ def test_bounds_prefilter_uses_the_index_and_keeps_what_is_near(engine, sample):
     assert 0 < len(boxed) < len(sample)
     exact = filter_spaces(sample, near=(lon, lat), radius_m=150)
     assert set(exact["survey_ref"]) <= set(boxed["survey_ref"])
+
+
+@pytest.mark.parametrize("by", [["kind"], ["community", "vacancy"], ["kind", "tenure_status"]])
+def test_capacity_near_in_sql_matches_loading_the_spaces(engine, sample, by):
+    lon, lat = JINSONG_CENTRE
+    for radius in (60, 150, 400):
+        expected = capacity(filter_spaces(sample, near=(lon, lat), radius_m=radius), by)
+        got = capacity_near(engine, (lon, lat), radius, by)
+        assert len(got) > 0
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    with pytest.raises(InputError, match="greater than 0"):
+        capacity_near(engine, (lon, lat), 0, by)
+
+
+def test_capacity_near_on_a_generated_city(engine, tmp_path):
+    communities, spaces = synthetic_inventory(9, 60, seed=3)
+    path = tmp_path / "city.gpkg"
+    pyogrio.write_dataframe(communities, path, layer="communities")
+    pyogrio.write_dataframe(spaces, path, layer="spaces")
+    import_file(engine, path, layer="communities", communities=True)
+    import_file(engine, path, layer="spaces")
+    stored = listing.spaces(engine)
+    centres = shapely.centroid(stored.geometry.values[[0, 100, 300]])
+    for c in centres:
+        for by in (["district", "kind"], ["street_office"]):
+            expected = capacity(filter_spaces(stored, near=(c.x, c.y), radius_m=700), by)
+            got = capacity_near(engine, (c.x, c.y), 700, by)
+            assert got["spaces"].sum() > 60  # reaches into neighbouring communities
+            pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+@pytest.mark.parametrize("offset_deg", [0.0, 0.06])
+def test_capacity_near_is_exact_at_the_radius(engine, sample, offset_deg):
+    # a radius 5 cm beyond a space's geodesic distance includes it, 5 cm short excludes
+    # it, near the estate and from 8 km away (where a planar frame is off by metres):
+    # rows this close to the radius are decided by an exact test
+    lon, lat = JINSONG_CENTRE[0] + offset_deg, JINSONG_CENTRE[1] + offset_deg
+    distance = distances_m(sample.geometry.values, lon, lat)
+    for d in np.sort(distance)[[3, 7, 12]]:
+        counted = capacity_near(engine, (lon, lat), d + 0.05, ["kind"])["spaces"].sum()
+        short = capacity_near(engine, (lon, lat), d - 0.05, ["kind"])["spaces"].sum()
+        assert counted == int((distance <= d + 0.05).sum())
+        assert short == int((distance <= d - 0.05).sum())
+        assert counted > short
