@@ -808,9 +808,14 @@ def map_(
 
 def _print_revenue(result: revenue.RevenueResult) -> None:
     summary = result.summary()
-    console.print(
-        _table(summary, f"{result.scenario.name} — mature year, 万元", list(summary.columns))
-    )
+    # one column per variant, one row per figure: fits an 80-column terminal
+    table = Table(title=f"{result.scenario.name} — mature year, 万元", title_justify="left")
+    table.add_column("")
+    for name in summary["variant"]:
+        table.add_column(str(name), justify="right")
+    for col in summary.columns.drop("variant"):
+        table.add_row(col, *[_cell(v) for v in summary[col]])
+    console.print(table)
     console.print(
         f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
         f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
