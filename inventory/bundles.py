@@ -166,21 +166,30 @@ def find_bundles(
         members[col] = members[col].astype(float).fillna(0.0)
     grouped = members.groupby("bundle_id", sort=True)
     table = grouped.agg(
-        communities=("community", lambda s: ", ".join(sorted(set(s)))),
-        members=("survey_ref", ", ".join),
         member_count=("survey_ref", "size"),
-        kinds=("kind", lambda s: ", ".join(sorted(set(s)))),
         footprint_area_m2=("footprint_area_m2", "sum"),
         floor_area_m2=("floor_area_m2", "sum"),
         usable_area_m2=("area_m2", "sum"),
         smallest_m2=("area_m2", "min"),
         largest_m2=("area_m2", "max"),
     ).round(1)
-    mix = pd.crosstab(members["bundle_id"], members["severity"])
-    for status in ("clean", "transitional", "minor", "blocking"):
-        table[status] = mix[status].astype(int) if status in mix else 0
-    coords, owner = shapely.get_coordinates(members.geometry.values, return_index=True)
+    # the text columns, per bundle in one pass (pandas would build a Series per group)
     codes, _ = pd.factorize(members["bundle_id"], sort=True)
+    order = np.argsort(codes, kind="stable")  # keeps (community, survey_ref) order inside
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+
+    def per_bundle(column: str, distinct: bool) -> list[str]:
+        parts = np.split(members[column].to_numpy(dtype=object)[order], cuts)
+        return [", ".join(sorted(set(p)) if distinct else p) for p in parts]
+
+    table.insert(0, "communities", per_bundle("community", True))
+    table.insert(1, "members", per_bundle("survey_ref", False))
+    table.insert(3, "kinds", per_bundle("kind", True))
+    for status in ("clean", "transitional", "minor", "blocking"):
+        table[status] = np.bincount(
+            codes, weights=(members["severity"] == status).to_numpy(), minlength=len(table)
+        ).astype(int)
+    coords, owner = shapely.get_coordinates(members.geometry.values, return_index=True)
     which = codes[owner]
     order = np.argsort(which, kind="stable")  # multipoints wants its indices sorted
     hulls = shapely.convex_hull(shapely.multipoints(coords[order], indices=which[order]))

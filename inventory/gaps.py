@@ -142,15 +142,20 @@ def annotate(
     )
     ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]
     matrix = hits[[r.gap for r in ordered]].to_numpy()
-    out["gaps"] = [[ordered[j].gap for j in np.flatnonzero(row)] for row in matrix]
-    first = np.where(matrix.any(axis=1), matrix.argmax(axis=1), -1)
+    # few distinct combinations of gaps occur: describe each once, then look them up
+    patterns, which = np.unique(matrix, axis=0, return_inverse=True)
+    which = which.ravel()
+    gaps, severity, detail = [], [], []
+    for row in patterns:
+        hit = [ordered[j] for j in np.flatnonzero(row)]
+        gaps.append([r.gap for r in hit])
+        severity.append(hit[0].severity if hit else None)
+        detail.append("; ".join(f"{r.zh} / {r.en}" for r in hit))
+    out["gaps"] = pd.Series([list(gaps[i]) for i in which], index=out.index, dtype=object)
     out["gap_severity"] = pd.Series(
-        [ordered[j].severity if j >= 0 else None for j in first], index=out.index, dtype=object
+        np.array(severity, dtype=object)[which], index=out.index, dtype=object
     )
-    out["gap_detail"] = [
-        "; ".join(f"{ordered[j].zh} / {ordered[j].en}" for j in np.flatnonzero(row))
-        for row in matrix
-    ]
+    out["gap_detail"] = pd.Series(np.array(detail, dtype=object)[which], index=out.index)
     return out
 
 
