@@ -190,7 +190,7 @@ def capacity_near(
         stmt = stmt.where(Community.name == community)
     with engine.connect() as conn:
         result = conn.execute(stmt)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
     # the same order, types and rounding as capacity() (code-point order, gaps last)
     frame = frame.sort_values(list(by), na_position="last", kind="stable", ignore_index=True)
     frame["spaces"] = frame["spaces"].astype("int64")

@@ -88,7 +88,8 @@ def spaces(
     stmt = stmt.order_by(Community.name, Space.survey_ref)
     with engine.connect() as conn:
         result = conn.execute(stmt)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        # plain tuples: pandas probes each Row with hasattr(), which costs two exceptions
+        frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
     frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
