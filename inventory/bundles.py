@@ -189,10 +189,10 @@ def find_bundles(
         table[status] = np.bincount(
             codes, weights=(members["severity"] == status).to_numpy(), minlength=len(table)
         ).astype(int)
-    coords, owner = shapely.get_coordinates(members.geometry.values, return_index=True)
-    which = codes[owner]
-    order = np.argsort(which, kind="stable")  # multipoints wants its indices sorted
-    hulls = shapely.convex_hull(shapely.multipoints(coords[order], indices=which[order]))
+    # one collection of its members per bundle (indices sorted), then its convex hull
+    hulls = shapely.convex_hull(
+        shapely.geometrycollections(members.geometry.values[order], indices=codes[order])
+    )
     bundles = gpd.GeoDataFrame(table.reset_index(), geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
     membership = members[["bundle_id", "survey_ref", "community"]].reset_index(drop=True)
     return bundles, membership

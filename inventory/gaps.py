@@ -143,11 +143,11 @@ def annotate(
     ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]
     matrix = hits[[r.gap for r in ordered]].to_numpy()
     # few distinct combinations of gaps occur: describe each once, then look them up
-    patterns, which = np.unique(matrix, axis=0, return_inverse=True)
-    which = which.ravel()
+    bits = matrix.astype(np.int64) @ (np.int64(1) << np.arange(len(ordered), dtype=np.int64))
+    patterns, which = np.unique(bits, return_inverse=True)
     gaps, severity, detail = [], [], []
-    for row in patterns:
-        hit = [ordered[j] for j in np.flatnonzero(row)]
+    for pattern in patterns:
+        hit = [r for j, r in enumerate(ordered) if pattern >> j & 1]
         gaps.append([r.gap for r in hit])
         severity.append(hit[0].severity if hit else None)
         detail.append("; ".join(f"{r.zh} / {r.en}" for r in hit))
