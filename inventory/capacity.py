@@ -175,29 +175,30 @@ def capacity_near(
         "kind": Space.kind,
         "vacancy": Space.vacancy,
     }
-    keys = [columns[g].label(g) for g in by]
     stmt = (
         select(
-            *keys,
+            *[columns[g].label(g) for g in by],
             func.count().label("spaces"),
             *[func.sum(func.coalesce(getattr(Space, c), 0)).label(c) for c in _SUMS],
         )
         .join(Community, Space.community_id == Community.id)
         .where(near_here)
         .group_by(*[columns[g] for g in by])
+        # byte order of UTF-8 is code-point order, as capacity() sorts; gaps last
+        .order_by(*[columns[g].collate("C").asc().nulls_last() for g in by])
     )
     if community:
         stmt = stmt.where(Community.name == community)
     with engine.connect() as conn:
-        result = conn.execute(stmt)
-        frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
-    # the same order, types and rounding as capacity() (code-point order, gaps last)
-    frame = frame.sort_values(list(by), na_position="last", kind="stable", ignore_index=True)
-    frame["spaces"] = frame["spaces"].astype("int64")
-    for col in _SUMS:
-        frame[col] = frame[col].astype(float)
+        rows = conn.execute(stmt).all()
+    # the same columns, types and rounding as capacity()
+    data = list(zip(*rows, strict=True)) if rows else [()] * (len(by) + 1 + len(_SUMS))
+    frame = {g: list(values) for g, values in zip(by, data, strict=False)}
+    frame["spaces"] = np.asarray(data[len(by)], dtype="int64")
+    for col, values in zip(_SUMS, data[len(by) + 1 :], strict=True):
+        frame[col] = np.round(np.asarray(values, dtype=float), 1)
     frame["parking_spaces"] = frame["parking_spaces"].astype(int)
-    return frame.round(1)
+    return pd.DataFrame(frame)
 
 
 def hosts(
