@@ -213,25 +213,31 @@ def bulk_insert(
     """
     if len(frame) == 0:
         return
-    geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
+    geoms = np.asarray(geoms, dtype=object)
     columns = list(frame.columns)
     json_columns = [c.name for c in table.columns if isinstance(c.type, JSON) and c.name in columns]
     if conn.dialect.name == "postgresql":
-        out = frame.copy()
-        for col in json_columns:
-            out[col] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in out[col]]
-        out[geom_column] = shapely.to_wkb(geoms, hex=True, include_srid=True)
         prep = conn.dialect.identifier_preparer
-        names = ", ".join(prep.quote(c) for c in out.columns)
+        names = ", ".join(prep.quote(c) for c in [*columns, geom_column])
         sql = f"COPY {prep.format_table(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(sql) as copy:
-            for start in range(0, len(out), COPY_CHUNK_ROWS):
-                # pandas writes None as an unquoted empty field, which CSV COPY reads as NULL
-                copy.write(
-                    out.iloc[start : start + COPY_CHUNK_ROWS].to_csv(header=False, index=False)
+            # one chunk's text at a time: the whole layer as CSV and hex EWKB would hold
+            # several copies of a million-feature file in memory
+            for start in range(0, len(frame), COPY_CHUNK_ROWS):
+                part = frame.iloc[start : start + COPY_CHUNK_ROWS].copy()
+                for col in json_columns:
+                    part[col] = [
+                        None if v is None else json.dumps(v, ensure_ascii=False) for v in part[col]
+                    ]
+                chunk = shapely.force_2d(geoms[start : start + COPY_CHUNK_ROWS])
+                part[geom_column] = shapely.to_wkb(
+                    shapely.set_srid(chunk, 4326), hex=True, include_srid=True
                 )
+                # pandas writes None as an unquoted empty field, which CSV COPY reads as NULL
+                copy.write(part.to_csv(header=False, index=False))
         return
+    geoms = shapely.set_srid(shapely.force_2d(geoms), 4326)
     wkb_param = f"{geom_column}__wkb"
     stmt = insert(table).values(
         {c: bindparam(c) for c in columns}
