@@ -334,3 +334,18 @@ def test_capacity_near_is_exact_at_the_radius(engine, sample, offset_deg):
         assert counted == int((distance <= d + 0.05).sum())
         assert short == int((distance <= d - 0.05).sum())
         assert counted > short
+
+
+def test_capacity_near_from_the_command_line(sample, db_url, tmp_path):
+    lon, lat = JINSONG_CENTRE
+    out = tmp_path / "near.csv"
+    args = ["capacity", "--near", f"{lon},{lat}", "--radius", "150", "--by", "kind,vacancy"]
+    result = runner.invoke(app, [*args, "--output", str(out), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    expected = capacity(filter_spaces(sample, near=(lon, lat), radius_m=150), ["kind", "vacancy"])
+    got = pd.read_csv(out)
+    assert got["kind"].tolist() == expected["kind"].tolist()
+    assert got["spaces"].tolist() == expected["spaces"].tolist()
+    assert np.allclose(got["usable_area_m2"], expected["usable_area_m2"])
+    bad = runner.invoke(app, [*args[:3], "--radius", "-5", "--db", db_url])
+    assert bad.exit_code != 0 and "greater than 0" in bad.output
