@@ -95,7 +95,17 @@ def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) 
         (coords[:, 0] * k_lon[p] + p * _PARTITION_OFFSET_M, coords[:, 1] * k_lat[p])
     )
     scaled = shapely.set_coordinates(geoms.copy(), metric)
-    left, right = shapely.STRtree(scaled).query(scaled, predicate="dwithin", distance=max_gap_m)
+    # candidates from the boxes grown by the gap, then one vectorised exact test on each
+    # pair once (a < b): the same pairs as the tree's own dwithin predicate, in about half
+    # the time
+    b = shapely.bounds(scaled)
+    g = max_gap_m
+    grown = shapely.box(b[:, 0] - g, b[:, 1] - g, b[:, 2] + g, b[:, 3] + g)
+    left, right = shapely.STRtree(scaled).query(grown)
+    once = left < right
+    left, right = left[once], right[once]
+    near = shapely.dwithin(scaled[left], scaled[right], g)
+    left, right = left[near], right[near]
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(geoms), len(geoms)))
     return connected_components(graph, directed=False)[1]
 
