@@ -54,7 +54,7 @@ from inventory.models import (
     Space,
     SpaceHistory,
 )
-from inventory.sources import Source, list_layers, read
+from inventory.sources import Source, can_read_in_parts, count_features, list_layers, read
 from inventory.store import require_schema
 
 #: Rough bounding box of China (incl. the South China Sea islands' latitudes), lon/lat.
@@ -65,6 +65,8 @@ MIN_AREA_M2 = 1.0
 SLIVER_QUOTIENT = 0.08
 #: Recorded floor area vs footprint × floors outside this ratio is flagged.
 AREA_MISMATCH = (0.5, 2.0)
+#: Features read and validated at a time from a large GIS file (bounds the memory used).
+CHUNK_FEATURES = 100_000
 #: Layer names taken as community boundaries by --all-layers.
 COMMUNITY_LAYER_NAMES = ("community", "communities", "社区", "小区", "boundary", "社区边界")
 
@@ -255,14 +257,22 @@ def import_file(
         targets = [(layer, communities)]
     reports = []
     for name, is_community in targets:
-        source = read(path, layer=name, encoding=encoding, crs=crs)
+        in_parts = not is_community and can_read_in_parts(path)
+        limit = CHUNK_FEATURES if in_parts else None
+        source = read(path, layer=name, encoding=encoding, crs=crs, limit=limit)
         if len(source) == 0:
             raise InputError(
                 f"{path.name}{f' (layer {name})' if name else ''} holds no features: nothing "
                 "to import. Check that the right file or layer was exported."
             )
-        job = _CommunityImport if is_community else _SpaceImport
-        report = job(engine, source, overrides, community, dry_run, imported_by, progress).run()
+        options = (overrides, community, dry_run, imported_by, progress)
+        total = count_features(path, source.layer) if len(source) == limit else len(source)
+        if is_community:
+            report = _CommunityImport(engine, source, *options).run()
+        elif total > len(source):
+            report = _import_in_parts(engine, source, total, crs, options)
+        else:
+            report = _SpaceImport(engine, source, *options).run()
         if save_profile_to and not is_community:
             save_profile(
                 save_profile_to,
@@ -273,6 +283,80 @@ def import_file(
             )
         reports.append(report)
     return reports
+
+
+def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportReport:
+    """Import a large layer ``CHUNK_FEATURES`` features at a time, in one transaction.
+
+    Memory holds one part of the file, not all of it. What depends on the whole file is
+    found in a first pass that validates every part and keeps only the survey
+    references and the polygons that take part in the overlap test; the second pass
+    validates each part again and writes it with the whole file's duplicates and
+    overlaps, so the store and the report are the same as from reading it all at once.
+    """
+    path, layer = first.path, first.layer
+
+    def parts():
+        yield 0, first
+        for start in range(len(first), total, CHUNK_FEATURES):
+            part = read(path, layer=layer, crs=crs, skip=start, limit=CHUNK_FEATURES, decided=first)
+            if len(part):
+                yield start, part
+
+    report_progress = options[-1] or (lambda stage, done, count: None)
+
+    def job(start: int, part: Source, stage: str) -> _SpaceImport:
+        j = _SpaceImport(engine, part, *options)
+        j.offset = start
+        # one bar per pass over the whole file, not one per part
+        j.progress = lambda step, done, count: (
+            report_progress(stage, start + done, total) if step == "validate" else None
+        )
+        return j
+
+    with _dialects.write_transaction(engine) as conn:
+        refs: list = []
+        good_rows, good_geoms = [], []
+        for start, part in parts():
+            j = job(start, part, "check (pass 1 of 2)")
+            geoms, part_refs = j.validate(duplicates={})
+            j.assign(conn, geoms)
+            good = j.overlap_candidates(geoms)
+            good_rows += [start + i for i in good]
+            good_geoms.append(geoms[good])
+            refs += part_refs
+        duplicates = _duplicates(refs)
+        # duplicates are rejected, so they take no part in the overlap test
+        keep = [k for k, r in enumerate(good_rows) if refs[r] not in duplicates]
+        rows = [good_rows[k] for k in keep]
+        polygons = np.concatenate(good_geoms)[keep] if good_geoms else np.array([])
+        found = _overlap_flags(polygons, [refs[r] for r in rows])
+        overlaps = {rows[k]: messages for k, messages in found.items()}
+        del refs, good_rows, good_geoms, polygons
+        report, batch_id = None, None
+        for start, part in parts():
+            j = job(start, part, "import (pass 2 of 2)")
+            geoms, part_refs = j.validate(duplicates=duplicates)
+            names = j.assign(conn, geoms)
+            j.flag_overlaps(geoms, overlaps)
+            if batch_id is None:
+                batch_id = j.new_batch(conn)
+            j.store(conn, batch_id, geoms, names, part_refs)
+            if report is None:
+                report = j.report
+            else:
+                for count in ("read", "loaded", "updated", "unchanged", "rejected"):
+                    setattr(report, count, getattr(report, count) + getattr(j.report, count))
+                report.issues += j.report.issues
+                report.communities_created += j.report.communities_created
+        report.communities_created = sorted(report.communities_created)
+        j.report = report
+        j.finish_batch(conn, batch_id)
+        if j.dry_run:
+            conn.rollback()
+        else:
+            report.batch_id = batch_id
+    return report
 
 
 def _checksum(path: Path) -> str:
@@ -309,6 +393,7 @@ class _Import(ABC):
     ):
         self.engine = engine
         self.source = source
+        self.offset = 0  # rows of the file before this source's first (files read in parts)
         self.community = community
         self.dry_run = dry_run
         self.imported_by = imported_by or _login()
@@ -505,7 +590,7 @@ class _Import(ABC):
             rows.append(
                 {
                     "batch_id": batch_id,
-                    "source_row": i + 1,
+                    "source_row": self.offset + i + 1,
                     "survey_ref": refs[i],
                     "raw_attributes": {c: _jsonable(v) for c, v in attributes.iloc[i].items()},
                     "raw_geometry_wkt": raw,
@@ -533,11 +618,15 @@ class _Import(ABC):
     def collect_issues(self, refs: list) -> None:
         for i in range(len(self.source)):
             if self.reasons[i]:
-                self.report.issues.append(FeatureIssue(i + 1, refs[i], "rejected", self.reasons[i]))
+                self.report.issues.append(
+                    FeatureIssue(self.offset + i + 1, refs[i], "rejected", self.reasons[i])
+                )
             elif self.repairs[i] or self.flags[i]:
                 status = "repaired" if self.repairs[i] else "flagged"
                 self.report.issues.append(
-                    FeatureIssue(i + 1, refs[i], status, self.repairs[i] + self.flags[i])
+                    FeatureIssue(
+                        self.offset + i + 1, refs[i], status, self.repairs[i] + self.flags[i]
+                    )
                 )
 
     @abstractmethod
@@ -559,6 +648,38 @@ def _login() -> str | None:
         return None
 
 
+def _duplicates(refs: list) -> dict[str, int]:
+    """Survey references that occur more than once, with the row of their first occurrence."""
+    first: dict[str, int] = {}
+    again: set[str] = set()
+    for i, ref in enumerate(refs):
+        if ref is None:
+            continue
+        if ref in first:
+            again.add(ref)
+        else:
+            first[ref] = i
+    return {ref: first[ref] for ref in again}
+
+
+def _overlap_flags(geoms: np.ndarray, refs: list) -> dict[int, list[str]]:
+    """Return flags, by index, for polygons sharing at least 0.5 m² with another one."""
+    found: dict[int, list[str]] = {}
+    if len(geoms) < 2:
+        return found
+    geoms = np.asarray(geoms, dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = left < right
+    left, right = left[keep], right[keep]
+    if len(left):
+        shared = area_m2(shapely.intersection(geoms[left], geoms[right]))
+        for a, b, s in zip(left.tolist(), right.tolist(), shared, strict=True):
+            if s >= 0.5:
+                found.setdefault(a, []).append(f"overlaps {refs[b]} by {s:,.1f} m²")
+                found.setdefault(b, []).append(f"overlaps {refs[a]} by {s:,.1f} m²")
+    return found
+
+
 class _SpaceImport(_Import):
     target = "spaces"
     known = SPACE_FIELDS
@@ -574,6 +695,26 @@ class _SpaceImport(_Import):
         )
 
     def run(self) -> ImportReport:
+        geoms, refs = self.validate()
+        with _dialects.write_transaction(self.engine) as conn:
+            names = self.assign(conn, geoms)
+            self.flag_overlaps(geoms)
+            batch_id = self.new_batch(conn)
+            self.store(conn, batch_id, geoms, names, refs)
+            self.finish_batch(conn, batch_id)
+            if self.dry_run:
+                conn.rollback()
+            else:
+                self.report.batch_id = batch_id
+        return self.report
+
+    def validate(self, duplicates: dict[str, int] | None = None) -> tuple[np.ndarray, list]:
+        """Parse and check every feature; return (clean geometries or None, survey refs).
+
+        ``duplicates`` maps the survey references that occur more than once in the whole
+        file to the row (0-based, in the file) of their first occurrence; without it the
+        source is the whole file and they are found here.
+        """
         src = self.source
         n = len(src)
         if "kind" not in self.mapping.fields:
@@ -585,42 +726,55 @@ class _SpaceImport(_Import):
         self.parse_fields()
         refs = self.values["survey_ref"]
         if "survey_ref" not in self.mapping.fields:
-            refs = [f"{src.path.stem}#{i + 1}" for i in range(n)]
+            refs = [f"{src.path.stem}#{self.offset + i + 1}" for i in range(n)]
             self.values["survey_ref"] = refs
         else:
             for i, ref in enumerate(refs):
                 if ref is None:
                     self.reasons[i].append("no survey reference (编号)")
-        first: dict[str, int] = {}
-        dup = (
-            pd.Series(refs).duplicated(keep=False).to_numpy() & pd.notna(pd.Series(refs)).to_numpy()
-        )
-        for i in np.flatnonzero(dup):
-            first.setdefault(refs[i], i)
-            self.reasons[i].append(
-                f"survey reference {refs[i]!r} appears more than once in the file (first at row "
-                f"{first[refs[i]] + 1}); give each space its own"
-            )
+        if duplicates is None:
+            duplicates = _duplicates(refs)
+        for i, ref in enumerate(refs):
+            if ref is not None and ref in duplicates:
+                self.reasons[i].append(
+                    f"survey reference {ref!r} appears more than once in the file (first at row "
+                    f"{duplicates[ref] + 1}); give each space its own"
+                )
         spaces = np.array([v or 0 for v in self.values["parking_spaces"]])
         kinds = np.array(self.values["kind"], dtype=object)
         allow_points = (kinds == "parking") & (spaces > 0)
         geoms = self.clean_geometries(allow_points)
         self._area_checks(geoms)
         self.progress("validate", n, n)
-        with _dialects.write_transaction(self.engine) as conn:
-            names = self._assign_communities(conn, geoms)
-            batch_id = self.new_batch(conn)
-            self._write(conn, batch_id, geoms, names, refs)
-            rejected_rows = [i for i in range(n) if self.reasons[i]]
-            self.report.rejected = len(rejected_rows)
-            self.quarantine(conn, batch_id, rejected_rows, refs)
-            self.finish_batch(conn, batch_id)
-            self.collect_issues(refs)
-            if self.dry_run:
-                conn.rollback()
-            else:
-                self.report.batch_id = batch_id
-        return self.report
+        return geoms, refs
+
+    def overlap_candidates(self, geoms: np.ndarray) -> list[int]:
+        """Rows whose polygons take part in the overlap test (loaded, with an area)."""
+        return [
+            i
+            for i in range(len(geoms))
+            if geoms[i] is not None and not self.reasons[i] and self.area[i] > 0
+        ]
+
+    def flag_overlaps(self, geoms: np.ndarray, found: dict[int, list[str]] | None = None) -> None:
+        """Flag spaces overlapping another of the file: found here, or given by file row."""
+        if found is None:
+            good = self.overlap_candidates(geoms)
+            found = _overlap_flags(geoms[good], [self.values["survey_ref"][i] for i in good])
+            found = {good[k]: v for k, v in found.items()}
+        else:
+            found = {r - self.offset: v for r, v in found.items()}
+        for i, messages in found.items():
+            if 0 <= i < len(geoms):
+                self.flags[i].extend(messages)
+
+    def store(self, conn, batch_id: int, geoms, names, refs) -> None:
+        """Write the loaded, updated and quarantined features and note every issue."""
+        self._write(conn, batch_id, geoms, names, refs)
+        rejected_rows = [i for i in range(len(geoms)) if self.reasons[i]]
+        self.report.rejected = len(rejected_rows)
+        self.quarantine(conn, batch_id, rejected_rows, refs)
+        self.collect_issues(refs)
 
     def _area_checks(self, geoms: np.ndarray) -> None:
         floor = self.values["floor_area_m2"]
@@ -636,7 +790,8 @@ class _SpaceImport(_Import):
                     f"{self.area[i]:,.1f} m² × {floors[i] or 1} floor(s)"
                 )
 
-    def _assign_communities(self, conn, geoms: np.ndarray) -> list[str | None]:
+    def assign(self, conn, geoms: np.ndarray) -> list[str | None]:
+        """Put each space in its community (column, --community or boundary)."""
         n = len(geoms)
         rows = conn.execute(
             select(Community.id, Community.name, func.ST_AsBinary(Community.boundary))
@@ -663,23 +818,6 @@ class _SpaceImport(_Import):
             elif names[i] in boundaries and geoms[i] is not None and not self.reasons[i]:
                 if not shapely.covered_by(geoms[i], boundaries[names[i]].buffer(1e-6)):
                     self.flags[i].append(f"outside the boundary of {names[i]}")
-        # overlaps between spaces of this file
-        good = [
-            i for i in range(n) if geoms[i] is not None and not self.reasons[i] and self.area[i] > 0
-        ]
-        if len(good) > 1:
-            arr = geoms[good]
-            tree = shapely.STRtree(arr)
-            left, right = tree.query(arr, predicate="intersects")
-            keep = left < right
-            left, right = left[keep], right[keep]
-            if len(left):
-                shared = area_m2(shapely.intersection(arr[left], arr[right]))
-                refs = self.values["survey_ref"]
-                for a, b, s in zip(left, right, shared, strict=True):
-                    if s >= 0.5:
-                        self.flags[good[a]].append(f"overlaps {refs[good[b]]} by {s:,.1f} m²")
-                        self.flags[good[b]].append(f"overlaps {refs[good[a]]} by {s:,.1f} m²")
         return names
 
     def _ensure_communities(self, conn, names: set[str]) -> None:

@@ -311,8 +311,14 @@ def read(
     layer: str | None = None,
     encoding: str | None = None,
     crs: str | None = None,
+    skip: int = 0,
+    limit: int | None = None,
+    decided: Source | None = None,
 ) -> Source:
-    """Read one layer of a surveyor's file.
+    """Read one layer of a surveyor's file (or, with ``skip``/``limit``, a run of its features).
+
+    ``skip`` and ``limit`` apply to GIS files read directly (see :func:`can_read_in_parts`);
+    ``decided``, an earlier part of the same layer, gives the encoding already decided.
 
     Raises:
         InputError: the file is missing, empty, incomplete, unreadable, has several layers
@@ -326,7 +332,20 @@ def read(
         return _read_zip(path, layer=layer, encoding=encoding, crs=crs)
     if suffix in TABLE_SUFFIXES:
         return _read_table(path, encoding=encoding, crs=crs)
-    return _read_vector(path, layer=layer, encoding=encoding, crs=crs)
+    return _read_vector(
+        path, layer=layer, encoding=encoding, crs=crs, skip=skip, limit=limit, decided=decided
+    )
+
+
+def can_read_in_parts(path: str | Path) -> bool:
+    """Whether :func:`read` can take the file's features a run at a time (not zips, tables)."""
+    suffix = Path(path).suffix.lower()
+    return suffix != ".zip" and suffix not in TABLE_SUFFIXES
+
+
+def count_features(path: str | Path, layer: str | None) -> int:
+    """Return the number of features in a layer of a GIS file."""
+    return int(pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"])
 
 
 def _read_zip(path: Path, **kwargs) -> Source:
@@ -352,7 +371,16 @@ def _read_zip(path: Path, **kwargs) -> Source:
         return source
 
 
-def _read_vector(path: Path, *, layer: str | None, encoding: str | None, crs: str | None) -> Source:
+def _read_vector(
+    path: Path,
+    *,
+    layer: str | None,
+    encoding: str | None,
+    crs: str | None,
+    skip: int = 0,
+    limit: int | None = None,
+    decided: Source | None = None,
+) -> Source:
     try:
         layers = list_layers(path)
     except (DataSourceError, DataLayerError) as exc:
@@ -370,12 +398,18 @@ def _read_vector(path: Path, *, layer: str | None, encoding: str | None, crs: st
     elif layer not in layers:
         raise InputError(f"{path.name} has no layer {layer!r}; its layers: {', '.join(layers)}.")
     enc, enc_note = None, "UTF-8 (the format's own)"
-    if path.suffix.lower() == ".shp":
+    if decided is not None:  # the same as for the first part, without reading it all again
+        same = decided.encoding if path.suffix.lower() == ".shp" else None
+        enc = same or (decided.encoding if decided.encoding != "UTF-8" else None)
+        enc_note = decided.encoding_note
+    elif path.suffix.lower() == ".shp":
         enc, enc_note = detect_dbf_encoding(path, encoding)
     elif encoding:
         enc, enc_note = _codec(encoding, "given with --encoding"), "given with --encoding"
     try:
-        meta, _fids, wkb, field_data = pyogrio.raw.read(path, layer=layer, encoding=enc)
+        meta, _fids, wkb, field_data = pyogrio.raw.read(
+            path, layer=layer, encoding=enc, skip_features=skip, max_features=limit
+        )
     except (DataSourceError, DataLayerError) as exc:
         raise InputError(
             f"{path.name} cannot be read ({_first_line(exc)}). It may be truncated or "

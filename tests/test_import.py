@@ -525,3 +525,69 @@ def test_vector_formats(engine, tmp_path, suffix, driver):
     path = write(gdf, tmp_path / f"rooms{suffix}", driver=driver)
     report = imp(engine, path, community="X")
     assert report.loaded == 3 and report.fields["kind"] == "kind"
+
+
+def _mixed_survey(tmp_path, *, changed: bool = False) -> Path:
+    """A survey whose duplicates, overlaps and rejects fall in different parts of the file."""
+    rows = [
+        {"编号": f"M-{i:02d}", "类型": "配套用房", "建筑面积": 100.0, "geometry": room(i * 20, 0)}
+        for i in range(14)
+    ]
+    rows[9]["geometry"] = room(5, 5)  # overlaps M-00, eight rows and two parts away
+    rows[11]["编号"] = "M-02"  # a duplicate of row 3, in another part
+    rows[6]["geometry"] = None  # rejected
+    rows[7]["类型"] = "仓库"  # an unknown kind: rejected
+    rows[12]["geometry"] = room(280, 0, 0.5, 0.5)  # under 1 m²: rejected
+    rows[13]["geometry"] = room(40, 4)  # overlaps M-02 in the first part
+    if changed:
+        rows[4]["建筑面积"] = 120.0
+    return write(frame(rows), tmp_path / ("changed.geojson" if changed else "mixed.geojson"))
+
+
+def _comparable(report) -> dict:
+    return {
+        "counts": (report.read, report.loaded, report.updated, report.unchanged, report.rejected),
+        "issues": [(i.row, i.survey_ref, i.status, i.reasons) for i in report.issues],
+        "created": report.communities_created,
+    }
+
+
+def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path, monkeypatch):
+    path = _mixed_survey(tmp_path)
+    whole = import_file(engine, path, community="M", dry_run=True)[0]
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    in_parts = import_file(engine, path, community="M")[0]
+    validate_report(in_parts, engine)
+    assert _comparable(in_parts) == _comparable(whole)
+    assert in_parts.read == 14 and in_parts.rejected == 5
+    overlap = [i for i in in_parts.issues if i.survey_ref == "M-00"][0]
+    assert overlap.reasons == ["overlaps M-09 by 25.1 m²"]
+    with engine.connect() as conn:
+        flags = dict(conn.execute(select(Space.survey_ref, Space.quality_flags)).all())
+        quarantined = conn.execute(select(RejectedFeature.source_row)).scalars().all()
+    assert flags["M-09"] == ["overlaps M-00 by 25.1 m²"]
+    assert sorted(quarantined) == [3, 7, 8, 12, 13]
+    # a changed survey read in parts updates in place, like a whole one
+    changed = _mixed_survey(tmp_path, changed=True)
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
+    whole_again = import_file(engine, changed, community="M", dry_run=True)[0]
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    again = import_file(engine, changed, community="M")[0]
+    assert _comparable(again) == _comparable(whole_again)
+    assert (again.loaded, again.updated, again.unchanged) == (0, 1, 8)
+
+
+def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, monkeypatch):
+    path = _mixed_survey(tmp_path)
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    real_read = importer.read
+
+    def failing(*args, skip=0, **kwargs):
+        if skip >= 8:
+            raise InputError("the disk went away")
+        return real_read(*args, skip=skip, **kwargs)
+
+    monkeypatch.setattr(importer, "read", failing)
+    with pytest.raises(InputError, match="disk went away"):
+        import_file(engine, path, community="M")
+    assert count(engine) == 0 and count(engine, ImportBatch) == 0
