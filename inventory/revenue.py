@@ -645,6 +645,29 @@ def estimate(
     )
 
 
+def estimate_in_store(engine, scenario: str | Path, community: str | None = None) -> RevenueResult:
+    """Run a scenario (a file, or a shipped one by name) on a community's spaces in the store.
+
+    The community is the scenario's own unless ``community`` names another; the managed
+    floor area is the community's recorded floor area.
+
+    Raises:
+        ScenarioError: the scenario is invalid, or the community has no spaces.
+
+    """
+    from inventory import listing, store  # the engine-free API above needs neither
+
+    sc = load_scenario(scenario)
+    name = community or sc.community
+    spaces = listing.spaces(engine, community=name)
+    if spaces.empty:
+        raise ScenarioError(
+            f"No spaces for community {name!r} in the store; import its survey or pass --community."
+        )
+    floor_area = store.community_floor_area(engine, name)
+    return estimate(spaces, sc, managed_floor_area_m2=floor_area)
+
+
 def plot(result: RevenueResult, path: str | Path) -> Path:
     """Write a PNG of cumulative cash flow per variant (万元), for reports."""
     import matplotlib
