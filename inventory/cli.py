@@ -698,16 +698,8 @@ def revenue_(
     """
 
     def run():
-        sc = revenue.load_scenario(scenario)
-        name = community or sc.community
         with _store(db) as engine:
-            spaces = listing.spaces(engine, community=name)
-            info = store.community_floor_area(engine, name)
-        if spaces.empty:
-            raise revenue.ScenarioError(
-                f"No spaces for community {name!r} in the store; import its survey or pass --community."
-            )
-        result = revenue.estimate(spaces, sc, managed_floor_area_m2=info)
+            result = revenue.estimate_in_store(engine, scenario, community)
         if plot:
             revenue.plot(result, plot)
         if output:
@@ -766,6 +758,13 @@ def map_(
             "3,000 spaces."
         ),
     ] = "auto",
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Add each space's use and estimated rent (as surveyed, and with gaps "
+            "resolved) from this revenue scenario (file, or a shipped name: jinsong_north)."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Write a self-contained HTML map for meetings: opens offline, in any browser.
@@ -777,6 +776,7 @@ def map_(
         inventory map maps/jinsong.html --community 劲松北社区
         inventory map maps/jinsong_en.html --lang en --tiles osm
         inventory map maps/city.html --mode city
+        inventory map maps/jinsong_rent.html --scenario jinsong_north
 
     """
 
@@ -787,6 +787,7 @@ def map_(
                 codes = [KIND.match(k) or k for k in kind]
                 spaces = spaces[spaces["kind"].isin(codes)]
             boundaries = maps.communities_frame(engine, [community] if community else None)
+            estimate = revenue.estimate_in_store(engine, scenario, community) if scenario else None
         found, members = find_bundles(spaces, max_gap) if len(spaces) else (None, None)
         m = maps.build_map(
             spaces,
@@ -797,6 +798,7 @@ def map_(
             title=title,
             tiles=tiles,
             mode=mode,
+            revenue=maps.revenue_by_space(estimate) if estimate else None,
         )
         return maps.save(m, out), len(spaces)
 

@@ -94,7 +94,13 @@ def run(
     }
     for name, frame in layers.items():
         outputs.write(frame, gpkg, "gpkg", layer=name)
-    m = maps.build_map(spaces, communities=boundaries, bundles=result.bundles, members=members)
+    m = maps.build_map(
+        spaces,
+        communities=boundaries,
+        bundles=result.bundles,
+        members=members,
+        revenue=maps.revenue_by_space(result.revenue),
+    )
     result.map_html = maps.save(m, Path(out_dir) / "demo.html")
     csv = outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")
     result.exports = [result.map_html, gpkg, csv, result.plot]

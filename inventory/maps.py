@@ -29,6 +29,7 @@ from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.errors import InputError
 from inventory.gaps import annotate
 from inventory.geodesy import metres_per_degree
+from inventory.revenue import USE_CLASSES
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
 FULL_LIMIT = 3_000  # above this many spaces, mode "auto" draws the city map
@@ -62,6 +63,9 @@ LABELS = {
         "bundle": "组团",
         "parking": "车位",
         "notes": "备注",
+        "use": "方案用途",
+        "rent": "估算年租金（现状）万元",
+        "rent_resolved": "产权理顺后年租金 万元",
         "data_date": "数据日期",
         "title": "存量空间资源图",
         "totals": "社区汇总",
@@ -94,6 +98,9 @@ LABELS = {
         "bundle": "Bundle",
         "parking": "Parking spaces",
         "notes": "Notes",
+        "use": "Use in the scenario",
+        "rent": "Est. rent as surveyed, 万元/yr",
+        "rent_resolved": "Est. rent, gaps resolved, 万元/yr",
         "data_date": "Data date",
         "title": "Stock-space inventory",
         "totals": "Community totals",
@@ -121,6 +128,8 @@ POPUP_FIELDS = (
     "bundle",
     "notes",
 )
+#: Popup fields added when the map is given a revenue estimate.
+REVENUE_FIELDS = ("use", "rent", "rent_resolved")
 
 
 def _text(value: object, escape: bool = True) -> str:
@@ -132,7 +141,11 @@ def _text(value: object, escape: bool = True) -> str:
 
 
 def _popup_frame(
-    spaces: gpd.GeoDataFrame, bundle_of: dict, lang: str, escape: bool = True
+    spaces: gpd.GeoDataFrame,
+    bundle_of: dict,
+    lang: str,
+    escape: bool = True,
+    revenue: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces with labelled text columns for popups, and their title status.
 
@@ -163,6 +176,7 @@ def _popup_frame(
             "gap": [text(", ".join(gaps)) if gaps else "" for gaps in g["gaps"]],
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
             "notes": g["notes"].map(text),
+            **_revenue_columns(g["survey_ref"], revenue, lang, text),
             "status": g["gap_severity"].fillna("clean"),
             "kind_code": g["kind"],
             "community": g["community"] if "community" in g else None,
@@ -172,6 +186,70 @@ def _popup_frame(
         crs=4326,
     )
     return out
+
+
+def _revenue_columns(refs: pd.Series, revenue: pd.DataFrame | None, lang: str, text) -> dict:
+    if revenue is None:
+        return {}
+    by_ref = revenue.set_index("survey_ref")
+
+    def rent(column: str) -> list[str]:
+        values = by_ref[column].reindex(refs.to_numpy()).to_numpy(dtype=float)
+        return ["" if np.isnan(v) else f"{v:,.1f}" for v in values]
+
+    labels = {code: zh if lang == "zh" else en for code, (zh, en) in USE_CLASSES.items()}
+    use = by_ref["use_class"].reindex(refs.to_numpy()).map(labels).to_numpy(dtype=object)
+    then = by_ref["use_resolved"].reindex(refs.to_numpy()).map(labels).to_numpy(dtype=object)
+    # the use after resolving shows when it changes (the target shares rebalance)
+    resolved = [
+        r + (f" ({b})" if isinstance(b, str) and b != a else "")
+        for r, a, b in zip(rent("rent_resolved_wan"), use, then, strict=True)
+    ]
+    return {
+        "use": [text(v) if isinstance(v, str) else "" for v in use],
+        "rent": rent("rent_wan"),
+        "rent_resolved": [text(v) for v in resolved],
+    }
+
+
+def revenue_by_space(result) -> pd.DataFrame:
+    """Return per space of a revenue estimate its use and mature rent (万元/year).
+
+    Rent as surveyed, and with every title gap resolved (which may bring in spaces the
+    surveyed case leaves out); for :func:`build_map`'s ``revenue``.
+    """
+    columns = ["survey_ref", "use_class", "use_class_zh", "rent_wan_year_mature"]
+    surveyed = result.variants["as surveyed"].allocation[columns]
+    resolved = (
+        result.variants["all gaps resolved"]
+        .allocation[columns]
+        .rename(
+            columns={
+                "use_class": "use_resolved",
+                "use_class_zh": "use_resolved_zh",
+                "rent_wan_year_mature": "rent_resolved_wan",
+            }
+        )
+    )
+    out = surveyed.rename(columns={"rent_wan_year_mature": "rent_wan"}).merge(
+        resolved, on="survey_ref", how="outer"
+    )
+    # a space the surveyed case leaves out has no use there, only once gaps are resolved
+    out["rent_wan"] = out["rent_wan"].fillna(0.0)
+    out["rent_resolved_wan"] = out["rent_resolved_wan"].fillna(out["rent_wan"])
+    out["use_resolved"] = out["use_resolved"].fillna(out["use_class"])
+    out["use_resolved_zh"] = out["use_resolved_zh"].fillna(out["use_class_zh"])
+    return out[
+        [
+            "survey_ref",
+            "use_class",
+            "use_class_zh",
+            "rent_wan",
+            "use_resolved",
+            "use_resolved_zh",
+            "rent_resolved_wan",
+        ]
+    ]
 
 
 def _style(feature: dict) -> dict:
@@ -195,8 +273,12 @@ def build_map(
     data_date: date | None = None,
     tiles: str | None = None,
     mode: str = "auto",
+    revenue: pd.DataFrame | None = None,
 ) -> folium.Map:
     """Return a Folium map of the spaces (EPSG:4326), ready for :func:`save`.
+
+    ``revenue`` (from :func:`revenue_by_space`) adds each space's use in the scenario
+    and its estimated rent, as surveyed and with gaps resolved, to the popups.
 
     ``mode``: ``full`` draws every space as a vector feature (a community: tens to
     thousands of spaces); ``city`` draws one circle of totals per community when zoomed
@@ -238,19 +320,21 @@ def build_map(
     has_communities = communities is not None and not communities.empty
     has_bundles = bundles is not None and not bundles.empty
     draw = _draw_city if mode == "city" else _draw_full
+    fields = [*POPUP_FIELDS, *(REVENUE_FIELDS if revenue is not None else ())]
+    features = _popup_frame(spaces, bundle_of, lang, escape=mode != "city", revenue=revenue)
     space_layers, outline_layers = draw(
         m,
-        spaces,
+        features,
         communities if has_communities else None,
         bundles if has_bundles else None,
-        bundle_of,
+        fields,
         lang,
     )
     _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, mode)
     return m
 
 
-def _draw_full(m, spaces, communities, bundles, bundle_of, lang):
+def _draw_full(m, features, communities, bundles, fields, lang):
     """Draw every space, boundary and bundle as a Folium GeoJSON feature (SVG)."""
     t = LABELS[lang]
     outline_layers: dict[str, str] = {}  # layer name → colour
@@ -271,13 +355,11 @@ def _draw_full(m, spaces, communities, bundles, bundle_of, lang):
         outline_layers[t["community"]] = "#1565c0"
     # one feature per parking point: Leaflet draws a MultiPoint as a group of markers whose
     # children carry no feature, and Folium's popup code then fails on click
-    features = _popup_frame(spaces, bundle_of, lang)
     points = features.geom_type.isin(["MultiPoint"])
     if points.any():
         features = pd.concat(
             [features[~points], features[points].explode(index_parts=False)], ignore_index=True
         )
-    fields = list(POPUP_FIELDS)
     space_layers: list[str] = []
     for kind in KIND.codes:
         layer = features[features["kind_code"] == kind]
@@ -393,10 +475,9 @@ def _totals(features: gpd.GeoDataFrame) -> list[dict]:
     ]
 
 
-def _draw_city(m, spaces, communities, bundles, bundle_of, lang):
+def _draw_city(m, features, communities, bundles, fields, lang):
     """Draw community totals zoomed out and the spaces in view zoomed in (city_map.js)."""
     t = LABELS[lang]
-    features = _popup_frame(spaces, bundle_of, lang, escape=False)
     is_point = features.geom_type.isin(["Point", "MultiPoint"]).to_numpy()
     features = pd.concat([features[~is_point], features[is_point]], ignore_index=True)
     n_polygons = int((~is_point).sum())
@@ -409,7 +490,7 @@ def _draw_city(m, spaces, communities, bundles, bundle_of, lang):
         "polygons": n_polygons,
         "kind": features["kind_code"].map({k: i for i, k in enumerate(kinds)}).tolist(),
         "status": features["status"].map({s: i for i, s in enumerate(statuses)}).tolist(),
-        "columns": _columns(features, POPUP_FIELDS),
+        "columns": _columns(features, fields),
         "geometry": {
             "polygons": _ragged(features.geometry.values[:n_polygons], "polygon"),
             "points": _ragged(features.geometry.values[n_polygons:], "point"),
@@ -443,8 +524,8 @@ def _draw_city(m, spaces, communities, bundles, bundle_of, lang):
         "colours": STATUS_COLOURS,
         "kinds": [{"code": k, "layer": name} for k, name in zip(kinds, space_layers, strict=True)],
         "names": names,
-        "fields": list(POPUP_FIELDS),
-        "fieldLabels": [t[f] for f in POPUP_FIELDS],
+        "fields": fields,
+        "fieldLabels": [t[f] for f in fields],
         "labels": {
             key: t[key]
             for key in (

@@ -353,3 +353,27 @@ def test_bad_mode(mapped):
     spaces, *_ = mapped
     with pytest.raises(maps.InputError, match="use auto, full"):
         maps.build_map(spaces, mode="tiles")
+
+
+def test_popups_carry_the_estimated_rent(engine, sample, tmp_path):
+    from inventory import revenue
+
+    estimate = revenue.estimate_in_store(engine, "jinsong_north")
+    per_space = maps.revenue_by_space(estimate)
+    boiler = per_space.set_index("survey_ref").loc["JS-013"]
+    # the boiler room on allocated land earns nothing as surveyed, most once it is resolved
+    assert boiler["rent_wan"] == 0 and boiler["rent_resolved_wan"] > 300
+    surveyed = estimate.variants["as surveyed"].allocation["rent_wan_year_mature"].sum()
+    assert per_space["rent_wan"].sum() == pytest.approx(surveyed)
+    for mode in ("full", "city"):
+        m = maps.build_map(sample, revenue=per_space, mode=mode, lang="en")
+        page = maps.save(m, tmp_path / f"{mode}.html").read_text(encoding="utf-8")
+        expected = f"{boiler['rent_resolved_wan']:,.1f} (Semi-public convenience)"
+        if mode == "city":
+            rents = _city_payload(page)["columns"]["rent_resolved"]
+            values = rents["v"] if "v" in rents else [rents["d"][c] for c in rents["c"]]
+            assert expected in values
+        else:
+            assert expected in page and "Est. rent as surveyed" in page
+    plain = maps.save(maps.build_map(sample), tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "Est. rent" not in plain and "估算年租金" not in plain
