@@ -377,3 +377,38 @@ def test_popups_carry_the_estimated_rent(engine, sample, tmp_path):
             assert expected in page and "Est. rent as surveyed" in page
     plain = maps.save(maps.build_map(sample), tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "Est. rent" not in plain and "估算年租金" not in plain
+
+
+def test_demo_map_in_headless_chromium(tmp_path):
+    """The README's first command's map: offline, every feature drawn, popups with rents."""
+    from inventory import demo
+
+    chromium = _chromium()
+    result = demo.run(db=tmp_path / "demo.sqlite", out_dir=tmp_path / "maps")
+    page = result.map_html.read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    found = re.search(
+        r'<pre id="probe" data-paths="(\d+)" data-popups="(\d+)">(.*?)</pre>', dom, re.S
+    )
+    assert found, dom[-2000:]
+    from inventory.db import connect
+
+    engine = connect(str(tmp_path / "demo.sqlite"))
+    spaces, communities = listing.spaces(engine), maps.communities_frame(engine)
+    engine.dispose()
+    assert int(found.group(1)) == _expected_paths(spaces, communities, result.bundles)
+    assert int(found.group(2)) >= len(spaces) == 22
+    text = re.sub(r"\s+", " ", found.group(3))
+    assert "产权理顺后年租金 万元 392.4" in text  # the boiler room, once its gap is resolved
+    screenshot = tmp_path / "demo.png"
+    subprocess.run(
+        [*flags, "--window-size=1200,800", f"--screenshot={screenshot}", result.map_html.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert screenshot.read_bytes()[:4] == b"\x89PNG"
