@@ -115,6 +115,16 @@ def _render_with_probe(
     return dom, flags, path
 
 
+def _screenshot(flags: list[str], page, out) -> None:
+    """Save a screenshot of ``page`` (kept under the test's tmp dir to look at)."""
+    subprocess.run(
+        [*flags, "--window-size=1200,800", f"--screenshot={out}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
 PROBE = """
 <script>
 window.addEventListener("load", function () {
@@ -159,13 +169,7 @@ def test_map_in_headless_chromium(mapped, tmp_path):
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert "data-xss" not in body  # neither the <img onerror> nor the <script> ran
     assert "&lt;img src=x onerror" in text  # shown as text in its popup
-    screenshot = tmp_path / "map.png"
-    subprocess.run(
-        [*chromium, "--window-size=1200,800", f"--screenshot={screenshot}", path.as_uri()],
-        capture_output=True,
-        timeout=120,
-    )
-    assert screenshot.read_bytes()[:4] == b"\x89PNG"
+    _screenshot(chromium, path, tmp_path / "map.png")
 
 
 def test_parking_points_are_drawn_one_circle_each(engine, tmp_path):
@@ -340,13 +344,7 @@ def test_city_map_in_headless_chromium(mapped, tmp_path):
     assert "data-xss" not in body
     assert "&lt;img src=x onerror" in text  # the note shown as text in its popup
     assert "锅炉房" in text
-    screenshot = tmp_path / "city.png"
-    subprocess.run(
-        [*chromium, "--window-size=1200,800", f"--screenshot={screenshot}", path.as_uri()],
-        capture_output=True,
-        timeout=120,
-    )
-    assert screenshot.read_bytes()[:4] == b"\x89PNG"
+    _screenshot(chromium, path, tmp_path / "city.png")
 
 
 def test_bad_mode(mapped):
@@ -405,10 +403,4 @@ def test_demo_map_in_headless_chromium(tmp_path):
     assert int(found.group(2)) >= len(spaces) == 22
     text = re.sub(r"\s+", " ", found.group(3))
     assert "产权理顺后年租金 万元 392.4" in text  # the boiler room, once its gap is resolved
-    screenshot = tmp_path / "demo.png"
-    subprocess.run(
-        [*flags, "--window-size=1200,800", f"--screenshot={screenshot}", result.map_html.as_uri()],
-        capture_output=True,
-        timeout=120,
-    )
-    assert screenshot.read_bytes()[:4] == b"\x89PNG"
+    _screenshot(flags, result.map_html, tmp_path / "demo.png")
