@@ -299,6 +299,16 @@ def within_metres(
     )
 
 
+def codepoint_order(dialect_name: str, column: ColumnElement) -> ColumnElement:
+    """Return ``column`` to order by as Python sorts text (by code point), gaps last.
+
+    PostgreSQL sorts by the database's locale unless told ``COLLATE "C"`` (byte order,
+    which for UTF-8 is code-point order); SQLite's default BINARY collation already is.
+    """
+    ordered = column.collate("C") if dialect_name == "postgresql" else column
+    return ordered.asc().nulls_last()
+
+
 def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, across: bool):
     """Return {space id: cluster key} from ``ST_ClusterDBSCAN`` on PostGIS, or None elsewhere.
 

@@ -184,8 +184,8 @@ def capacity_near(
         .join(Community, Space.community_id == Community.id)
         .where(near_here)
         .group_by(*[columns[g] for g in by])
-        # byte order of UTF-8 is code-point order, as capacity() sorts; gaps last
-        .order_by(*[columns[g].collate("C").asc().nulls_last() for g in by])
+        # in the order capacity() gives
+        .order_by(*[_dialects.codepoint_order(engine.dialect.name, columns[g]) for g in by])
     )
     if community:
         stmt = stmt.where(Community.name == community)
