@@ -27,7 +27,7 @@ from folium.features import GeoJsonPopup, GeoJsonTooltip
 
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.errors import InputError
-from inventory.gaps import annotate
+from inventory.gaps import RULES_BY_GAP, annotate
 from inventory.geodesy import metres_per_degree
 from inventory.revenue import USE_CLASSES
 
@@ -173,7 +173,10 @@ def _popup_frame(
             "owner": g["owner_name"].map(text),
             "land": g["land_type"].map(lambda v: code(LAND_TYPE, v)),
             "certificate": g["certificate_status"].map(lambda v: code(CERTIFICATE_STATUS, v)),
-            "gap": [text(", ".join(gaps)) if gaps else "" for gaps in g["gaps"]],
+            "gap": [
+                text(", ".join(getattr(RULES_BY_GAP[gap], lang) for gap in gaps)) if gaps else ""
+                for gaps in g["gaps"]
+            ],
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
             "notes": g["notes"].map(text),
             **_revenue_columns(g["survey_ref"], revenue, lang, text),

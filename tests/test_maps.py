@@ -403,4 +403,5 @@ def test_demo_map_in_headless_chromium(tmp_path):
     assert int(found.group(2)) >= len(spaces) == 22
     text = re.sub(r"\s+", " ", found.group(3))
     assert "产权理顺后年租金 万元 392.4" in text  # the boiler room, once its gap is resolved
+    assert "产权问题 划拨用地" in text  # its gap named in the map's language, not as a code
     _screenshot(flags, result.map_html, tmp_path / "demo.png")
