@@ -591,3 +591,18 @@ def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, 
     with pytest.raises(InputError, match="disk went away"):
         import_file(engine, path, community="M")
     assert count(engine) == 0 and count(engine, ImportBatch) == 0
+
+
+def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):
+    # later parts reuse the encoding detected for the first (no .cpg: GBK)
+    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    spaces = sample_dir / "jinsong_north_spaces.shp"
+    whole = import_file(engine, spaces, dry_run=True)[0]
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 5)
+    in_parts = import_file(engine, spaces)[0]
+    assert _comparable(in_parts) == _comparable(whole)
+    assert in_parts.loaded == 21 and "GBK" in in_parts.encoding_note
+    from inventory import listing
+
+    names = set(listing.spaces(engine)["name"])
+    assert {"原锅炉房", "原堆煤场", "1号院门房"} <= names
