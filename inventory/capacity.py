@@ -2,8 +2,8 @@
 
 Distances from a point are exact: the spaces are projected to an azimuthal equidistant
 projection centred on the point, in which every distance from the centre is the
-geodesic distance; in the store, ``ST_DWithin`` on geography (PostGIS) or the
-ellipsoidal ``ST_Distance`` (SpatiaLite) give the same answer, behind the spatial index.
+geodesic distance. On PostGIS, :func:`capacity_near` answers in SQL with ``ST_DWithin``
+on geography near the radius, behind the spatial index — the same answer.
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ def filter_spaces(
     return out
 
 
+def _check_groups(by) -> None:
+    unknown = [g for g in by if g not in GROUPS]
+    if unknown:
+        raise InputError(f"--by {','.join(unknown)}: group by one or more of {', '.join(GROUPS)}.")
+
+
 def capacity(
     spaces: gpd.GeoDataFrame,
     by: list[str] | tuple[str, ...] = ("community", "kind"),
@@ -101,9 +107,7 @@ def capacity(
         InputError: an unknown grouping.
 
     """
-    unknown = [g for g in by if g not in GROUPS]
-    if unknown:
-        raise InputError(f"--by {','.join(unknown)}: group by one or more of {', '.join(GROUPS)}.")
+    _check_groups(by)
     frame = spaces.copy()
     if "tenure_status" in by:  # the title-gap rules only when asked: near-queries stay quick
         frame["tenure_status"] = annotate(spaces)["gap_severity"].fillna("clean")
@@ -153,9 +157,7 @@ def capacity_near(
         InputError: an unknown grouping, or a radius that is not positive.
 
     """
-    unknown = [g for g in by if g not in GROUPS]
-    if unknown:
-        raise InputError(f"--by {','.join(unknown)}: group by one or more of {', '.join(GROUPS)}.")
+    _check_groups(by)
     if not radius_m > 0:
         raise InputError(f"--radius {radius_m!r}: give a distance in metres greater than 0.")
     lon, lat = near

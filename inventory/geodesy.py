@@ -28,6 +28,10 @@ def _transformer(src: str, dst: str) -> Transformer:
 def reproject(geoms, src: str | CRS, dst: str | CRS):
     """Return ``geoms`` (a shapely geometry or array of them) transformed from ``src`` to ``dst``."""
     transformer = _transformer(CRS.from_user_input(src).to_wkt(), CRS.from_user_input(dst).to_wkt())
+    return _apply(transformer, geoms)
+
+
+def _apply(transformer: Transformer, geoms):
     return shapely.transform(
         geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
     )
@@ -54,9 +58,7 @@ def to_local_metres(geoms, lon: float, lat: float):
         f"+proj=aeqd +lat_0={float(lat):.10f} +lon_0={float(lon):.10f} +x_0=0 +y_0=0 "
         "+ellps=WGS84 +units=m"
     )
-    return shapely.transform(
-        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-    )
+    return _apply(transformer, geoms)
 
 
 def local_metric_crs(lon: float, lat: float) -> CRS:

@@ -350,12 +350,8 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                 report.issues += j.report.issues
                 report.communities_created += j.report.communities_created
         report.communities_created = sorted(report.communities_created)
-        j.report = report
-        j.finish_batch(conn, batch_id)
-        if j.dry_run:
-            conn.rollback()
-        else:
-            report.batch_id = batch_id
+        j.report = report  # the whole file's report closes the batch
+        j.close(conn, batch_id)
     return report
 
 
@@ -701,12 +697,16 @@ class _SpaceImport(_Import):
             self.flag_overlaps(geoms)
             batch_id = self.new_batch(conn)
             self.store(conn, batch_id, geoms, names, refs)
-            self.finish_batch(conn, batch_id)
-            if self.dry_run:
-                conn.rollback()
-            else:
-                self.report.batch_id = batch_id
+            self.close(conn, batch_id)
         return self.report
+
+    def close(self, conn, batch_id: int) -> None:
+        """Record the batch's counts; roll back a dry run, else note the batch in the report."""
+        self.finish_batch(conn, batch_id)
+        if self.dry_run:
+            conn.rollback()
+        else:
+            self.report.batch_id = batch_id
 
     def validate(self, duplicates: dict[str, int] | None = None) -> tuple[np.ndarray, list]:
         """Parse and check every feature; return (clean geometries or None, survey refs).

@@ -221,18 +221,12 @@ def revenue_by_space(result) -> pd.DataFrame:
     Rent as surveyed, and with every title gap resolved (which may bring in spaces the
     surveyed case leaves out); for :func:`build_map`'s ``revenue``.
     """
-    columns = ["survey_ref", "use_class", "use_class_zh", "rent_wan_year_mature"]
+    columns = ["survey_ref", "use_class", "rent_wan_year_mature"]
     surveyed = result.variants["as surveyed"].allocation[columns]
     resolved = (
         result.variants["all gaps resolved"]
         .allocation[columns]
-        .rename(
-            columns={
-                "use_class": "use_resolved",
-                "use_class_zh": "use_resolved_zh",
-                "rent_wan_year_mature": "rent_resolved_wan",
-            }
-        )
+        .rename(columns={"use_class": "use_resolved", "rent_wan_year_mature": "rent_resolved_wan"})
     )
     out = surveyed.rename(columns={"rent_wan_year_mature": "rent_wan"}).merge(
         resolved, on="survey_ref", how="outer"
@@ -241,18 +235,7 @@ def revenue_by_space(result) -> pd.DataFrame:
     out["rent_wan"] = out["rent_wan"].fillna(0.0)
     out["rent_resolved_wan"] = out["rent_resolved_wan"].fillna(out["rent_wan"])
     out["use_resolved"] = out["use_resolved"].fillna(out["use_class"])
-    out["use_resolved_zh"] = out["use_resolved_zh"].fillna(out["use_class_zh"])
-    return out[
-        [
-            "survey_ref",
-            "use_class",
-            "use_class_zh",
-            "rent_wan",
-            "use_resolved",
-            "use_resolved_zh",
-            "rent_resolved_wan",
-        ]
-    ]
+    return out[["survey_ref", "use_class", "rent_wan", "use_resolved", "rent_resolved_wan"]]
 
 
 def _style(feature: dict) -> dict:

@@ -399,9 +399,8 @@ def _read_vector(
         raise InputError(f"{path.name} has no layer {layer!r}; its layers: {', '.join(layers)}.")
     enc, enc_note = None, "UTF-8 (the format's own)"
     if decided is not None:  # the same as for the first part, without reading it all again
-        same = decided.encoding if path.suffix.lower() == ".shp" else None
-        enc = same or (decided.encoding if decided.encoding != "UTF-8" else None)
-        enc_note = decided.encoding_note
+        own = path.suffix.lower() != ".shp" and decided.encoding == "UTF-8"
+        enc, enc_note = None if own else decided.encoding, decided.encoding_note
     elif path.suffix.lower() == ".shp":
         enc, enc_note = detect_dbf_encoding(path, encoding)
     elif encoding:
