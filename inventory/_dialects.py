@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -309,39 +309,76 @@ def codepoint_order(dialect_name: str, column: ColumnElement) -> ColumnElement:
     return ordered.asc().nulls_last()
 
 
-def cluster_labels(conn: Connection, space_ids: Sequence[int], gap_m: float, across: bool):
-    """Return {space id: cluster key} from ``ST_ClusterDBSCAN`` on PostGIS, or None elsewhere.
+def cluster_bundles(conn: Connection, chosen, gap_m: float, across: bool, min_members: int):
+    """Return one row per bundle of the ``chosen`` spaces from PostGIS, or None elsewhere.
 
-    Each partition (a community, or with ``across`` a 1° band of latitude) is scaled to
-    metres around its mean latitude with the same radii of curvature as
+    ``chosen`` is a subquery with ``community_id``, ``community``, ``survey_ref``,
+    ``kind``, ``footprint_area_m2``, ``floor_area_m2``, ``area_m2``, ``severity`` and
+    ``geom``. Links come from ``ST_ClusterDBSCAN(..., minpoints := 1)`` over each partition
+    (a community, or with ``across`` a 1° band of latitude) scaled to metres around the
+    partition's mean latitude with the radii of curvature of
     :func:`inventory.geodesy.metres_per_degree`, as the in-memory path does, so both
-    backends give the same bundles.
+    backends give the same bundles. Only the bundles (``min_members`` or more) come back:
+    members and their communities in (community, survey_ref) code-point order, distinct
+    kinds, area sums, the smallest and largest area, the count per severity and the
+    convex hull as WKB.
     """
     if conn.dialect.name != "postgresql":
         return None
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
     from inventory.geodesy import WGS84_A, WGS84_E2
 
-    part = "floor(cy)::int" if across else "community_id"
-    sql = text(
-        f"""
-        WITH base AS (
-            SELECT id, community_id, geom, ST_Y(ST_Centroid(geom)) AS cy
-            FROM space WHERE id = ANY(:ids)
-        ), chosen AS (
-            SELECT id, geom, cy, {part} AS part FROM base
-        ), scales AS (
-            SELECT part,
-                   pi() / 180 * :a / sqrt(1 - :e2 * sin(radians(avg(cy))) ^ 2) * cos(radians(avg(cy))) AS kx,
-                   pi() / 180 * :a * (1 - :e2) / (1 - :e2 * sin(radians(avg(cy))) ^ 2) ^ 1.5 AS ky
-            FROM chosen GROUP BY part
+    cy = (func.ST_YMin(chosen.c.geom) + func.ST_YMax(chosen.c.geom)) / 2
+    part = func.floor(cy) if across else chosen.c.community_id
+    parted = select(chosen, part.label("part"), cy.label("cy")).cte("parted")
+    lat = func.radians(func.avg(parted.c.cy))
+    w = func.sqrt(1 - WGS84_E2 * func.power(func.sin(lat), 2))
+    per_radian = np.pi / 180 * WGS84_A
+    scales = (
+        select(
+            parted.c.part,
+            (per_radian / w * func.cos(lat)).label("kx"),
+            (per_radian * (1 - WGS84_E2) / func.power(w, 3)).label("ky"),
         )
-        SELECT ch.id, ch.part,
-               ST_ClusterDBSCAN(ST_Scale(ch.geom, s.kx, s.ky), eps := :gap, minpoints := 1)
-                   OVER (PARTITION BY ch.part) AS label
-        FROM chosen ch JOIN scales s ON s.part = ch.part
-        """
-    ).bindparams(ids=list(map(int, space_ids)), gap=float(gap_m), a=WGS84_A, e2=WGS84_E2)
-    return {row.id: (row.part, row.label) for row in conn.execute(sql)}
+        .group_by(parted.c.part)
+        .cte("scales")
+    )
+    metric = func.ST_Scale(parted.c.geom, scales.c.kx, scales.c.ky)
+    labelled = (
+        select(
+            parted,
+            func.ST_ClusterDBSCAN(metric, float(gap_m), 1)
+            .over(partition_by=parted.c.part)
+            .label("label"),
+        )
+        .join(scales, scales.c.part == parted.c.part)
+        .subquery("labelled")
+    )
+    c = labelled.c
+    order = (c.community.collate("C"), c.survey_ref.collate("C"))
+    count = func.count()
+    stmt = (
+        select(
+            func.array_agg(aggregate_order_by(c.community, *order)).label("communities"),
+            func.array_agg(aggregate_order_by(c.survey_ref, *order)).label("members"),
+            func.array_agg(c.kind.distinct()).label("kinds"),
+            func.sum(func.coalesce(c.footprint_area_m2, 0.0)).label("footprint_area_m2"),
+            func.sum(func.coalesce(c.floor_area_m2, 0.0)).label("floor_area_m2"),
+            func.sum(c.area_m2).label("usable_area_m2"),
+            func.min(c.area_m2).label("smallest_m2"),
+            func.max(c.area_m2).label("largest_m2"),
+            count.filter(c.severity.is_(None)).label("clean"),
+            *(
+                count.filter(c.severity == s).label(s)
+                for s in ("transitional", "minor", "blocking")
+            ),
+            func.ST_AsBinary(func.ST_ConvexHull(func.ST_Collect(c.geom))).label("wkb"),
+        )
+        .group_by(c.part, c.label)
+        .having(count >= int(min_members))
+    )
+    return conn.execute(stmt).all()
 
 
 def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:

@@ -12,25 +12,37 @@ the same bundles and ids, on either backend.
 
 from __future__ import annotations
 
+from datetime import date
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from inventory import _dialects
 from inventory.codes import KIND
 from inventory.errors import InputError
-from inventory.gaps import annotate
+from inventory.gaps import annotate, severity_sql
 from inventory.geodesy import metres_per_degree
+from inventory.models import Community, Space
+from inventory.store import require_schema
 
 #: Walking-scale default: two rooms 30 m apart can share staff and a sign.
 DEFAULT_MAX_GAP_M = 30.0
 #: Partitions are laid side by side this far apart (m) so one index serves them all.
 _PARTITION_OFFSET_M = 1e7
 
+_AREA_COLUMNS = (
+    "footprint_area_m2",
+    "floor_area_m2",
+    "usable_area_m2",
+    "smallest_m2",
+    "largest_m2",
+)
+_STATUS_COLUMNS = ("clean", "transitional", "minor", "blocking")
 BUNDLE_COLUMNS = [
     "bundle_id",
     "communities",
@@ -50,15 +62,10 @@ BUNDLE_COLUMNS = [
 ]
 
 
-def select_spaces(
-    spaces: gpd.GeoDataFrame,
-    kinds: list[str] | None = None,
-    min_area_m2: float | None = None,
-    exclude_blocking: bool = False,
-) -> gpd.GeoDataFrame:
-    """Return the spaces that may join bundles, with their title-gap columns and ``area_m2``.
+def kind_codes(kinds: list[str] | None) -> list[str]:
+    """Return the kind codes that may join bundles: ``kinds`` (codes or aliases) or all but parking.
 
-    Default kinds: every kind but parking (parking capacity is counted in spaces, not m²).
+    Parking capacity is counted in spaces, not m², so it joins only when asked for.
 
     Raises:
         InputError: a kind is not known.
@@ -70,8 +77,23 @@ def select_spaces(
         if code is None:
             raise InputError(f"--kind {k!r} is not a kind; kinds: {', '.join(KIND.codes)}.")
         codes.append(code)
-    chosen = codes or [k for k in KIND.codes if k != "parking"]
-    out = annotate(spaces[spaces["kind"].isin(chosen)])
+    return codes or [k for k in KIND.codes if k != "parking"]
+
+
+def select_spaces(
+    spaces: gpd.GeoDataFrame,
+    kinds: list[str] | None = None,
+    min_area_m2: float | None = None,
+    exclude_blocking: bool = False,
+    today: date | None = None,
+) -> gpd.GeoDataFrame:
+    """Return the spaces that may join bundles, with their title-gap columns and ``area_m2``.
+
+    Raises:
+        InputError: a kind is not known.
+
+    """
+    out = annotate(spaces[spaces["kind"].isin(kind_codes(kinds))], today)
     area = out["usable_area_m2"].astype(float).fillna(out["footprint_area_m2"].astype(float))
     out["area_m2"] = area
     if min_area_m2:
@@ -83,7 +105,8 @@ def select_spaces(
 
 def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) -> np.ndarray:
     geoms = chosen.geometry.values
-    lat = shapely.get_y(shapely.centroid(geoms))
+    box = shapely.bounds(geoms)
+    lat = (box[:, 1] + box[:, 3]) / 2  # the box's middle: as cheap in SQL as here
     keys = np.floor(lat).astype(int) if across else chosen["community"].to_numpy()
     part, _ = pd.factorize(keys)
     counts = np.bincount(part)
@@ -110,16 +133,6 @@ def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) 
     return connected_components(graph, directed=False)[1]
 
 
-def _labels(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool, engine) -> np.ndarray:
-    """Return a cluster label per row: linked spaces share a label."""
-    if engine is not None and len(chosen):
-        with engine.connect() as conn:
-            pushed = _dialects.cluster_labels(conn, chosen["space_id"].tolist(), max_gap_m, across)
-        if pushed is not None:
-            return pd.factorize(pd.Series([pushed[i] for i in chosen["space_id"]]))[0]
-    return _labels_in_memory(chosen, max_gap_m, across)
-
-
 def find_bundles(
     spaces: gpd.GeoDataFrame,
     max_gap_m: float = DEFAULT_MAX_GAP_M,
@@ -129,7 +142,7 @@ def find_bundles(
     exclude_blocking: bool = False,
     across_communities: bool = False,
     min_members: int = 2,
-    engine: Engine | None = None,
+    today: date | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Group spaces into bundles; return (bundles, membership).
 
@@ -141,7 +154,7 @@ def find_bundles(
         exclude_blocking: leave out spaces with a blocking title gap.
         across_communities: pool spaces of neighbouring communities (片区统筹).
         min_members: smallest bundle reported (2: a lone space is not a bundle).
-        engine: the store the spaces came from; on PostGIS the clustering runs there.
+        today: the date title gaps are judged on (operating rights); default today.
 
     Returns:
         bundles: one row per bundle — ``bundle_id``, ``communities``, ``members``,
@@ -156,11 +169,11 @@ def find_bundles(
     """
     if max_gap_m < 0:
         raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
-    chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking)
+    chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking, today)
     chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
     if len(chosen) == 0:
         return _empty()
-    chosen["_label"] = _labels(chosen, max_gap_m, across_communities, engine)
+    chosen["_label"] = _labels_in_memory(chosen, max_gap_m, across_communities)
     size = chosen.groupby("_label")["_label"].transform("size")
     members = chosen[size >= min_members].copy()
     if len(members) == 0:
@@ -195,7 +208,7 @@ def find_bundles(
     table.insert(0, "communities", per_bundle("community", True))
     table.insert(1, "members", per_bundle("survey_ref", False))
     table.insert(3, "kinds", per_bundle("kind", True))
-    for status in ("clean", "transitional", "minor", "blocking"):
+    for status in _STATUS_COLUMNS:
         table[status] = np.bincount(
             codes, weights=(members["severity"] == status).to_numpy(), minlength=len(table)
         ).astype(int)
@@ -204,7 +217,110 @@ def find_bundles(
         shapely.geometrycollections(members.geometry.values[order], indices=codes[order])
     )
     bundles = gpd.GeoDataFrame(table.reset_index(), geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
-    membership = members[["bundle_id", "survey_ref", "community"]].reset_index(drop=True)
+    membership = (
+        members[["bundle_id", "survey_ref", "community"]]
+        .sort_values("bundle_id", kind="stable")  # by bundle, members in bundle order
+        .reset_index(drop=True)
+    )
+    return bundles, membership
+
+
+def bundles_in_store(
+    engine: Engine,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
+    *,
+    community: str | None = None,
+    kinds: list[str] | None = None,
+    min_area_m2: float | None = None,
+    exclude_blocking: bool = False,
+    across_communities: bool = False,
+    min_members: int = 2,
+    today: date | None = None,
+    loaded: gpd.GeoDataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Group the spaces of the store (of one ``community``, or all) into bundles.
+
+    The same bundles as :func:`find_bundles` on the loaded spaces. On PostGIS the work
+    stays in the database: the title-gap rules (:func:`inventory.gaps.severity_sql`), the
+    clustering, the summaries and the hulls, and only the bundles come back. On the
+    embedded store the spaces are loaded (or ``loaded``, the same spaces already read by
+    the caller, is used) and bundled in memory.
+
+    Raises:
+        InputError: max_gap_m is negative or a kind is unknown.
+
+    """
+    if max_gap_m < 0:
+        raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
+    codes = kind_codes(kinds)
+    space = Space.__table__.c
+    area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
+    severity = severity_sql(space, today)
+    stmt = (
+        select(
+            space.community_id,
+            Community.name.label("community"),
+            space.survey_ref,
+            space.kind,
+            space.footprint_area_m2,
+            space.floor_area_m2,
+            area.label("area_m2"),
+            severity.label("severity"),
+            space.geom,
+        )
+        .join(Community, space.community_id == Community.id)
+        .where(space.kind.in_(codes))
+    )
+    if community:
+        stmt = stmt.where(Community.name == community)
+    if min_area_m2:
+        stmt = stmt.where(area >= min_area_m2)
+    if exclude_blocking:
+        stmt = stmt.where(func.coalesce(severity, "") != "blocking")
+    require_schema(engine)
+    with engine.connect() as conn:
+        rows = _dialects.cluster_bundles(
+            conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members
+        )
+    if rows is None:
+        from inventory import listing
+
+        return find_bundles(
+            listing.spaces(engine, community=community) if loaded is None else loaded,
+            max_gap_m,
+            kinds=codes,
+            min_area_m2=min_area_m2,
+            exclude_blocking=exclude_blocking,
+            across_communities=across_communities,
+            min_members=min_members,
+            today=today,
+        )
+    if not rows:
+        return _empty()
+    # number bundles by their first member in (community, survey_ref) order, as in memory
+    rows = sorted(rows, key=lambda r: (r.communities[0], r.members[0]))
+    ids = [f"B{i:04d}" for i in range(1, len(rows) + 1)]
+    table = pd.DataFrame(
+        {
+            "bundle_id": ids,
+            "communities": [", ".join(sorted(set(r.communities))) for r in rows],
+            "members": [", ".join(r.members) for r in rows],
+            "member_count": [len(r.members) for r in rows],
+            "kinds": [", ".join(sorted(r.kinds)) for r in rows],
+            **{col: np.round([float(getattr(r, col)) for r in rows], 1) for col in _AREA_COLUMNS},
+            **{s: [int(getattr(r, s)) for r in rows] for s in _STATUS_COLUMNS},
+        }
+    )
+    hulls = shapely.from_wkb([bytes(r.wkb) for r in rows])
+    bundles = gpd.GeoDataFrame(table, geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
+    counts = [len(r.members) for r in rows]
+    membership = pd.DataFrame(
+        {
+            "bundle_id": np.repeat(ids, counts),
+            "survey_ref": [m for r in rows for m in r.members],
+            "community": [c for r in rows for c in r.communities],
+        }
+    )
     return bundles, membership
 
 

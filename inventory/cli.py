@@ -20,7 +20,7 @@ from inventory import capacity as capacity_job
 from inventory import demo as demo_job
 from inventory import export as export_job
 from inventory import listing, maps, outputs, revenue, store
-from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
+from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store, find_bundles
 from inventory.codes import KIND
 from inventory.db import connect
 from inventory.errors import InventoryError
@@ -546,15 +546,14 @@ def bundles(
 
     def run():
         with _store(db) as engine:
-            spaces = listing.spaces(engine, community=community)
-            return find_bundles(
-                spaces,
+            return bundles_in_store(
+                engine,
                 max_gap,
+                community=community,
                 kinds=kind,
                 min_area_m2=min_area,
                 exclude_blocking=exclude_blocking,
                 across_communities=across_communities,
-                engine=engine,
             )
 
     found, members = _call(run)

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from inventory import listing, outputs
-from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
+from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store
 from inventory.gaps import title_gaps
 from inventory.maps import communities_frame
 
@@ -30,7 +30,7 @@ def export(
     """
     spaces = listing.spaces(engine, community=community)
     gaps, totals = title_gaps(spaces)
-    bundles, members = find_bundles(spaces, max_gap_m, engine=engine)
+    bundles, members = bundles_in_store(engine, max_gap_m, community=community, loaded=spaces)
     layers = {
         "spaces": spaces,
         "gaps": gaps,

@@ -16,29 +16,19 @@ the condition on a space's tenure. Severity follows the Jinsong North experience
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from sqlalchemy import case, false, func, or_
+from sqlalchemy.sql import ColumnElement
 
 SEVERITIES = ("blocking", "transitional", "minor")
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-#: Owner names listing several owners: "劲松一建公司/劲松房管所", "A、B", "A和B".
-_SEVERAL = re.compile(r"[/／、;；,，&]|和|及")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One kind of title gap: ``applies(spaces, today, months)`` is a boolean per space."""
-
-    gap: str
-    severity: str
-    zh: str
-    en: str
-    applies: Callable[[pd.DataFrame, date, int], pd.Series]
+#: Characters that join several owners in one name: "劲松一建公司/劲松房管所", "A、B", "A和B".
+SEVERAL_OWNERS = "/／、;；,，&和及"
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -49,10 +39,139 @@ def _text(column: pd.Series) -> pd.Series:
     return column.astype(object).where(column.notna(), "").astype(str)
 
 
-def _expiring(s: pd.DataFrame, today: date, months: int) -> pd.Series:
-    end = _dates(s["operating_right_end"])
-    limit = pd.Timestamp(today) + pd.DateOffset(months=months)
-    return (end >= pd.Timestamp(today)) & (end <= limit)
+def _warning_limit(today: date, months: int) -> date:
+    return (pd.Timestamp(today) + pd.DateOffset(months=months)).date()
+
+
+# Conditions on a space's tenure, each readable two ways from one definition: ``frame``
+# tests the rows of a DataFrame (a boolean per row, missing values never match) and
+# ``sql`` builds the same test as an SQL expression (``columns`` maps names to columns),
+# so the store can apply the rules where the spaces are.
+
+
+class Condition:
+    """A condition on a space's tenure, readable two ways from one definition."""
+
+    def frame(self, spaces: pd.DataFrame, today: date, months: int) -> pd.Series:
+        """Return a boolean per row of ``spaces`` (missing values never match)."""
+        return self._frame(spaces, today, months)
+
+    def sql(self, columns, today: date, months: int) -> ColumnElement:
+        """Return the same test as an SQL expression; ``columns`` maps names to columns."""
+        return self._sql(columns, today, months)
+
+
+@dataclass(frozen=True)
+class Equals(Condition):
+    """The column holds this value."""
+
+    column: str
+    value: str
+
+    def _frame(self, s, today, months):
+        return s[self.column] == self.value
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column] == self.value, false())
+
+
+@dataclass(frozen=True)
+class IsTrue(Condition):
+    """A true flag."""
+
+    column: str
+
+    def _frame(self, s, today, months):
+        return s[self.column].fillna(False).astype(bool)
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column], false())
+
+
+@dataclass(frozen=True)
+class Missing(Condition):
+    """No value, or the empty text."""
+
+    column: str
+
+    def _frame(self, s, today, months):
+        return _text(s[self.column]) == ""
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column], "") == ""
+
+
+@dataclass(frozen=True)
+class HasAnyOf(Condition):
+    """The text holds one of these characters."""
+
+    column: str
+    chars: str
+
+    def _frame(self, s, today, months):
+        return _text(s[self.column]).str.contains(f"[{re.escape(self.chars)}]")
+
+    def _sql(self, c, today, months):
+        text_ = func.coalesce(c[self.column], "")
+        return or_(*(text_.contains(ch, autoescape=True) for ch in self.chars))
+
+
+@dataclass(frozen=True)
+class Before(Condition):
+    """A date before today."""
+
+    column: str
+
+    def _frame(self, s, today, months):
+        return _dates(s[self.column]) < pd.Timestamp(today)
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column] < today, false())
+
+
+@dataclass(frozen=True)
+class WithinMonths(Condition):
+    """A date from today to the warning period's end."""
+
+    column: str
+
+    def _frame(self, s, today, months):
+        end = _dates(s[self.column])
+        return (end >= pd.Timestamp(today)) & (end <= pd.Timestamp(_warning_limit(today, months)))
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column].between(today, _warning_limit(today, months)), false())
+
+
+@dataclass(frozen=True)
+class AnyOf(Condition):
+    """One of the conditions holds."""
+
+    conditions: tuple
+
+    def _frame(self, s, today, months):
+        out = self.conditions[0]._frame(s, today, months)
+        for cond in self.conditions[1:]:
+            out = out | cond._frame(s, today, months)
+        return out
+
+    def _sql(self, c, today, months):
+        return or_(*(cond._sql(c, today, months) for cond in self.conditions))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of title gap: its code, severity, labels and the condition it names."""
+
+    gap: str
+    severity: str
+    zh: str
+    en: str
+    when: Condition
+
+    def applies(self, spaces: pd.DataFrame, today: date, months: int) -> np.ndarray:
+        """Return a boolean per row of ``spaces``."""
+        return self.when.frame(spaces, today, months).fillna(False).to_numpy(bool)
 
 
 RULES: tuple[Rule, ...] = (
@@ -61,66 +180,90 @@ RULES: tuple[Rule, ...] = (
         "blocking",
         "划拨用地，改变用途须审批",
         "allocated land: change of use needs approval",
-        lambda s, today, m: s["land_type"] == "allocated",
+        Equals("land_type", "allocated"),
     ),
-    Rule(
-        "disputed",
-        "blocking",
-        "权属争议",
-        "ownership disputed",
-        lambda s, today, m: s["disputed"].fillna(False).astype(bool),
-    ),
+    Rule("disputed", "blocking", "权属争议", "ownership disputed", IsTrue("disputed")),
     Rule(
         "unknown_owner",
         "blocking",
         "产权人不明",
         "owner unknown",
-        lambda s, today, m: (s["owner_type"] == "unknown") | (_text(s["owner_name"]) == ""),
+        AnyOf((Equals("owner_type", "unknown"), Missing("owner_name"))),
     ),
     Rule(
         "operating_right_expired",
         "blocking",
         "经营权已到期",
         "operating right expired",
-        lambda s, today, m: _dates(s["operating_right_end"]) < pd.Timestamp(today),
+        Before("operating_right_end"),
     ),
     Rule(
         "missing_certificate",
         "transitional",
         "无房产证",
         "no property certificate",
-        lambda s, today, m: s["certificate_status"] == "missing",
+        Equals("certificate_status", "missing"),
     ),
     Rule(
         "partial_certificate",
         "transitional",
         "产权手续不全",
         "incomplete title documents",
-        lambda s, today, m: s["certificate_status"] == "partial",
+        Equals("certificate_status", "partial"),
     ),
     Rule(
         "unknown_certificate",
         "transitional",
         "产权证情况不明",
         "certificate status unknown",
-        lambda s, today, m: s["certificate_status"].isna() | (s["certificate_status"] == "unknown"),
+        AnyOf((Missing("certificate_status"), Equals("certificate_status", "unknown"))),
     ),
     Rule(
         "several_owners",
         "transitional",
         "多个产权单位",
         "several owners must agree",
-        lambda s, today, m: _text(s["owner_name"]).str.contains(_SEVERAL),
+        HasAnyOf("owner_name", SEVERAL_OWNERS),
     ),
     Rule(
         "operating_right_expiring",
         "minor",
         "经营权即将到期",
         "operating right ends soon",
-        _expiring,
+        WithinMonths("operating_right_end"),
     ),
 )
 RULES_BY_GAP = {r.gap: r for r in RULES}
+#: The tenure columns the rules read.
+RULE_COLUMNS = (
+    "land_type",
+    "disputed",
+    "owner_type",
+    "owner_name",
+    "operating_right_end",
+    "certificate_status",
+)
+
+
+def severity_sql(columns, today: date | None = None, expiring_months: int = 12) -> ColumnElement:
+    """Return the worst gap severity of a space as an SQL expression (NULL: clean title).
+
+    ``columns`` maps each of :data:`RULE_COLUMNS` to a column of the query; the rules
+    are those of :data:`RULES`, so the store and :func:`annotate` agree.
+    """
+    today = today or date.today()
+    return case(
+        *(
+            (
+                or_(
+                    *(r.when.sql(columns, today, expiring_months) for r in RULES if r.severity == s)
+                ),
+                s,
+            )
+            for s in SEVERITIES
+        ),
+        else_=None,
+    )
 
 
 def annotate(
@@ -134,10 +277,7 @@ def annotate(
     today = today or date.today()
     out = spaces.copy()
     hits = pd.DataFrame(
-        {
-            r.gap: r.applies(spaces, today, expiring_months).fillna(False).to_numpy(bool)
-            for r in RULES
-        },
+        {r.gap: r.applies(spaces, today, expiring_months) for r in RULES},
         index=spaces.index,
     )
     ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]

@@ -9,10 +9,11 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from inventory import listing
-from inventory.bundles import find_bundles
+from inventory.bundles import bundles_in_store, find_bundles
 from inventory.capacity import (
     capacity,
     capacity_near,
@@ -23,11 +24,12 @@ from inventory.capacity import (
 )
 from inventory.cli import app
 from inventory.errors import InputError
-from inventory.gaps import RULES, annotate, title_gaps
+from inventory.gaps import RULES, annotate, severity_sql, title_gaps
 from inventory.geodesy import local_metric_crs, reproject
 from inventory.importer import import_file
+from inventory.models import Space
 from inventory.samples import JINSONG_CENTRE, synthetic_inventory
-from tests.util import frame, room
+from tests.util import frame, room, write
 
 DEMO_ROOMS = [f"JS-{i:03d}" for i in range(1, 13)]
 
@@ -93,6 +95,67 @@ def test_operating_right_rules():
     out = annotate(spaces, today=date(2026, 11, 22), expiring_months=6)
     assert out["gaps"].tolist() == [["operating_right_expired"], ["operating_right_expiring"], []]
     assert out["gap_severity"].tolist() == ["blocking", "minor", None]
+
+
+def test_the_store_judges_title_gaps_as_the_rules_do(engine, sample, tmp_path):
+    """``severity_sql`` (run by the store) and ``annotate`` read the same rules."""
+    today = date(2026, 11, 22)
+    owners = ["街道", "", "甲/乙", "甲和乙", "100%产权_A", "A、B", None]
+    ends = [None, "2026-01-01", "2026-11-22", "2027-06-01", "2027-11-23", "2040-01-01"]
+    rows = [
+        {
+            "编号": f"G-{i:03d}",
+            "类型": "配套用房",
+            "建筑面积": 50.0,
+            "owner_name": owners[i % len(owners)],
+            "owner_type": ["government", "unknown", None][i % 3],
+            "land_type": ["granted", "allocated", None, "unknown"][i % 4],
+            "certificate_status": ["complete", "missing", "partial", "unknown", None][i % 5],
+            "disputed": [False, True][i % 2 if i % 7 == 0 else 0],
+            "operating_right_end": ends[i % len(ends)],
+            "geometry": room(i * 20, 300),
+        }
+        for i in range(60)
+    ]
+    clean = {
+        "owner_name": "街道",
+        "owner_type": "government",
+        "land_type": "granted",
+        "certificate_status": "complete",
+        "disputed": False,
+        "operating_right_end": None,
+    }
+    # a clean title changed in one field at a time: each rule alone, and near misses
+    one_change = [
+        *(("owner_name", v) for v in owners if v != "街道"),
+        *(("owner_type", v) for v in ("unknown", None, "private")),
+        *(("land_type", v) for v in ("allocated", None, "unknown")),
+        *(("certificate_status", v) for v in ("missing", "partial", "unknown", None)),
+        ("disputed", True),
+        *(("operating_right_end", v) for v in ends),
+        ("owner_name", "街道"),
+    ]
+    for i, (field, value) in enumerate(one_change, start=60):
+        rows.append(
+            {**rows[0], **clean, field: value, "编号": f"G-{i:03d}", "geometry": room(i * 20, 300)}
+        )
+    (report,) = import_file(
+        engine, write(frame(rows), tmp_path / "tenure.gpkg"), community="测试社区"
+    )
+    assert report.loaded == len(rows)
+    spaces = listing.spaces(engine)
+    expected = annotate(spaces, today).set_index("survey_ref")["gap_severity"]
+    assert expected.notna().sum() > 20 and expected.isna().sum() > 0
+    c = Space.__table__.c
+    with engine.connect() as conn:
+        got = dict(conn.execute(select(c.survey_ref, severity_sql(c, today))).all())
+    assert {ref: got[ref] for ref in expected.index} == expected.to_dict()
+    assert set(expected[expected.index.str.startswith("G-")]) >= {
+        "blocking",
+        "transitional",
+        "minor",
+        None,
+    }
 
 
 def test_every_rule_has_labels_and_a_known_severity():
@@ -262,12 +325,30 @@ def test_exports_open(sample, db_url, tmp_path, command, fmt):
             assert len(pd.read_json(path)) > 0
 
 
-def test_both_backends_give_the_same_bundles(engine, sample):
-    in_memory, _ = find_bundles(sample, 60)
-    via_store, _ = find_bundles(sample, 60, engine=engine)  # ST_ClusterDBSCAN on PostGIS
-    assert via_store.drop(columns="geometry").equals(in_memory.drop(columns="geometry"))
-    across, _ = find_bundles(sample, 60, engine=engine, across_communities=True)
-    assert across["members"].tolist() == in_memory["members"].tolist()
+def _same_bundles(got, expected):
+    """Bundles equal in every column, hulls equal as shapes."""
+    assert got[0].drop(columns="geometry").equals(expected[0].drop(columns="geometry"))
+    assert shapely.equals(got[0].geometry.values, expected[0].geometry.values).all()
+    assert got[1].equals(expected[1])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"across_communities": True},
+        {"exclude_blocking": True, "min_area_m2": 30},
+        {"kinds": ["自行车棚", "gatehouse", "basement", "idle_land"], "min_members": 3},
+    ],
+)
+def test_both_backends_give_the_same_bundles(engine, sample, options):
+    today = date(2026, 11, 22)
+    in_memory = find_bundles(sample, 60, today=today, **options)
+    in_store = bundles_in_store(engine, 60, today=today, **options)  # PostGIS: all in SQL
+    assert len(in_memory[0]) > 0
+    _same_bundles(in_store, in_memory)
+    one = bundles_in_store(engine, 60, community="劲松北社区", today=today, **options)
+    _same_bundles(one, in_memory)
 
 
 def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
@@ -276,10 +357,12 @@ def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
     pyogrio.write_dataframe(spaces, path)
     import_file(engine, path)
     stored = listing.spaces(engine)
-    expected, _ = find_bundles(stored, 40, kinds=list(set(stored["kind"])))
-    pushed, _ = find_bundles(stored, 40, kinds=list(set(stored["kind"])), engine=engine)
-    assert len(expected) > 5
-    assert pushed["members"].tolist() == expected["members"].tolist()
+    kinds = list(set(stored["kind"]))
+    expected = find_bundles(stored, 40, kinds=kinds)
+    assert len(expected[0]) > 5
+    _same_bundles(bundles_in_store(engine, 40, kinds=kinds), expected)
+    across = find_bundles(stored, 40, kinds=kinds, across_communities=True)
+    _same_bundles(bundles_in_store(engine, 40, kinds=kinds, across_communities=True), across)
 
 
 def test_bounds_prefilter_uses_the_index_and_keeps_what_is_near(engine, sample):
