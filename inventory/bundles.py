@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Engine, func, select
 
-from inventory import _dialects
+from inventory import _dialects, listing
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.gaps import annotate, severity_sql
@@ -280,45 +280,62 @@ def bundles_in_store(
     require_schema(engine)
     with engine.connect() as conn:
         rows = _dialects.cluster_bundles(
-            conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members
+            conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members, codes
         )
+    in_memory = {
+        "max_gap_m": max_gap_m,
+        "kinds": codes,
+        "min_area_m2": min_area_m2,
+        "exclude_blocking": exclude_blocking,
+        "across_communities": across_communities,
+        "min_members": min_members,
+        "today": today,
+    }
     if rows is None:
-        from inventory import listing
-
-        return find_bundles(
-            listing.spaces(engine, community=community) if loaded is None else loaded,
-            max_gap_m,
-            kinds=codes,
-            min_area_m2=min_area_m2,
-            exclude_blocking=exclude_blocking,
-            across_communities=across_communities,
-            min_members=min_members,
-            today=today,
-        )
+        spaces = listing.spaces(engine, community=community) if loaded is None else loaded
+        return find_bundles(spaces, **in_memory)
     if not rows:
         return _empty()
     # number bundles by their first member in (community, survey_ref) order, as in memory
-    rows = sorted(rows, key=lambda r: (r.communities[0], r.members[0]))
+    sep = _dialects.SEPARATOR
+    counts = [r.member_count for r in rows]
+    refs = sep.join(r.members for r in rows).split(sep)
+    member_communities = sep.join(r.member_communities for r in rows).split(sep)
+    if not len(refs) == len(member_communities) == sum(counts):
+        # a community name or survey reference holds the separator: count on nothing
+        return find_bundles(listing.spaces(engine, community=community), **in_memory)
+    # number bundles by their first member in (community, survey_ref) order, as in memory
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    order = sorted(range(len(rows)), key=lambda i: (member_communities[starts[i]], refs[starts[i]]))
+    rows = [rows[i] for i in order]
     ids = [f"B{i:04d}" for i in range(1, len(rows) + 1)]
+    kind_sets = {
+        bits: ", ".join(sorted(k for i, k in enumerate(codes, 1) if bits >> i & 1))
+        for bits in {r.kinds for r in rows}
+    }
     table = pd.DataFrame(
         {
             "bundle_id": ids,
-            "communities": [", ".join(sorted(set(r.communities))) for r in rows],
-            "members": [", ".join(r.members) for r in rows],
-            "member_count": [len(r.members) for r in rows],
-            "kinds": [", ".join(sorted(r.kinds)) for r in rows],
-            **{col: np.round([float(getattr(r, col)) for r in rows], 1) for col in _AREA_COLUMNS},
-            **{s: [int(getattr(r, s)) for r in rows] for s in _STATUS_COLUMNS},
+            "communities": [", ".join(sorted(set(r.member_communities.split(sep)))) for r in rows],
+            "members": [r.members.replace(sep, ", ") for r in rows],
+            "member_count": [r.member_count for r in rows],
+            "kinds": [kind_sets[r.kinds] for r in rows],
+            **{
+                col: np.round(np.array([getattr(r, col) for r in rows], dtype=float), 1)
+                for col in _AREA_COLUMNS
+            },
+            **{s: np.array([getattr(r, s) for r in rows], dtype=int) for s in _STATUS_COLUMNS},
         }
     )
-    hulls = shapely.from_wkb([bytes(r.wkb) for r in rows])
+    hulls = shapely.from_wkb([r.wkb for r in rows])
     bundles = gpd.GeoDataFrame(table, geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
-    counts = [len(r.members) for r in rows]
+    # members in bundle order: each bundle's run of the flat lists, bundles renumbered
+    take = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in order])
     membership = pd.DataFrame(
         {
-            "bundle_id": np.repeat(ids, counts),
-            "survey_ref": [m for r in rows for m in r.members],
-            "community": [c for r in rows for c in r.communities],
+            "bundle_id": np.repeat(ids, [counts[i] for i in order]),
+            "survey_ref": np.asarray(refs, dtype=object)[take],
+            "community": np.asarray(member_communities, dtype=object)[take],
         }
     )
     return bundles, membership
