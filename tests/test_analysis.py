@@ -351,6 +351,22 @@ def test_both_backends_give_the_same_bundles(engine, sample, options):
     _same_bundles(one, in_memory)
 
 
+def test_bundles_in_store_with_separator_characters_in_references(engine, tmp_path):
+    # the store returns member lists joined by ASCII RS; a reference holding it must not
+    # shift members between bundles
+    refs = ["A\x1eB", "C", "D\x1eF", "E"]
+    rows = [
+        {"编号": ref, "类型": "配套用房", "建筑面积": 30.0, "geometry": room(i * 12, 0)}
+        for i, ref in enumerate(refs)
+    ]
+    (report,) = import_file(engine, write(frame(rows), tmp_path / "odd.gpkg"), community="测试社区")
+    assert report.loaded == 4
+    got = bundles_in_store(engine, 30)
+    assert got[0]["member_count"].tolist() == [4]
+    assert got[0]["members"][0] == "A\x1eB, C, D\x1eF, E"
+    _same_bundles(got, find_bundles(listing.spaces(engine), 30))
+
+
 def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
     _, spaces = synthetic_inventory(8, 80, seed=5)
     path = tmp_path / "city.gpkg"
