@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select
 from inventory import _dialects, listing
 from inventory.codes import KIND
 from inventory.errors import InputError
-from inventory.gaps import annotate, severity_sql
+from inventory.gaps import severity_sql, worst_severity
 from inventory.geodesy import metres_per_degree
 from inventory.models import Community, Space
 from inventory.store import require_schema
@@ -87,19 +87,35 @@ def select_spaces(
     exclude_blocking: bool = False,
     today: date | None = None,
 ) -> gpd.GeoDataFrame:
-    """Return the spaces that may join bundles, with their title-gap columns and ``area_m2``.
+    """Return the spaces that may join bundles, with only what a bundle sums up.
+
+    Columns: ``community``, ``survey_ref``, ``kind``, ``footprint_area_m2`` and
+    ``floor_area_m2`` (missing: 0), ``area_m2`` (usable, else footprint area),
+    ``severity`` (the worst title gap, or "clean") and the geometry.
 
     Raises:
         InputError: a kind is not known.
 
     """
-    out = annotate(spaces[spaces["kind"].isin(kind_codes(kinds))], today)
-    area = out["usable_area_m2"].astype(float).fillna(out["footprint_area_m2"].astype(float))
-    out["area_m2"] = area
+    chosen = spaces[spaces["kind"].isin(kind_codes(kinds))]
+    footprint = chosen["footprint_area_m2"].astype(float)
+    out = gpd.GeoDataFrame(
+        {
+            "community": chosen["community"].to_numpy(),
+            "survey_ref": chosen["survey_ref"].to_numpy(),
+            "kind": chosen["kind"].to_numpy(),
+            "footprint_area_m2": footprint.fillna(0.0).to_numpy(),
+            "floor_area_m2": chosen["floor_area_m2"].astype(float).fillna(0.0).to_numpy(),
+            "area_m2": chosen["usable_area_m2"].astype(float).fillna(footprint).to_numpy(),
+            "severity": worst_severity(chosen, today),
+        },
+        geometry=chosen.geometry.values,
+        crs=spaces.crs,
+    )
     if min_area_m2:
-        out = out[area >= min_area_m2]
+        out = out[out["area_m2"] >= min_area_m2]
     if exclude_blocking:
-        out = out[out["gap_severity"] != "blocking"]
+        out = out[out["severity"] != "blocking"]
     return out
 
 
@@ -173,54 +189,59 @@ def find_bundles(
     chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
     if len(chosen) == 0:
         return _empty()
-    chosen["_label"] = _labels_in_memory(chosen, max_gap_m, across_communities)
-    size = chosen.groupby("_label")["_label"].transform("size")
-    members = chosen[size >= min_members].copy()
-    if len(members) == 0:
+    labels = _labels_in_memory(chosen, max_gap_m, across_communities)
+    kept = np.flatnonzero(np.bincount(labels)[labels] >= min_members)
+    if len(kept) == 0:
         return _empty()
     # number bundles by their first member in (community, survey_ref) order: rows are
     # sorted that way, so the first appearance of each label gives the order
-    first = members.drop_duplicates("_label")["_label"].tolist()
-    members["bundle_id"] = members["_label"].map(
-        {lab: f"B{i:04d}" for i, lab in enumerate(first, 1)}
-    )
-    members["severity"] = members["gap_severity"].fillna("clean")
-    for col in ("footprint_area_m2", "floor_area_m2"):
-        members[col] = members[col].astype(float).fillna(0.0)
-    grouped = members.groupby("bundle_id", sort=True)
-    table = grouped.agg(
-        member_count=("survey_ref", "size"),
-        footprint_area_m2=("footprint_area_m2", "sum"),
-        floor_area_m2=("floor_area_m2", "sum"),
-        usable_area_m2=("area_m2", "sum"),
-        smallest_m2=("area_m2", "min"),
-        largest_m2=("area_m2", "max"),
-    ).round(1)
-    # the text columns, per bundle in one pass (pandas would build a Series per group)
-    codes, _ = pd.factorize(members["bundle_id"], sort=True)
-    order = np.argsort(codes, kind="stable")  # keeps (community, survey_ref) order inside
-    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    _, first, inverse = np.unique(labels[kept], return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    codes = rank[inverse]
+    order = kept[np.argsort(codes, kind="stable")]  # rows by bundle, in row order inside
+    codes = np.sort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+    ids = np.array([f"B{i:04d}" for i in range(1, len(starts) + 1)], dtype=object)
 
-    def per_bundle(column: str, distinct: bool) -> list[str]:
-        parts = np.split(members[column].to_numpy(dtype=object)[order], cuts)
+    def column(name: str) -> np.ndarray:
+        return chosen[name].to_numpy()[order]
+
+    def per_bundle(name: str, distinct: bool) -> list[str]:
+        parts = np.split(column(name), starts[1:])
         return [", ".join(sorted(set(p)) if distinct else p) for p in parts]
 
-    table.insert(0, "communities", per_bundle("community", True))
-    table.insert(1, "members", per_bundle("survey_ref", False))
-    table.insert(3, "kinds", per_bundle("kind", True))
-    for status in _STATUS_COLUMNS:
-        table[status] = np.bincount(
-            codes, weights=(members["severity"] == status).to_numpy(), minlength=len(table)
-        ).astype(int)
-    # one collection of its members per bundle (indices sorted), then its convex hull
+    area = column("area_m2").astype(float)
+    severity = column("severity")
+    table = pd.DataFrame(
+        {
+            "bundle_id": ids,
+            "communities": per_bundle("community", True),
+            "members": per_bundle("survey_ref", False),
+            "member_count": np.diff(np.r_[starts, len(codes)]),
+            "kinds": per_bundle("kind", True),
+            "footprint_area_m2": np.add.reduceat(column("footprint_area_m2"), starts),
+            "floor_area_m2": np.add.reduceat(column("floor_area_m2"), starts),
+            "usable_area_m2": np.add.reduceat(np.nan_to_num(area), starts),
+            "smallest_m2": np.fmin.reduceat(area, starts),  # fmin/fmax pass over NaN
+            "largest_m2": np.fmax.reduceat(area, starts),
+            **{
+                status: np.add.reduceat((severity == status).astype(np.int64), starts)
+                for status in _STATUS_COLUMNS
+            },
+        }
+    ).round({c: 1 for c in _AREA_COLUMNS})
+    # one collection of its members per bundle, then its convex hull
     hulls = shapely.convex_hull(
-        shapely.geometrycollections(members.geometry.values[order], indices=codes[order])
+        shapely.geometrycollections(chosen.geometry.values[order], indices=codes)
     )
-    bundles = gpd.GeoDataFrame(table.reset_index(), geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
-    membership = (
-        members[["bundle_id", "survey_ref", "community"]]
-        .sort_values("bundle_id", kind="stable")  # by bundle, members in bundle order
-        .reset_index(drop=True)
+    bundles = gpd.GeoDataFrame(table, geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
+    membership = pd.DataFrame(
+        {
+            "bundle_id": ids[codes],
+            "survey_ref": column("survey_ref"),
+            "community": column("community"),
+        }
     )
     return bundles, membership
 

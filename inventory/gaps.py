@@ -299,6 +299,20 @@ def annotate(
     return out
 
 
+def worst_severity(
+    spaces: pd.DataFrame, today: date | None = None, expiring_months: int = 12
+) -> np.ndarray:
+    """Return each space's worst gap severity, or "clean" (what :func:`annotate` says, faster)."""
+    today = today or date.today()
+    hit = {
+        s: np.logical_or.reduce(
+            [r.applies(spaces, today, expiring_months) for r in RULES if r.severity == s]
+        )
+        for s in SEVERITIES
+    }
+    return np.select([hit[s] for s in SEVERITIES], list(SEVERITIES), default="clean").astype(object)
+
+
 def title_gaps(
     spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
