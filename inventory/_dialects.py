@@ -23,6 +23,7 @@ from geoalchemy2 import Geography, alembic_helpers
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ColumnElement,
     Connection,
     Double,
@@ -329,7 +330,8 @@ def cluster_bundles(
     backends give the same bundles. Only the bundles (``min_members`` or more) come back:
     ``members`` and ``member_communities`` as texts joined by :data:`SEPARATOR` in
     (community, survey_ref) code-point order, ``member_count``, the kinds as bits
-    (bit i: ``kind_codes[i - 1]``), area sums, the smallest and largest area, the count
+    (bit i: ``kind_codes[i - 1]``), area sums in hundredths of m² (integers), the
+    smallest and largest area, the count
     per severity and the convex hull as WKB.
     """
     if conn.dialect.name != "postgresql":
@@ -375,9 +377,17 @@ def cluster_bundles(
             ),
             count.label("member_count"),
             func.bit_or(kind_bit).label("kinds"),
-            func.sum(func.coalesce(c.footprint_area_m2, 0.0)).label("footprint_area_m2"),
-            func.sum(func.coalesce(c.floor_area_m2, 0.0)).label("floor_area_m2"),
-            func.sum(c.area_m2).label("usable_area_m2"),
+            # in hundredths of m², as integers: the same totals in any order of summation
+            *(
+                func.sum(cast(func.floor(func.coalesce(col, 0.0) * 100 + 0.5), BigInteger)).label(
+                    name
+                )
+                for name, col in (
+                    ("footprint_area_m2", c.footprint_area_m2),
+                    ("floor_area_m2", c.floor_area_m2),
+                    ("usable_area_m2", c.area_m2),
+                )
+            ),
             func.min(c.area_m2).label("smallest_m2"),
             func.max(c.area_m2).label("largest_m2"),
             count.filter(c.severity.is_(None)).label("clean"),

@@ -220,9 +220,9 @@ def find_bundles(
             "members": per_bundle("survey_ref", False),
             "member_count": np.diff(np.r_[starts, len(codes)]),
             "kinds": per_bundle("kind", True),
-            "footprint_area_m2": np.add.reduceat(column("footprint_area_m2"), starts),
-            "floor_area_m2": np.add.reduceat(column("floor_area_m2"), starts),
-            "usable_area_m2": np.add.reduceat(np.nan_to_num(area), starts),
+            "footprint_area_m2": _total(column("footprint_area_m2"), starts),
+            "floor_area_m2": _total(column("floor_area_m2"), starts),
+            "usable_area_m2": _total(area, starts),
             "smallest_m2": np.fmin.reduceat(area, starts),  # fmin/fmax pass over NaN
             "largest_m2": np.fmax.reduceat(area, starts),
             **{
@@ -342,12 +342,16 @@ def bundles_in_store(
             "member_count": [r.member_count for r in rows],
             "kinds": [kind_sets[r.kinds] for r in rows],
             **{
-                col: np.round(np.array([getattr(r, col) for r in rows], dtype=float), 1)
-                for col in _AREA_COLUMNS
+                col: np.array([getattr(r, col) for r in rows], dtype=np.int64) / 100
+                for col in _AREA_COLUMNS[:3]  # sums in hundredths of m²
+            },
+            **{
+                col: np.array([getattr(r, col) for r in rows], dtype=float)
+                for col in _AREA_COLUMNS[3:]
             },
             **{s: np.array([getattr(r, s) for r in rows], dtype=int) for s in _STATUS_COLUMNS},
         }
-    )
+    ).round({c: 1 for c in _AREA_COLUMNS})
     hulls = shapely.from_wkb([r.wkb for r in rows])
     bundles = gpd.GeoDataFrame(table, geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
     # members in bundle order: each bundle's run of the flat lists, bundles renumbered
@@ -360,6 +364,16 @@ def bundles_in_store(
         }
     )
     return bundles, membership
+
+
+def _total(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Return the sum of each run of ``values`` (m²) from ``starts``, missing values as 0.
+
+    Summed as whole hundredths of m², as the store does: float sums taken in another
+    order could round to another tenth.
+    """
+    centi = np.floor(np.nan_to_num(values.astype(float)) * 100 + 0.5).astype(np.int64)
+    return np.add.reduceat(centi, starts) / 100
 
 
 def _empty() -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
