@@ -12,12 +12,14 @@ fields are written to ``space_history``.
 from __future__ import annotations
 
 import csv
+import gc
 import getpass
 import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -272,7 +274,8 @@ def import_file(
         elif total > len(source):
             report = _import_in_parts(engine, source, total, crs, options)
         else:
-            report = _SpaceImport(engine, source, *options).run()
+            with _gc_paused():
+                report = _SpaceImport(engine, source, *options).run()
         if save_profile_to and not is_community:
             save_profile(
                 save_profile_to,
@@ -318,10 +321,11 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         refs: list = []
         good_rows, good_geoms = [], []
         for start, part in parts():
-            j = job(start, part, "check (pass 1 of 2)")
-            geoms, part_refs = j.validate(duplicates={})
-            j.assign(conn, geoms)
-            good = j.overlap_candidates(geoms)
+            with _gc_paused():
+                j = job(start, part, "check (pass 1 of 2)")
+                geoms, part_refs = j.validate(duplicates={})
+                j.assign(conn, geoms)
+                good = j.overlap_candidates(geoms)
             good_rows += [start + i for i in good]
             good_geoms.append(geoms[good])
             refs += part_refs
@@ -335,13 +339,14 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         del refs, good_rows, good_geoms, polygons
         report, batch_id = None, None
         for start, part in parts():
-            j = job(start, part, "import (pass 2 of 2)")
-            geoms, part_refs = j.validate(duplicates=duplicates)
-            names = j.assign(conn, geoms)
-            j.flag_overlaps(geoms, overlaps)
-            if batch_id is None:
-                batch_id = j.new_batch(conn)
-            j.store(conn, batch_id, geoms, names, part_refs)
+            with _gc_paused():
+                j = job(start, part, "import (pass 2 of 2)")
+                geoms, part_refs = j.validate(duplicates=duplicates)
+                names = j.assign(conn, geoms)
+                j.flag_overlaps(geoms, overlaps)
+                if batch_id is None:
+                    batch_id = j.new_batch(conn)
+                j.store(conn, batch_id, geoms, names, part_refs)
             if report is None:
                 report = j.report
             else:
@@ -353,6 +358,24 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)
     return report
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one part of an import, then collect.
+
+    A part allocates a few hundred thousand small lists and dicts; each burst would set off
+    collections that walk every live object, ~15% of an import's time. Collecting once at
+    the end of the part keeps memory where it was.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 def _checksum(path: Path) -> str:
