@@ -315,16 +315,26 @@ def bundles_in_store(
     if rows is None:
         spaces = listing.spaces(engine, community=community) if loaded is None else loaded
         return find_bundles(spaces, **in_memory)
+    found = _from_rows(rows, codes)
+    if found is None:
+        # a community name or survey reference holds the separator: count on nothing
+        return find_bundles(listing.spaces(engine, community=community), **in_memory)
+    return found
+
+
+def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataFrame] | None:
+    """Return (bundles, membership) from :func:`inventory._dialects.cluster_bundles` rows.
+
+    None when the member lists do not split cleanly (a value holds the separator).
+    """
     if not rows:
         return _empty()
-    # number bundles by their first member in (community, survey_ref) order, as in memory
     sep = _dialects.SEPARATOR
     counts = [r.member_count for r in rows]
     refs = sep.join(r.members for r in rows).split(sep)
     member_communities = sep.join(r.member_communities for r in rows).split(sep)
     if not len(refs) == len(member_communities) == sum(counts):
-        # a community name or survey reference holds the separator: count on nothing
-        return find_bundles(listing.spaces(engine, community=community), **in_memory)
+        return None
     # number bundles by their first member in (community, survey_ref) order, as in memory
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     order = sorted(range(len(rows)), key=lambda i: (member_communities[starts[i]], refs[starts[i]]))
