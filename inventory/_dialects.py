@@ -323,11 +323,11 @@ def cluster_bundles(
 
     ``chosen`` is a subquery with ``community_id``, ``community``, ``survey_ref``,
     ``kind``, ``footprint_area_m2``, ``floor_area_m2``, ``area_m2``, ``severity`` and
-    ``geom``. Links come from ``ST_ClusterDBSCAN(..., minpoints := 1)`` over each partition
-    (a community, or with ``across`` a 1° band of latitude) scaled to metres around the
-    partition's mean latitude with the radii of curvature of
-    :func:`inventory.geodesy.metres_per_degree`, as the in-memory path does, so both
-    backends give the same bundles. Only the bundles (``min_members`` or more) come back:
+    ``geom``. Links come from ``ST_ClusterDBSCAN(..., minpoints := 1)`` over each
+    community scaled to metres around its mean latitude with the radii of curvature of
+    :func:`inventory.geodesy.metres_per_degree`, or with ``across`` over all the spaces
+    in the UTM zone of their centre (:func:`inventory.geodesy.utm_epsg`), as the
+    in-memory path does, so both backends give the same bundles. Only the bundles (``min_members`` or more) come back:
     ``members`` and ``member_communities`` as texts joined by :data:`SEPARATOR` in
     (community, survey_ref) code-point order, ``member_count``, the kinds as bits
     (bit i: ``kind_codes[i - 1]``), area sums in hundredths of m² (integers), the
@@ -338,25 +338,41 @@ def cluster_bundles(
         return None
     from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 
-    from inventory.geodesy import WGS84_A, WGS84_E2
+    from inventory.geodesy import WGS84_A, WGS84_E2, utm_epsg
 
-    cy = (func.ST_YMin(chosen.c.geom) + func.ST_YMax(chosen.c.geom)) / 2.0
-    part = func.floor(cy) if across else chosen.c.community_id
-    parted = select(chosen, part.label("part"), cy.label("cy")).subquery("parted")
-    # the partition's mean latitude as a window over the same partition as the
-    # clustering: one sort serves both
-    mean = func.avg(parted.c.cy).over(partition_by=parted.c.part)
-    with_lat = select(parted, func.radians(mean, type_=Double).label("lat")).subquery("with_lat")
-    sin, cos = func.sin(with_lat.c.lat, type_=Double), func.cos(with_lat.c.lat, type_=Double)
-    w = func.sqrt(1 - WGS84_E2 * sin * sin, type_=Double)  # typed: no numeric arithmetic
-    per_radian = float(np.pi / 180 * WGS84_A)
-    metric = func.ST_Scale(
-        with_lat.c.geom, per_radian / w * cos, per_radian * (1 - WGS84_E2) / (w * w * w)
-    )
+    g = chosen.c.geom
+    if across:
+        # one frame for all, the UTM zone of their centre: no partition edge
+        x, y = (func.ST_XMin(g) + func.ST_XMax(g)) / 2.0, (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
+        lon, lat = conn.execute(select(func.avg(x), func.avg(y))).one()
+        if lon is None:
+            return []
+        framed = select(
+            chosen,
+            literal(0).label("part"),
+            func.ST_Transform(g, utm_epsg(lon, lat)).label("metric"),
+        ).subquery("framed")
+    else:
+        # each community scaled at its mean latitude, a window over the same partition
+        # as the clustering: one sort serves both
+        cy = (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
+        mean = func.avg(cy).over(partition_by=chosen.c.community_id)
+        parted = select(
+            chosen,
+            chosen.c.community_id.label("part"),
+            func.radians(mean, type_=Double).label("lat"),
+        ).subquery("parted")
+        sin, cos = func.sin(parted.c.lat, type_=Double), func.cos(parted.c.lat, type_=Double)
+        w = func.sqrt(1 - WGS84_E2 * sin * sin, type_=Double)  # typed: no numeric arithmetic
+        per_radian = float(np.pi / 180 * WGS84_A)
+        metric = func.ST_Scale(
+            parted.c.geom, per_radian / w * cos, per_radian * (1 - WGS84_E2) / (w * w * w)
+        )
+        framed = select(parted, metric.label("metric")).subquery("framed")
     labelled = select(
-        with_lat,
-        func.ST_ClusterDBSCAN(metric, float(gap_m), 1)
-        .over(partition_by=with_lat.c.part)
+        *(col for col in framed.c if col.name not in ("metric", "lat")),
+        func.ST_ClusterDBSCAN(framed.c.metric, float(gap_m), 1)
+        .over(partition_by=framed.c.part)
         .label("label"),
     ).subquery("labelled")
     c = labelled.c

@@ -79,6 +79,17 @@ def gauss_kruger_3deg_epsg(lon: float) -> int:
     return 4534 + (central - 75) // 3
 
 
+def utm_epsg(lon: float, lat: float) -> int:
+    """Return the EPSG code of the WGS84 UTM zone holding (lon, lat).
+
+    Distances of a few tens of metres measure 0.04% short on the zone's central meridian
+    and at most 0.1% long at its edges (3° away); about 1% long 900 km from it. PostGIS
+    and pyproj transform to it alike, and PostGIS keeps the transformation cached.
+    """
+    zone = min(int((float(lon) + 180) // 6) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
 #: WGS84 semi-major axis (m) and first eccentricity squared.
 WGS84_A = 6378137.0
 WGS84_E2 = 0.0066943799901413165

@@ -367,6 +367,22 @@ def test_bundles_in_store_with_separator_characters_in_references(engine, tmp_pa
     _same_bundles(got, find_bundles(listing.spaces(engine), 30))
 
 
+def test_pooling_across_communities_has_no_edge_at_a_whole_degree(engine, tmp_path):
+    # two rooms 15.5 m apart on either side of 40°N (Wangjing, Beijing), in two communities
+    lon = 116.47
+    south = shapely.box(lon, 39.99984, lon + 0.0001, 39.99993)
+    north = shapely.box(lon, 40.00007, lon + 0.0001, 40.00016)
+    for ref, geom, name in (("S-1", south, "望京南"), ("N-1", north, "望京北")):
+        row = {"编号": ref, "类型": "配套用房", "建筑面积": 40.0, "geometry": geom}
+        import_file(engine, write(frame([row]), tmp_path / f"{ref}.gpkg"), community=name)
+    pooled = bundles_in_store(engine, 30, across_communities=True)
+    assert pooled[0]["members"].tolist() == ["N-1, S-1"]
+    assert pooled[0]["communities"].tolist() == ["望京北, 望京南"]
+    _same_bundles(pooled, find_bundles(listing.spaces(engine), 30, across_communities=True))
+    assert len(bundles_in_store(engine, 15, across_communities=True)[0]) == 0
+    assert len(bundles_in_store(engine, 30)[0]) == 0  # per community: apart
+
+
 def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
     _, spaces = synthetic_inventory(8, 80, seed=5)
     path = tmp_path / "city.gpkg"
