@@ -43,14 +43,12 @@ def _warning_limit(today: date, months: int) -> date:
     return (pd.Timestamp(today) + pd.DateOffset(months=months)).date()
 
 
-# Conditions on a space's tenure, each readable two ways from one definition: ``frame``
-# tests the rows of a DataFrame (a boolean per row, missing values never match) and
-# ``sql`` builds the same test as an SQL expression (``columns`` maps names to columns),
-# so the store can apply the rules where the spaces are.
-
-
 class Condition:
-    """A condition on a space's tenure, readable two ways from one definition."""
+    """A condition on a space's tenure, readable two ways from one definition.
+
+    ``frame`` tests the rows of a DataFrame; ``sql`` builds the same test as an SQL
+    expression, so the store can apply the rules where the spaces are.
+    """
 
     def frame(self, spaces: pd.DataFrame, today: date, months: int) -> pd.Series:
         """Return a boolean per row of ``spaces`` (missing values never match)."""
