@@ -211,19 +211,18 @@ def find_bundles(
     def column(name: str) -> np.ndarray:
         return chosen[name].to_numpy()[order]
 
-    def per_bundle(name: str, distinct: bool) -> list[str]:
-        parts = np.split(column(name), starts[1:])
-        return [", ".join(sorted(set(p)) if distinct else p) for p in parts]
+    def listed(name: str) -> list[str]:
+        return [", ".join(p) for p in np.split(column(name), starts[1:])]
 
     area = column("area_m2").astype(float)
     severity = column("severity")
     table = pd.DataFrame(
         {
             "bundle_id": ids,
-            "communities": per_bundle("community", True),
-            "members": per_bundle("survey_ref", False),
+            "communities": _distinct(column("community"), starts),
+            "members": listed("survey_ref"),
             "member_count": np.diff(np.r_[starts, len(codes)]),
-            "kinds": per_bundle("kind", True),
+            "kinds": _distinct(column("kind"), starts),
             "footprint_area_m2": _total(column("footprint_area_m2"), starts),
             "floor_area_m2": _total(column("floor_area_m2"), starts),
             "usable_area_m2": _total(area, starts),
@@ -378,6 +377,27 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
         }
     )
     return bundles, membership
+
+
+def _distinct(values: np.ndarray, starts: np.ndarray) -> list[str]:
+    """Return the distinct values of each run of ``values`` from ``starts``, sorted, joined."""
+    codes, uniques = pd.factorize(values, sort=True)
+    uniques = np.asarray(uniques, dtype=object)
+    if len(uniques) < 63:
+        # few values (kinds): each run's set as bits, each set written once
+        bits = np.bitwise_or.reduceat(np.int64(1) << codes.astype(np.int64), starts)
+        text = {
+            b: ", ".join(uniques[[i for i in range(len(uniques)) if b >> i & 1]])
+            for b in set(bits.tolist())
+        }
+        return [text[b] for b in bits.tolist()]
+    # many values (communities): most runs hold one
+    low, high = np.minimum.reduceat(codes, starts), np.maximum.reduceat(codes, starts)
+    out = uniques[low]
+    ends = np.r_[starts[1:], len(codes)]
+    for b in np.flatnonzero(low != high):
+        out[b] = ", ".join(uniques[np.unique(codes[starts[b] : ends[b]])])
+    return out.tolist()
 
 
 def _total(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

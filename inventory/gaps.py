@@ -43,6 +43,33 @@ def _warning_limit(today: date, months: int) -> date:
     return (pd.Timestamp(today) + pd.DateOffset(months=months)).date()
 
 
+class _Columns:
+    """A frame's columns as the conditions read them, each conversion made once."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self._converted: dict[tuple[str, str], pd.Series] = {}
+
+    @classmethod
+    def of(cls, spaces) -> _Columns:
+        return spaces if isinstance(spaces, cls) else cls(spaces)
+
+    def __getitem__(self, column: str) -> pd.Series:
+        return self.frame[column]
+
+    def text(self, column: str) -> pd.Series:
+        """Return the column as text, missing values as ""."""
+        if ("text", column) not in self._converted:
+            self._converted["text", column] = _text(self.frame[column])
+        return self._converted["text", column]
+
+    def dates(self, column: str) -> pd.Series:
+        """Return the column as timestamps, missing or unreadable values as NaT."""
+        if ("dates", column) not in self._converted:
+            self._converted["dates", column] = _dates(self.frame[column])
+        return self._converted["dates", column]
+
+
 class Condition:
     """A condition on a space's tenure, readable two ways from one definition.
 
@@ -52,7 +79,7 @@ class Condition:
 
     def frame(self, spaces: pd.DataFrame, today: date, months: int) -> pd.Series:
         """Return a boolean per row of ``spaces`` (missing values never match)."""
-        return self._frame(spaces, today, months)
+        return self._frame(_Columns.of(spaces), today, months)
 
     def sql(self, columns, today: date, months: int) -> ColumnElement:
         """Return the same test as an SQL expression; ``columns`` maps names to columns."""
@@ -93,7 +120,7 @@ class Missing(Condition):
     column: str
 
     def _frame(self, s, today, months):
-        return _text(s[self.column]) == ""
+        return s.text(self.column) == ""
 
     def _sql(self, c, today, months):
         return func.coalesce(c[self.column], "") == ""
@@ -107,7 +134,7 @@ class HasAnyOf(Condition):
     chars: str
 
     def _frame(self, s, today, months):
-        return _text(s[self.column]).str.contains(f"[{re.escape(self.chars)}]")
+        return s.text(self.column).str.contains(f"[{re.escape(self.chars)}]")
 
     def _sql(self, c, today, months):
         text_ = func.coalesce(c[self.column], "")
@@ -121,7 +148,7 @@ class Before(Condition):
     column: str
 
     def _frame(self, s, today, months):
-        return _dates(s[self.column]) < pd.Timestamp(today)
+        return s.dates(self.column) < pd.Timestamp(today)
 
     def _sql(self, c, today, months):
         return func.coalesce(c[self.column] < today, false())
@@ -134,7 +161,7 @@ class WithinMonths(Condition):
     column: str
 
     def _frame(self, s, today, months):
-        end = _dates(s[self.column])
+        end = s.dates(self.column)
         return (end >= pd.Timestamp(today)) & (end <= pd.Timestamp(_warning_limit(today, months)))
 
     def _sql(self, c, today, months):
@@ -274,8 +301,9 @@ def annotate(
     """
     today = today or date.today()
     out = spaces.copy()
+    columns = _Columns(spaces)
     hits = pd.DataFrame(
-        {r.gap: r.applies(spaces, today, expiring_months) for r in RULES},
+        {r.gap: r.applies(columns, today, expiring_months) for r in RULES},
         index=spaces.index,
     )
     ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]
@@ -302,9 +330,10 @@ def worst_severity(
 ) -> np.ndarray:
     """Return each space's worst gap severity, or "clean" (what :func:`annotate` says, faster)."""
     today = today or date.today()
+    columns = _Columns(spaces)
     hit = {
         s: np.logical_or.reduce(
-            [r.applies(spaces, today, expiring_months) for r in RULES if r.severity == s]
+            [r.applies(columns, today, expiring_months) for r in RULES if r.severity == s]
         )
         for s in SEVERITIES
     }
