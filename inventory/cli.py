@@ -358,7 +358,8 @@ def spaces(
     if written:
         console.print(f"{len(frame)} spaces written to {written}")
         return
-    table = Table(title=f"{len(frame)} spaces")
+    shown, caption = _shown(frame)
+    table = Table(title=f"{len(frame)} spaces", caption=caption, caption_justify="left")
     for col in (
         "Survey ref",
         "Community",
@@ -372,7 +373,7 @@ def spaces(
         "Flags",
     ):
         table.add_column(col, justify="right" if "m²" in col or col == "Parking" else "left")
-    for row in frame.itertuples():
+    for row in shown.itertuples():
         table.add_row(
             row.survey_ref,
             row.community,
@@ -421,10 +422,11 @@ def rejects(
     if written:
         console.print(f"{len(frame)} rejected features written to {written}")
         return
-    table = Table(title=f"{len(frame)} rejected features")
+    shown, caption = _shown(frame)
+    table = Table(title=f"{len(frame)} rejected features", caption=caption, caption_justify="left")
     for col in ("Batch", "File", "Row", "Survey ref", "Reasons"):
         table.add_column(col)
-    for row in frame.itertuples():
+    for row in shown.itertuples():
         table.add_row(
             str(row.batch_id),
             Path(row.source_file).name,
@@ -435,11 +437,25 @@ def rejects(
     console.print(table)
 
 
+#: Rows a table shows on the terminal; ``--output FILE`` writes them all.
+TERMINAL_ROWS = 100
+
+
+def _shown(frame) -> tuple[object, str | None]:
+    """Return the rows to show on the terminal and, when some are left out, a caption."""
+    if len(frame) <= TERMINAL_ROWS:
+        return frame, None
+    return frame.head(TERMINAL_ROWS), (
+        f"The first {TERMINAL_ROWS} of {len(frame):,} rows; --output FILE writes them all."
+    )
+
+
 def _table(frame, title: str, columns: list[str]) -> Table:
-    table = Table(title=title, title_justify="left")
+    shown, caption = _shown(frame)
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for col in columns:
         table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
-    for row in frame[columns].itertuples(index=False):
+    for row in shown[columns].itertuples(index=False):
         table.add_row(*[_cell(v) for v in row])
     return table
 

@@ -125,6 +125,25 @@ def test_spaces_export_formats_open(engine, db_url, sample_dir, tmp_path, fmt):
         assert len(json.loads(out.read_text(encoding="utf-8"))) == 21
 
 
+def test_long_results_show_their_first_rows_and_say_how_to_get_all(
+    engine, db_url, tmp_path, monkeypatch
+):
+    from inventory import cli
+    from inventory.importer import import_file
+    from tests.util import rooms, write
+
+    import_file(engine, write(rooms(12), tmp_path / "rooms.gpkg"), community="测试社区")
+    monkeypatch.setattr(cli, "TERMINAL_ROWS", 5)
+    result = runner.invoke(app, ["spaces", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert "R-004" in result.output and "R-005" not in result.output
+    assert "The first 5 of 12 rows; --output FILE writes them all." in result.output
+    result = runner.invoke(app, ["bundles", "--max-gap", "1000", "--db", db_url])
+    assert "The first" not in result.output  # one bundle: all shown
+    result = runner.invoke(app, ["gaps", "--db", db_url])  # every room lacks a title
+    assert "The first 5 of 12 rows" in result.output
+
+
 def test_unreadable_file_exit_code_and_message(db_url, tmp_path):
     empty = tmp_path / "e.shp"
     empty.write_bytes(b"")
