@@ -346,20 +346,23 @@ def spaces(
     """
 
     def run():
-        with _store(db) as engine:
-            frame = listing.spaces(engine, community=community, kind=kind, batch=batch)
         if output is None and format_ is not None:
             raise typer.BadParameter("--format needs --output FILE")
-        if output is not None:
-            return frame, outputs.write(frame, output, format_, layer="spaces")
-        return frame, None
+        filters = {"community": community, "kind": kind, "batch": batch}
+        with _store(db) as engine:
+            if output is not None:
+                frame = listing.spaces(engine, **filters)
+                return frame, len(frame), outputs.write(frame, output, format_, layer="spaces")
+            # the terminal shows the first rows: load only those
+            frame = listing.spaces(engine, **filters, limit=TERMINAL_ROWS)
+            return frame, listing.count_spaces(engine, **filters), None
 
-    frame, written = _call(run)
+    frame, total, written = _call(run)
     if written:
-        console.print(f"{len(frame)} spaces written to {written}")
+        console.print(f"{total} spaces written to {written}")
         return
-    shown, caption = _shown(frame)
-    table = Table(title=f"{len(frame)} spaces", caption=caption, caption_justify="left")
+    shown, caption = _shown(frame, total)
+    table = Table(title=f"{total} spaces", caption=caption, caption_justify="left")
     for col in (
         "Survey ref",
         "Community",
@@ -441,12 +444,16 @@ def rejects(
 TERMINAL_ROWS = 100
 
 
-def _shown(frame) -> tuple[object, str | None]:
-    """Return the rows to show on the terminal and, when some are left out, a caption."""
-    if len(frame) <= TERMINAL_ROWS:
+def _shown(frame, total: int | None = None) -> tuple[object, str | None]:
+    """Return the rows to show on the terminal and, when some are left out, a caption.
+
+    ``total``: how many rows there are, when ``frame`` holds only the first.
+    """
+    total = len(frame) if total is None else total
+    if total <= TERMINAL_ROWS:
         return frame, None
     return frame.head(TERMINAL_ROWS), (
-        f"The first {TERMINAL_ROWS} of {len(frame):,} rows; --output FILE writes them all."
+        f"The first {TERMINAL_ROWS} of {total:,} rows; --output FILE writes them all."
     )
 
 

@@ -54,11 +54,13 @@ def spaces(
     kind: str | None = None,
     batch: int | None = None,
     bounds: tuple[float, float, float, float] | None = None,
+    limit: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
     ``kind`` may be a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
+    ``limit`` keeps the first spaces in (community, survey reference) order.
     Raises InputError for an unknown kind.
     """
     require_schema(engine)
@@ -69,7 +71,36 @@ def spaces(
         Community.district,
         Community.street_office,
         func.ST_AsBinary(Space.geom).label("wkb"),
-    ).join(Community, Space.community_id == Community.id)
+    )
+    stmt = _filtered(stmt, engine, community, kind, batch, bounds)
+    stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        # plain tuples: pandas probes each Row with hasattr(), which costs two exceptions
+        frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
+    if frame.empty:
+        return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
+    frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
+    geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
+    return gpd.GeoDataFrame(frame[list(SPACE_COLUMNS)], geometry=geometry, crs=4326)
+
+
+def count_spaces(
+    engine: Engine,
+    *,
+    community: str | None = None,
+    kind: str | None = None,
+    batch: int | None = None,
+) -> int:
+    """Return how many spaces :func:`spaces` would list with these filters."""
+    require_schema(engine)
+    stmt = _filtered(select(func.count()), engine, community, kind, batch, None)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
+def _filtered(stmt, engine: Engine, community, kind, batch, bounds):
+    stmt = stmt.select_from(Space).join(Community, Space.community_id == Community.id)
     if community:
         stmt = stmt.where(Community.name == community)
     if kind:
@@ -85,16 +116,7 @@ def spaces(
                 engine.dialect.name, Space.__table__, Space.__table__.c.geom, bounds
             )
         )
-    stmt = stmt.order_by(Community.name, Space.survey_ref)
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        # plain tuples: pandas probes each Row with hasattr(), which costs two exceptions
-        frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
-    if frame.empty:
-        return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
-    frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
-    geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
-    return gpd.GeoDataFrame(frame[list(SPACE_COLUMNS)], geometry=geometry, crs=4326)
+    return stmt
 
 
 def rejects(engine: Engine, *, batch: int | None = None) -> pd.DataFrame:
