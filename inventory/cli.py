@@ -152,13 +152,17 @@ def _print_info(result: store.StoreInfo) -> None:
     )
     console.print(summary)
     if result.spaces_by_community_kind:
-        table = Table(title="Spaces by community and kind")
+        shown, caption = _shown(
+            result.spaces_by_community_kind,
+            get_all="inventory capacity --by community,kind --output FILE writes them all",
+        )
+        table = Table(title="Spaces by community and kind", caption=caption, caption_justify="left")
         table.add_column("Community")
         table.add_column("Kind")
         table.add_column("Spaces", justify="right")
         table.add_column("Usable area m²", justify="right")
         table.add_column("Parking spaces", justify="right")
-        for community, kind, count, area, parking in result.spaces_by_community_kind:
+        for community, kind, count, area, parking in shown:
             label = f"{KIND.label(kind, 'zh')} {KIND.label(kind, 'en')}"
             table.add_row(
                 community, label, str(count), f"{area:,.0f}", f"{parking:,}" if parking else ""
@@ -444,17 +448,17 @@ def rejects(
 TERMINAL_ROWS = 100
 
 
-def _shown(frame, total: int | None = None) -> tuple[object, str | None]:
-    """Return the rows to show on the terminal and, when some are left out, a caption.
+def _shown(
+    rows, total: int | None = None, get_all: str = "--output FILE writes them all"
+) -> tuple[object, str | None]:
+    """Return the rows (a frame or a list) to show on the terminal, and a caption if cut.
 
-    ``total``: how many rows there are, when ``frame`` holds only the first.
+    ``total``: how many rows there are, when ``rows`` holds only the first.
     """
-    total = len(frame) if total is None else total
+    total = len(rows) if total is None else total
     if total <= TERMINAL_ROWS:
-        return frame, None
-    return frame.head(TERMINAL_ROWS), (
-        f"The first {TERMINAL_ROWS} of {total:,} rows; --output FILE writes them all."
-    )
+        return rows, None
+    return rows[:TERMINAL_ROWS], f"The first {TERMINAL_ROWS} of {total:,} rows; {get_all}."
 
 
 def _table(frame, title: str, columns: list[str]) -> Table:

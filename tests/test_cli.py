@@ -142,6 +142,12 @@ def test_long_results_show_their_first_rows_and_say_how_to_get_all(
     assert "The first" not in result.output  # one bundle: all shown
     result = runner.invoke(app, ["gaps", "--db", db_url])  # every room lacks a title
     assert "The first 5 of 12 rows" in result.output
+    import_file(engine, write(rooms(6, 类型="门房"), tmp_path / "gates.gpkg"), community="二社区")
+    result = runner.invoke(app, ["info", "--db", db_url])
+    assert "The first" not in result.output  # 2 communities × 1 kind
+    monkeypatch.setattr(cli, "TERMINAL_ROWS", 1)
+    result = runner.invoke(app, ["info", "--db", db_url])
+    assert "The first 1 of 2 rows; inventory capacity --by community,kind" in result.output
 
 
 def test_unreadable_file_exit_code_and_message(db_url, tmp_path):
