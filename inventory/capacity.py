@@ -14,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, true
 
 from inventory import _dialects, listing
 from inventory.bundles import find_bundles
@@ -146,27 +146,51 @@ def capacity_near(
 ) -> pd.DataFrame:
     """Return :func:`capacity` of the spaces in the store within ``radius_m`` of ``near``.
 
-    On PostGIS, when every grouping is a column of the store (``STORE_GROUPS``), one SQL
-    aggregate answers, through the spatial index and an exact geodesic distance, so that
-    an analyst's "what is within 500 m of here" stays interactive on a city of a million
+    See :func:`capacity_in_store`.
+    """
+    return capacity_in_store(
+        engine, by, near=near, radius_m=radius_m, community=community, max_gap_m=max_gap_m
+    )
+
+
+def capacity_in_store(
+    engine: Engine,
+    by: list[str] | tuple[str, ...] = ("kind",),
+    *,
+    near: tuple[float, float] | None = None,
+    radius_m: float | None = None,
+    community: str | None = None,
+    max_gap_m: float = 30.0,
+) -> pd.DataFrame:
+    """Return :func:`capacity` of the spaces in the store (of one community, or near a point).
+
+    When every grouping is a column of the store (``STORE_GROUPS``), one SQL aggregate
+    answers: on either backend for the whole store or a community, and on PostGIS near a
+    point too, through the spatial index and an exact geodesic distance, so that an
+    analyst's "what is within 500 m of here" stays interactive on a city of a million
     spaces. Otherwise (groupings by tenure status or bundle need the title-gap rules or
-    the bundles; the embedded store) the spaces near the point are loaded through the
-    spatial index and measured and grouped in Python — the same answer.
+    the bundles; near a point on the embedded store) the spaces are loaded — near a point
+    through the spatial index — and measured and grouped in Python: the same answer.
 
     Raises:
-        InputError: an unknown grouping, or a radius that is not positive.
+        InputError: an unknown grouping, near without radius (or the reverse), or a radius
+            that is not positive.
 
     """
     _check_groups(by)
-    if not radius_m > 0:
-        raise InputError(f"--radius {radius_m!r}: give a distance in metres greater than 0.")
-    lon, lat = near
+    if (near is None) != (radius_m is None):
+        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
     table = Space.__table__
-    near_here = _dialects.within_metres(
-        engine.dialect.name, table, table.c.geom, lon, lat, radius_m
-    )
-    if near_here is None or not set(by) <= set(STORE_GROUPS):
-        spaces = listing.spaces(engine, bounds=near_bounds(lon, lat, radius_m))
+    where = true()
+    if near is not None:
+        if not radius_m > 0:
+            raise InputError(f"--radius {radius_m!r}: give a distance in metres greater than 0.")
+        where = _dialects.within_metres(
+            engine.dialect.name, table, table.c.geom, near[0], near[1], radius_m
+        )
+    if where is None or not set(by) <= set(STORE_GROUPS):
+        bounds = near_bounds(near[0], near[1], radius_m) if near is not None else None
+        spaces = listing.spaces(engine, bounds=bounds, community=community)
         spaces = filter_spaces(spaces, near=near, radius_m=radius_m, community=community)
         return capacity(spaces, by, max_gap_m)
     require_schema(engine)
@@ -184,7 +208,7 @@ def capacity_near(
             *[func.sum(func.coalesce(getattr(Space, c), 0)).label(c) for c in _SUMS],
         )
         .join(Community, Space.community_id == Community.id)
-        .where(near_here)
+        .where(where)
         .group_by(*[columns[g] for g in by])
         # in the order capacity() gives
         .order_by(*[_dialects.codepoint_order(engine.dialect.name, columns[g]) for g in by])

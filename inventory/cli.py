@@ -646,10 +646,15 @@ def capacity(
     def run():
         point = capacity_job.parse_point(near) if near else None
         groups = [b.strip() for b in by.split(",") if b.strip()]
-        if point and radius and within is None and need_area is None:
+        if within is None and need_area is None:
             with _store(db) as engine:
-                return "capacity", capacity_job.capacity_near(
-                    engine, point, radius, groups, community=community, max_gap_m=max_gap
+                return "capacity", capacity_job.capacity_in_store(
+                    engine,
+                    groups,
+                    near=point,
+                    radius_m=radius,
+                    community=community,
+                    max_gap_m=max_gap,
                 )
         # the spatial index narrows the load to the box around the point; exact below
         bounds = capacity_job.near_bounds(*point, radius) if point and radius else None

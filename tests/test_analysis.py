@@ -16,6 +16,7 @@ from inventory import listing
 from inventory.bundles import bundles_in_store, find_bundles
 from inventory.capacity import (
     capacity,
+    capacity_in_store,
     capacity_near,
     distances_m,
     filter_spaces,
@@ -417,6 +418,17 @@ def test_capacity_near_in_sql_matches_loading_the_spaces(engine, sample, by):
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     with pytest.raises(InputError, match="greater than 0"):
         capacity_near(engine, (lon, lat), 0, by)
+
+
+@pytest.mark.parametrize("by", [["kind"], ["community", "vacancy"], ["district", "kind"]])
+def test_capacity_of_the_whole_store_in_sql_matches_loading_the_spaces(engine, sample, by):
+    got = capacity_in_store(engine, by)  # one SQL aggregate on either backend
+    pd.testing.assert_frame_equal(got, capacity(sample, by), check_dtype=False)
+    one = capacity_in_store(engine, by, community="劲松北社区")
+    pd.testing.assert_frame_equal(one, capacity(sample, by), check_dtype=False)
+    assert capacity_in_store(engine, by, community="没有的社区").empty
+    with pytest.raises(InputError, match="go together"):
+        capacity_in_store(engine, by, radius_m=100)
 
 
 def test_capacity_near_on_a_generated_city(engine, tmp_path):
