@@ -201,7 +201,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 #: Rows per COPY chunk: bounds the memory of the text stream for million-row loads.
-COPY_CHUNK_ROWS = 50_000
+COPY_CHUNK_ROWS = 10_000
 
 
 def bulk_insert(
@@ -223,8 +223,12 @@ def bulk_insert(
         prep = conn.dialect.identifier_preparer
         names = ", ".join(prep.quote(c) for c in [*columns, geom_column])
         sql = f"COPY {prep.format_table(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
+        from psycopg.copy import QueuedLibpqWriter
+
         cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(sql) as copy:
+        # a thread sends the text while the next chunk is prepared: the server inserts one
+        # chunk as Python writes the next
+        with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
             # one chunk's text at a time: the whole layer as CSV and hex EWKB would hold
             # several copies of a million-feature file in memory
             for start in range(0, len(frame), COPY_CHUNK_ROWS):
