@@ -422,15 +422,19 @@ def rejects(
 
     def run():
         with _store(db) as engine:
-            frame = listing.rejects(engine, batch=batch)
-        return frame, (outputs.write(frame, output, format_, layer="rejects") if output else None)
+            if output is not None:
+                frame = listing.rejects(engine, batch=batch)
+                return frame, len(frame), outputs.write(frame, output, format_, layer="rejects")
+            # the terminal shows the first rows: load only those
+            frame = listing.rejects(engine, batch=batch, limit=TERMINAL_ROWS)
+            return frame, listing.count_rejects(engine, batch=batch), None
 
-    frame, written = _call(run)
+    frame, total, written = _call(run)
     if written:
-        console.print(f"{len(frame)} rejected features written to {written}")
+        console.print(f"{total} rejected features written to {written}")
         return
-    shown, caption = _shown(frame)
-    table = Table(title=f"{len(frame)} rejected features", caption=caption, caption_justify="left")
+    shown, caption = _shown(frame, total)
+    table = Table(title=f"{total} rejected features", caption=caption, caption_justify="left")
     for col in ("Batch", "File", "Row", "Survey ref", "Reasons"):
         table.add_column(col)
     for row in shown.itertuples():

@@ -119,8 +119,11 @@ def _filtered(stmt, engine: Engine, community, kind, batch, bounds):
     return stmt
 
 
-def rejects(engine: Engine, *, batch: int | None = None) -> pd.DataFrame:
-    """Return the quarantined features with their batch, file, row, reasons and raw data."""
+def rejects(engine: Engine, *, batch: int | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Return the quarantined features with their batch, file, row, reasons and raw data.
+
+    ``limit`` keeps the first features in (batch, row) order.
+    """
     require_schema(engine)
     stmt = (
         select(
@@ -139,7 +142,7 @@ def rejects(engine: Engine, *, batch: int | None = None) -> pd.DataFrame:
     if batch is not None:
         stmt = stmt.where(RejectedFeature.batch_id == batch)
     with engine.connect() as conn:
-        rows = conn.execute(stmt).mappings().all()
+        rows = conn.execute(stmt.limit(limit)).mappings().all()
     columns = [
         "batch_id",
         "source_file",
@@ -151,3 +154,13 @@ def rejects(engine: Engine, *, batch: int | None = None) -> pd.DataFrame:
         "raw_geometry_wkt",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def count_rejects(engine: Engine, *, batch: int | None = None) -> int:
+    """Return how many quarantined features :func:`rejects` would list."""
+    require_schema(engine)
+    stmt = select(func.count()).select_from(RejectedFeature)
+    if batch is not None:
+        stmt = stmt.where(RejectedFeature.batch_id == batch)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
