@@ -24,7 +24,7 @@ from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store, find_bundles
 from inventory.codes import KIND
 from inventory.db import connect
 from inventory.errors import InventoryError
-from inventory.gaps import title_gaps
+from inventory.gaps import title_gaps_in_store
 from inventory.importer import ImportReport, import_file, write_reports
 
 app = typer.Typer(
@@ -517,9 +517,12 @@ def gaps(
         inventory gaps --community 劲松北社区 --output gaps.xlsx
 
     """
-    rows, totals = _call(
-        lambda: title_gaps(_load_spaces(db, community), expiring_months=expiring_months)
-    )
+
+    def run():
+        with _store(db) as engine:
+            return title_gaps_in_store(engine, community=community, expiring_months=expiring_months)
+
+    rows, totals = _call(run)
     if output:
         _call(lambda: _write_layers(output, format_, {"gaps": rows, "gap_totals": totals}))
         return

@@ -22,8 +22,11 @@ from datetime import date
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import case, false, func, or_
+from sqlalchemy import Engine, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
+
+from inventory import _dialects, listing
+from inventory.models import Community, Space
 
 SEVERITIES = ("blocking", "transitional", "minor")
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -350,8 +353,6 @@ def title_gaps(
     but carries no usable floor area.
     """
     annotated = annotate(spaces, today, expiring_months)
-    flagged = annotated["gap_severity"].notna() | annotated["quality_flags"].map(bool)
-    rows = annotated[flagged].copy()
     usable = annotated["usable_area_m2"].astype(float).fillna(0.0)
     has_gap = annotated["gap_severity"].notna()
     blocking = annotated["gap_severity"] == "blocking"
@@ -370,28 +371,92 @@ def title_gaps(
         .groupby("community", as_index=False)
         .sum()
     )
+    return _flagged(annotated), _with_share(totals)
+
+
+def title_gaps_in_store(
+    engine: Engine,
+    *,
+    community: str | None = None,
+    today: date | None = None,
+    expiring_months: int = 12,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Return :func:`title_gaps` of the spaces in the store (of one ``community``, or all).
+
+    The store applies the rules (:func:`severity_sql`): only the spaces with a gap or a
+    data-quality flag are loaded, and the totals per community are one SQL aggregate, so
+    a city of a million spaces is not read whole. The same answer on either backend.
+    """
+    today = today or date.today()
+    c = Space.__table__.c
+    severity = severity_sql(c, today, expiring_months)
+    candidates = listing.spaces(
+        engine, community=community, where=or_(severity.is_not(None), c.quality_flags.is_not(None))
+    )
+    rows = _flagged(annotate(candidates, today, expiring_months))
+    usable = func.coalesce(c.usable_area_m2, 0.0)
+
+    def total(condition, value):
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    stmt = (
+        select(
+            Community.name.label("community"),
+            func.count().label("spaces"),
+            func.coalesce(func.sum(usable), 0.0).label("usable_area_m2"),
+            total(severity.is_not(None), 1).label("spaces_with_gap"),
+            total(severity.is_not(None), usable).label("area_with_gap_m2"),
+            total(severity == "blocking", 1).label("spaces_blocking"),
+            total(severity == "blocking", usable).label("area_blocking_m2"),
+        )
+        .join(Community, c.community_id == Community.id)
+        .group_by(Community.name)
+        .order_by(_dialects.codepoint_order(engine.dialect.name, Community.name))
+    )
+    if community:
+        stmt = stmt.where(Community.name == community)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        totals = pd.DataFrame(result.all(), columns=list(result.keys()))
+    for col in ("spaces", "spaces_with_gap", "spaces_blocking"):
+        totals[col] = totals[col].astype("int64")
+    for col in ("usable_area_m2", "area_with_gap_m2", "area_blocking_m2"):
+        totals[col] = totals[col].astype(float)
+    return rows, _with_share(totals)
+
+
+def _with_share(totals: pd.DataFrame) -> pd.DataFrame:
     totals["share_with_gap_pct"] = (
         100
         * totals["area_with_gap_m2"]
         / totals["usable_area_m2"].where(totals["usable_area_m2"] > 0)
     ).round(1)
-    columns = [
-        "survey_ref",
-        "community",
-        "kind",
-        "kind_zh",
-        "name",
-        "usable_area_m2",
-        "owner_name",
-        "owner_type",
-        "land_type",
-        "certificate_status",
-        "disputed",
-        "operating_right_end",
-        "gap_severity",
-        "gaps",
-        "gap_detail",
-        "quality_flags",
-        "geometry",
-    ]
-    return gpd.GeoDataFrame(rows[columns], geometry="geometry", crs=spaces.crs), totals
+    return totals
+
+
+_ROW_COLUMNS = [
+    "survey_ref",
+    "community",
+    "kind",
+    "kind_zh",
+    "name",
+    "usable_area_m2",
+    "owner_name",
+    "owner_type",
+    "land_type",
+    "certificate_status",
+    "disputed",
+    "operating_right_end",
+    "gap_severity",
+    "gaps",
+    "gap_detail",
+    "quality_flags",
+    "geometry",
+]
+
+
+def _flagged(annotated: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the annotated spaces with a title gap or a data-quality flag."""
+    flagged = annotated["gap_severity"].notna() | annotated["quality_flags"].map(bool)
+    rows = annotated[flagged]
+    return gpd.GeoDataFrame(rows[_ROW_COLUMNS], geometry="geometry", crs=annotated.crs)

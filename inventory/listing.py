@@ -5,7 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 
 from inventory import _dialects
 from inventory.codes import KIND
@@ -55,12 +55,14 @@ def spaces(
     batch: int | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     limit: int | None = None,
+    where: ColumnElement | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
     ``kind`` may be a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
-    ``limit`` keeps the first spaces in (community, survey reference) order.
+    ``limit`` keeps the first spaces in (community, survey reference) order; ``where`` is
+    a further SQL condition on the ``space`` table.
     Raises InputError for an unknown kind.
     """
     require_schema(engine)
@@ -73,6 +75,8 @@ def spaces(
         func.ST_AsBinary(Space.geom).label("wkb"),
     )
     stmt = _filtered(stmt, engine, community, kind, batch, bounds)
+    if where is not None:
+        stmt = stmt.where(where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
     with engine.connect() as conn:
         result = conn.execute(stmt)

@@ -25,7 +25,7 @@ from inventory.capacity import (
 )
 from inventory.cli import app
 from inventory.errors import InputError
-from inventory.gaps import RULES, annotate, severity_sql, title_gaps
+from inventory.gaps import RULES, annotate, severity_sql, title_gaps, title_gaps_in_store
 from inventory.geodesy import local_metric_crs, reproject
 from inventory.importer import import_file
 from inventory.models import Space
@@ -157,6 +157,40 @@ def test_the_store_judges_title_gaps_as_the_rules_do(engine, sample, tmp_path):
         "minor",
         None,
     }
+
+
+def test_title_gaps_in_the_store_match_loading_every_space(engine, sample, tmp_path):
+    today = date(2026, 11, 22)
+    rows = [
+        {
+            "编号": f"T-{i}",
+            "类型": "配套用房",
+            "建筑面积": 100.0,
+            "owner_name": owner,
+            "certificate_status": cert,
+            "land_type": "granted",
+            "owner_type": "government",
+            "operating_right_end": end,
+            "geometry": room(i * 20, 400),
+        }
+        for i, (owner, cert, end) in enumerate(
+            [
+                ("街道", "complete", None),
+                ("街道", "complete", "2027-03-01"),
+                ("甲/乙", "complete", None),
+                ("街道", "missing", None),
+            ]
+        )
+    ]
+    import_file(engine, write(frame(rows), tmp_path / "t.gpkg"), community="二社区")
+    expected = title_gaps(listing.spaces(engine), today)
+    got = title_gaps_in_store(engine, today=today)
+    assert len(got[0]) < len(listing.spaces(engine))  # only the flagged are loaded
+    pd.testing.assert_frame_equal(got[0].reset_index(drop=True), expected[0].reset_index(drop=True))
+    pd.testing.assert_frame_equal(got[1], expected[1], check_dtype=False)
+    one = title_gaps_in_store(engine, community="二社区", today=today)
+    assert one[0]["survey_ref"].tolist() == ["T-1", "T-2", "T-3"]
+    assert one[1]["spaces"].tolist() == [4] and one[1]["spaces_with_gap"].tolist() == [3]
 
 
 def test_every_rule_has_labels_and_a_known_severity():
