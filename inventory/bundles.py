@@ -315,13 +315,12 @@ def bundles_in_store(
         "min_members": min_members,
         "today": today,
     }
-    if rows is None:
+    found = None if rows is None else _from_rows(rows, codes)
+    if found is None:
+        # the embedded store, or a community name or survey reference holding the
+        # separator of the member lists: bundle the spaces in memory
         spaces = listing.spaces(engine, community=community) if loaded is None else loaded
         return find_bundles(spaces, **in_memory)
-    found = _from_rows(rows, codes)
-    if found is None:
-        # a community name or survey reference holds the separator: count on nothing
-        return find_bundles(listing.spaces(engine, community=community), **in_memory)
     return found
 
 

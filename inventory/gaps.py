@@ -262,22 +262,14 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_GAP = {r.gap: r for r in RULES}
-#: The tenure columns the rules read.
-RULE_COLUMNS = (
-    "land_type",
-    "disputed",
-    "owner_type",
-    "owner_name",
-    "operating_right_end",
-    "certificate_status",
-)
 
 
 def severity_sql(columns, today: date | None = None, expiring_months: int = 12) -> ColumnElement:
     """Return the worst gap severity of a space as an SQL expression (NULL: clean title).
 
-    ``columns`` maps each of :data:`RULE_COLUMNS` to a column of the query; the rules
-    are those of :data:`RULES`, so the store and :func:`annotate` agree.
+    ``columns`` maps each tenure column the rules name to a column of the query (the
+    ``space`` table's columns will do); the rules are those of :data:`RULES`, so the
+    store and :func:`annotate` agree.
     """
     today = today or date.today()
     return case(
