@@ -476,12 +476,14 @@ def _table(frame, title: str, columns: list[str]) -> Table:
 
 
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    from pandas import isna  # loaded by then: cells come from frames
+
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if value is None or isna(value):
         return ""
     if isinstance(value, float):
         return f"{value:,.1f}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
     return str(value)
 
 
@@ -722,6 +724,13 @@ def revenue_(
     plot: Annotated[
         Path | None, typer.Option(help="Write a PNG of cumulative cash flow per variant.")
     ] = None,
+    period: Annotated[
+        str,
+        typer.Option(
+            help="Cash flow table and export by year or by month (each year spread over its "
+            "months; payback to the month is in the summary either way)."
+        ),
+    ] = "year",
     db: DbOption = None,
 ) -> None:
     """Revenue estimate of a concession: does it balance, and what hangs on title gaps.
@@ -732,12 +741,14 @@ def revenue_(
     Example:
         inventory revenue
         inventory revenue --scenario my_scenario.toml --community 劲松北社区 --plot cash.png
+        inventory revenue --period month --output cash_flow.xlsx
 
     """
 
     def run():
         with _store(db) as engine:
             result = revenue.estimate_in_store(engine, scenario, community)
+        flows = result.cash_flows(period)
         if plot:
             revenue.plot(result, plot)
         if output:
@@ -746,16 +757,16 @@ def revenue_(
                 format_,
                 {
                     "summary": result.summary(),
-                    "yearly": result.yearly(),
+                    f"{period}ly": flows,
                     "allocation": result.variants["as surveyed"].allocation,
                 },
             )
-        return result
+        return result, flows
 
-    result = _call(run)
+    result, flows = _call(run)
     _print_revenue(result)
     columns = [
-        "year",
+        period,
         "rent",
         "parking",
         "property_fee",
@@ -766,8 +777,8 @@ def revenue_(
         "net",
         "cumulative",
     ]
-    yearly = result.variants["as surveyed"].cash_flow
-    console.print(_table(yearly, "Yearly cash flow as surveyed, 万元", columns))
+    surveyed = flows[flows["variant"] == "as surveyed"]
+    console.print(_table(surveyed, f"{period.title()}ly cash flow as surveyed, 万元", columns))
     if plot:
         console.print(f"Plot written to {plot}")
 

@@ -3,7 +3,8 @@
 From the inventory's usable area to the operator's answer: each activated space gets a
 use class (commercial, semi-public, public) by the scenario's rules, the use classes'
 tariffs give rent, parking and property fees and services are added, subsidies, costs
-and capex subtracted, year by year over the concession; then payback, NPV and IRR
+and capex subtracted, year by year (and month by month) over the concession; then
+payback (to the year and to the month), NPV and IRR
 (numpy-financial), and the same run (a) as surveyed, (b) with only clean-title spaces
 and (c) with every title gap resolved.
 
@@ -32,6 +33,7 @@ USE_CLASSES = {
 WAN = 10_000.0
 SHIPPED = Path(__file__).resolve().parent / "scenarios"
 STREAMS = ("rent", "parking", "property_fee", "services")
+PERIODS = ("year", "month")
 
 
 class ScenarioError(InputError):
@@ -496,6 +498,50 @@ def cash_flow(
     return cf.round(3)
 
 
+def monthly_cash_flow(yearly: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Return the cash flow (万元) month by month, months 0..12N, from the yearly one.
+
+    Each year's streams, subsidy and operating cost are spread evenly over its twelve
+    months (so a year's months add up to the year); capex falls in the first month of its
+    year (the initial capex and loan in month 0). A loan is an annuity of monthly payments
+    at a twelfth of the yearly rate over its term, and tax is on each month's positive
+    profit. Discounting is monthly at the yearly rate's equivalent, so a month-end flow at
+    month 12y is discounted exactly as the yearly flow of year y.
+    """
+    s = scenario
+    years = yearly.set_index("year")
+    n = int(years.index.max())
+    months = np.arange(0, 12 * n + 1)
+    year_of = np.where(months == 0, 0, (months + 11) // 12)
+    cf = pd.DataFrame({"month": months, "year": year_of})
+    for col in (*STREAMS, "subsidy", "operating_cost"):
+        cf[col] = np.where(months == 0, 0.0, years[col].reindex(year_of).to_numpy() / 12)
+    first_month = (months == 0) | (months % 12 == 1)
+    cf["capex"] = np.where(first_month, years["capex"].reindex(year_of).to_numpy(), 0.0)
+    loan = s.loan_share * s.capex_initial_wan
+    rate, term = s.loan_rate / 12, 12 * s.loan_term_years
+    interest = np.zeros(len(months))
+    repayment = np.zeros(len(months))
+    if loan:
+        payment = -npf.pmt(rate, term, loan) if rate else loan / term
+        balance = loan
+        for m in range(1, min(term, len(months) - 1) + 1):
+            interest[m] = balance * rate
+            repayment[m] = min(balance, payment - interest[m])
+            balance -= repayment[m]
+    cf["loan_in"] = np.where(months == 0, loan, 0.0)
+    cf["interest"] = interest
+    cf["repayment"] = repayment
+    cf["revenue"] = cf[list(STREAMS)].sum(axis=1)
+    before_tax = cf["revenue"] + cf["subsidy"] - cf["operating_cost"] - cf["interest"]
+    cf["tax"] = np.maximum(before_tax, 0) * s.tax_rate
+    cf["net"] = before_tax - cf["tax"] - cf["capex"] + cf["loan_in"] - cf["repayment"]
+    cf["cumulative"] = cf["net"].cumsum()
+    cf["discounted"] = cf["net"] / (1 + s.discount_rate) ** (cf["month"] / 12)
+    cf["cumulative_discounted"] = cf["discounted"].cumsum()
+    return cf.round(4)
+
+
 @dataclass
 class Metrics:
     """What an operator asks of a cash flow."""
@@ -509,19 +555,29 @@ class Metrics:
     mature_revenue_wan: float
     mature_operating_cost_wan: float
     revenue_by_stream_wan: dict[str, float]
+    payback_month: int | None = None
+    discounted_payback_month: int | None = None
 
 
 def payback_year(cumulative: pd.Series) -> int | None:
-    """Return the first year from which the cumulative cash flow stays at or above zero."""
+    """Return the first period from which the cumulative cash flow stays at or above zero.
+
+    Periods are those of ``cumulative``: years of a yearly flow, months of a monthly one.
+    """
     values = cumulative.to_numpy()
-    for year in range(1, len(values)):
-        if (values[year:] >= 0).all():
-            return year
-    return None
+    below = np.flatnonzero(values < 0)
+    if len(below) == 0:
+        return 1 if len(values) > 1 else None
+    last = int(below[-1]) + 1
+    return last if last < len(values) else None
 
 
-def metrics(cf: pd.DataFrame, discount_rate: float) -> Metrics:
-    """NPV at ``discount_rate``, IRR (flagged when not unique), paybacks, mature figures."""
+def metrics(cf: pd.DataFrame, discount_rate: float, monthly: pd.DataFrame | None = None) -> Metrics:
+    """NPV at ``discount_rate``, IRR (flagged when not unique), paybacks, mature figures.
+
+    With ``monthly`` (:func:`monthly_cash_flow` of ``cf``), the paybacks are also given
+    to the month.
+    """
     net = cf["net"].to_numpy()
     signs = np.sign(net[net != 0])
     changes = int((signs[1:] != signs[:-1]).sum())
@@ -537,6 +593,10 @@ def metrics(cf: pd.DataFrame, discount_rate: float) -> Metrics:
         mature_revenue_wan=round(float(mature["revenue"]), 1),
         mature_operating_cost_wan=round(float(mature["operating_cost"]), 1),
         revenue_by_stream_wan={k: round(float(mature[k]), 1) for k in STREAMS},
+        payback_month=None if monthly is None else payback_year(monthly["cumulative"]),
+        discounted_payback_month=(
+            None if monthly is None else payback_year(monthly["cumulative_discounted"])
+        ),
     )
 
 
@@ -551,6 +611,7 @@ class Variant:
     allocation: pd.DataFrame
     cash_flow: pd.DataFrame
     metrics: Metrics
+    monthly: pd.DataFrame | None = None
 
 
 @dataclass
@@ -578,14 +639,36 @@ class RevenueResult:
                     "irr_unique": m.irr_unique,
                     "payback_year": m.payback_year,
                     "discounted_payback_year": m.discounted_payback_year,
+                    "payback_month": m.payback_month,
+                    "discounted_payback_month": m.discounted_payback_month,
                 }
             )
-        return pd.DataFrame(rows)
+        out = pd.DataFrame(rows)
+        periods = ["payback_year", "discounted_payback_year", "payback_month"]
+        periods.append("discounted_payback_month")
+        return out.astype(dict.fromkeys(periods, "Int64"))  # a period, or none: no 17.0
 
     def yearly(self) -> pd.DataFrame:
         """All variants' yearly cash flows, one block per variant."""
         return pd.concat(
             [v.cash_flow.assign(variant=v.name) for v in self.variants.values()], ignore_index=True
+        )
+
+    def cash_flows(self, period: str = "year") -> pd.DataFrame:
+        """All variants' cash flows by ``period``: "year" or "month".
+
+        Raises:
+            InputError: ``period`` is neither.
+
+        """
+        if period not in PERIODS:
+            raise InputError(f"Period {period!r} is not one we compute; use year or month.")
+        return self.yearly() if period == "year" else self.monthly()
+
+    def monthly(self) -> pd.DataFrame:
+        """All variants' monthly cash flows (see :func:`monthly_cash_flow`), one block each."""
+        return pd.concat(
+            [v.monthly.assign(variant=v.name) for v in self.variants.values()], ignore_index=True
         )
 
 
@@ -633,7 +716,8 @@ def estimate(
         ("all gaps resolved", allocate(resolved_rooms, s, resolved=True)),
     ):
         cf = cash_flow(alloc, s, parking_spaces=parking, managed_floor_area_m2=managed)
-        variants[name] = Variant(name, alloc, cf, metrics(cf, s.discount_rate))
+        by_month = monthly_cash_flow(cf, s)
+        variants[name] = Variant(name, alloc, cf, metrics(cf, s.discount_rate, by_month), by_month)
     rent = base["rent_wan_year_mature"]
     gap_rent = rent[base["gap_severity"].notna()].sum()
     mature_revenue = variants["as surveyed"].metrics.mature_revenue_wan

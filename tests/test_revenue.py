@@ -20,6 +20,7 @@ from inventory.revenue import (
     estimate,
     load_scenario,
     metrics,
+    monthly_cash_flow,
     parse_scenario,
 )
 from tests.util import frame, room
@@ -154,6 +155,53 @@ def test_cash_flow_npv_irr_payback_by_hand():
     assert m.payback_year == 3  # -63.5, -27.0, +9.5
     assert sum(c / (1 + m.irr) ** t for t, c in enumerate(cf["net"])) == pytest.approx(0, abs=0.05)
     assert m.irr == pytest.approx(0.2405, abs=0.001)
+
+
+def test_monthly_flows_add_up_to_the_years_and_pay_back_to_the_month():
+    scenario = parse_scenario(
+        _tiny(**{"costs.operating_wan_year": 6.0, "costs.capex_later_wan": {"3": 24.0}})
+    )
+    yearly = cash_flow(
+        allocate(_rooms(100.0), scenario), scenario, parking_spaces=0, managed_floor_area_m2=1.0
+    )
+    monthly = monthly_cash_flow(yearly, scenario)
+    assert len(monthly) == 12 * 5 + 1
+    by_year = monthly.groupby("year")[["rent", "operating_cost", "capex", "net"]].sum()
+    for col in by_year.columns:
+        assert by_year[col].tolist() == pytest.approx(yearly[col].tolist(), abs=0.01), col
+    assert monthly.loc[1, "rent"] == pytest.approx(36.5 / 12, abs=1e-4)
+    assert monthly.loc[25, "capex"] == 24.0  # first month of year 3
+    assert monthly.loc[26, "capex"] == 0.0
+    # -100 + 2.5417 m >= 0 from month 40, but year 3's capex sets it back by 24 in month 25:
+    # -100 + 2.5417 * 25 - 24 = -60.5; then +2.5417 a month: >= 0 from month 49
+    m = metrics(yearly, 0.10, monthly)
+    assert m.payback_month == 49
+    assert m.payback_year == 5 == (m.payback_month + 11) // 12
+    # a month-end flow at month 12y is discounted as the yearly flow of year y
+    assert monthly.loc[12, "discounted"] == pytest.approx(monthly.loc[12, "net"] / 1.1, abs=1e-4)
+
+
+def test_monthly_loan_is_an_annuity_of_monthly_payments():
+    scenario = parse_scenario(
+        _tiny(
+            **{
+                "financing.loan_share": 0.6,
+                "financing.loan_rate": 0.06,
+                "financing.loan_term_years": 2,
+            }
+        )
+    )
+    yearly = cash_flow(
+        allocate(_rooms(100.0), scenario), scenario, parking_spaces=0, managed_floor_area_m2=1.0
+    )
+    monthly = monthly_cash_flow(yearly, scenario)
+    assert monthly.loc[0, "net"] == pytest.approx(-40)
+    assert monthly.loc[1, "interest"] == pytest.approx(60 * 0.005, abs=1e-4)
+    payment = 60 * 0.005 / (1 - 1.005**-24)  # the annuity formula
+    paid = monthly["interest"] + monthly["repayment"]
+    assert paid[1:25].tolist() == pytest.approx([payment] * 24, abs=1e-3)
+    assert monthly["repayment"].sum() == pytest.approx(60, abs=0.01)
+    assert (monthly.loc[25:, "repayment"] == 0).all()
 
 
 def test_ramp_subsidy_and_escalation_by_hand():
@@ -331,3 +379,24 @@ def test_revenue_command(sample, db_url, tmp_path):
     assert summary.loc[0, "revenue_wan"] == pytest.approx(627, rel=0.01)
     assert summary["variant"].tolist() == ["as surveyed", "clean titles only", "all gaps resolved"]
     assert (tmp_path / "cash.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_revenue_command_by_month(sample, db_url, tmp_path):
+    out = tmp_path / "revenue.csv"
+    result = CliRunner().invoke(
+        app, ["revenue", "--db", db_url, "--period", "month", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Monthly cash flow as surveyed" in result.output
+    summary = pd.read_csv(out)
+    monthly = pd.read_csv(tmp_path / "revenue_monthly.csv")
+    assert len(monthly) == 3 * (12 * 20 + 1)
+    surveyed = monthly[monthly["variant"] == "as surveyed"]
+    assert surveyed["rent"].sum() == pytest.approx(
+        summary.loc[0, "rent_wan"] * 20, rel=0.2
+    )  # twenty years of rent, ramping up to the mature year's
+    year = (summary.loc[0, "payback_month"] + 11) // 12
+    assert year == summary.loc[0, "payback_year"]
+    bad = CliRunner().invoke(app, ["revenue", "--db", db_url, "--period", "week"])
+    assert bad.exit_code == 1
+    assert "'week'" in bad.output and "year or month" in bad.output
