@@ -34,6 +34,7 @@ WAN = 10_000.0
 SHIPPED = Path(__file__).resolve().parent / "scenarios"
 STREAMS = ("rent", "parking", "property_fee", "services")
 PERIODS = ("year", "month")
+DEFAULT_CONCESSION_YEARS = 20  # the Jinsong model's operating concession
 
 
 class ScenarioError(InputError):
@@ -221,7 +222,7 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
             raise ScenarioError(
                 f"{where}: allocation.overrides {ref} = {use!r} is not a use class; use {', '.join(USE_CLASSES)}."
             )
-    years = _get(data, "concession_years", int, where=where)
+    years = _get(data, "concession_years", int, default=DEFAULT_CONCESSION_YEARS, where=where)
     if not 1 <= years <= 70:
         raise ScenarioError(f"{where}: concession_years = {years} must be between 1 and 70.")
     basis = _get(data, "spaces.area_basis", str, default="usable_area_m2", where=where)

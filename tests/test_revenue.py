@@ -348,6 +348,15 @@ def test_negative_values(jinsong_data):
         allocate(rooms, parse_scenario(_tiny()))
 
 
+def test_concession_is_twenty_years_unless_said(jinsong_data):
+    data = copy.deepcopy(jinsong_data)
+    del data["concession_years"]
+    assert parse_scenario(data).concession_years == 20
+    data["concession_years"] = 0
+    with pytest.raises(ScenarioError, match="concession_years = 0 must be between 1 and 70"):
+        parse_scenario(data)
+
+
 def test_scenario_file_errors(tmp_path):
     with pytest.raises(ScenarioError, match="Shipped scenarios: jinsong_north"):
         load_scenario(tmp_path / "nope.toml")
