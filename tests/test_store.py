@@ -1,6 +1,7 @@
 import re
 import shutil
 import subprocess
+import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -108,3 +109,32 @@ def test_unreachable_server_hides_password():
         connect("postgresql+psycopg://me:s3cret@127.0.0.1:1/nodb")
     assert "s3cret" not in str(err.value)
     assert "me:***@127.0.0.1:1/nodb" in str(err.value)
+
+
+def test_postgis_that_may_not_be_enabled_says_what_to_do(request):
+    """A role that may not create the extension gets told how to get PostGIS enabled."""
+    admin, url = request.getfixturevalue("postgis_admin")
+    suffix = uuid.uuid4().hex[:10]
+    role, database = f"inventory_noext_{suffix}", f"inventory_noext_{suffix}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER"))
+        conn.execute(text(f"CREATE DATABASE {database} OWNER {role}"))
+    try:
+        engine = connect(
+            url.set(username=role, password="pw", database=database).render_as_string(
+                hide_password=False
+            ),
+            create=True,
+        )
+        with pytest.raises(BackendUnavailableError) as err:
+            store.init(engine)
+        engine.dispose()
+        message = str(err.value)
+        assert "could not be enabled" in message
+        assert "permission denied" in message
+        assert "apt-get install postgresql-15-postgis-3" in message
+        assert "CREATE EXTENSION postgis;" in message
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
