@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Engine, func, select
 
 from inventory import _dialects, listing
+from inventory._gc import gc_paused
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.gaps import severity_sql, worst_severity
@@ -35,6 +36,9 @@ from inventory.store import require_schema
 DEFAULT_MAX_GAP_M = 30.0
 #: Partitions are laid side by side this far apart (m) so one index serves them all.
 _PARTITION_OFFSET_M = 1e7
+#: The sweep gives way to an R-tree when its x-overlaps would pass this many per space
+#: (a long row of spaces with the same x; one frame for a whole city).
+_SWEEP_PAIRS_PER_SPACE = 64
 
 _AREA_COLUMNS = (
     "footprint_area_m2",
@@ -138,21 +142,48 @@ def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) 
             (coords[:, 0] * k_lon[p] + p * _PARTITION_OFFSET_M, coords[:, 1] * k_lat[p])
         )
         scaled = shapely.set_coordinates(geoms.copy(), metric)
-    # candidates from the boxes grown by the gap, then one vectorised exact test on each
-    # pair once (a < b): the same pairs as the tree's own dwithin predicate, in about half
-    # the time
-    b = shapely.bounds(scaled)
-    g = max_gap_m
-    grown = shapely.box(b[:, 0] - g, b[:, 1] - g, b[:, 2] + g, b[:, 3] + g)
-    left, right = shapely.STRtree(scaled).query(grown)
-    once = left < right
-    left, right = left[once], right[once]
-    near = shapely.dwithin(scaled[left], scaled[right], g)
+    # candidates: pairs whose boxes come within the gap, each pair once; then one
+    # vectorised exact test on them (the same pairs as an R-tree's dwithin predicate)
+    left, right = _box_pairs(shapely.bounds(scaled), max_gap_m)
+    near = shapely.dwithin(scaled[left], scaled[right], max_gap_m)
     left, right = left[near], right[near]
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(geoms), len(geoms)))
     return connected_components(graph, directed=False)[1]
 
 
+def _box_pairs(bounds: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return each pair (i, j) of boxes that come within ``gap`` of each other, once.
+
+    A sort-and-sweep on x: boxes sorted by their left edge, each paired with the boxes
+    whose left edge lies before its right edge plus the gap, then the y-overlap tested on
+    those pairs at once — no geometry is built, ~5x faster than querying an STRtree
+    with grown boxes. Where x-overlaps would be too many (many spaces in a north-south
+    row, or one frame for a whole city), an STRtree finds the pairs instead.
+    """
+    n = len(bounds)
+    order = np.argsort(bounds[:, 0], kind="stable")
+    box = bounds[order]
+    last = np.searchsorted(box[:, 0], box[:, 2] + gap, side="right")
+    count = np.maximum(last - np.arange(n) - 1, 0)
+    total = int(count.sum())
+    if total > _SWEEP_PAIRS_PER_SPACE * n:
+        return _tree_box_pairs(bounds, gap)
+    left = np.repeat(np.arange(n), count)
+    right = left + 1 + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+    y_overlap = (box[right, 1] <= box[left, 3] + gap) & (box[left, 1] <= box[right, 3] + gap)
+    return order[left[y_overlap]], order[right[y_overlap]]
+
+
+def _tree_box_pairs(bounds: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    b, g = bounds, gap
+    left, right = shapely.STRtree(shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])).query(
+        shapely.box(b[:, 0] - g, b[:, 1] - g, b[:, 2] + g, b[:, 3] + g)
+    )
+    once = left < right
+    return left[once], right[once]
+
+
+@gc_paused()
 def find_bundles(
     spaces: gpd.GeoDataFrame,
     max_gap_m: float = DEFAULT_MAX_GAP_M,
@@ -190,7 +221,9 @@ def find_bundles(
     if max_gap_m < 0:
         raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
     chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking, today)
-    chosen = chosen.sort_values(["community", "survey_ref"]).reset_index(drop=True)
+    if not _in_order(chosen["community"].to_numpy(), chosen["survey_ref"].to_numpy()):
+        chosen = chosen.sort_values(["community", "survey_ref"])
+    chosen = chosen.reset_index(drop=True)
     if len(chosen) == 0:
         return _empty()
     labels = _labels_in_memory(chosen, max_gap_m, across_communities)
@@ -324,6 +357,7 @@ def bundles_in_store(
     return found
 
 
+@gc_paused()
 def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataFrame] | None:
     """Return (bundles, membership) from :func:`inventory._dialects.cluster_bundles` rows.
 
@@ -376,6 +410,18 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
         }
     )
     return bundles, membership
+
+
+def _in_order(community: np.ndarray, ref: np.ndarray) -> bool:
+    """Whether rows are already by (community, survey reference), as the store lists them.
+
+    One pass of comparisons instead of a sort of a million strings (~0.6 s).
+    """
+    try:
+        a, b = community[:-1], community[1:]
+        return bool(((a < b) | ((a == b) & (ref[:-1] <= ref[1:]))).all())
+    except TypeError:  # a missing value: let the sort place it
+        return False
 
 
 def _distinct(values: np.ndarray, starts: np.ndarray) -> list[str]:

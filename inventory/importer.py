@@ -12,14 +12,12 @@ fields are written to ``space_history``.
 from __future__ import annotations
 
 import csv
-import gc
 import getpass
 import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ import shapely
 from sqlalchemy import Engine, func, insert, select, update
 
 from inventory import _dialects
+from inventory._gc import gc_paused
 from inventory.chinacoords import bd09_to_wgs84, gcj02_to_wgs84
 from inventory.errors import InputError
 from inventory.fields import (
@@ -274,7 +273,7 @@ def import_file(
         elif total > len(source):
             report = _import_in_parts(engine, source, total, crs, options)
         else:
-            with _gc_paused():
+            with gc_paused():
                 report = _SpaceImport(engine, source, *options).run()
         if save_profile_to and not is_community:
             save_profile(
@@ -321,7 +320,7 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         refs: list = []
         good_rows, good_geoms = [], []
         for start, part in parts():
-            with _gc_paused():
+            with gc_paused():
                 j = job(start, part, "check (pass 1 of 2)")
                 geoms, part_refs = j.validate(duplicates={})
                 j.assign(conn, geoms)
@@ -339,7 +338,7 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         del refs, good_rows, good_geoms, polygons
         report, batch_id = None, None
         for start, part in parts():
-            with _gc_paused():
+            with gc_paused():
                 j = job(start, part, "import (pass 2 of 2)")
                 geoms, part_refs = j.validate(duplicates=duplicates)
                 names = j.assign(conn, geoms)
@@ -358,24 +357,6 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)
     return report
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one part of an import, then collect.
-
-    A part allocates a few hundred thousand small lists and dicts; each burst would set off
-    collections that walk every live object, ~15% of an import's time. Collecting once at
-    the end of the part keeps memory where it was.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-        gc.collect()
 
 
 def _checksum(path: Path) -> str:

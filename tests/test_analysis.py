@@ -12,6 +12,7 @@ import shapely
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from inventory import bundles as bundles_module
 from inventory import listing
 from inventory.bundles import bundles_in_store, find_bundles
 from inventory.capacity import (
@@ -259,6 +260,40 @@ def test_bundles_match_brute_force_on_a_synthetic_city():
     want = pd.Series(expected).groupby(lambda r: expected[r]).apply(lambda s: frozenset(s.index))
     assert set(got) == set(want)
     assert len(members) == len(spaces)
+
+
+def _brute_box_pairs(b: np.ndarray, gap: float) -> set[tuple[int, int]]:
+    i, j = np.nonzero(
+        (b[None, :, 0] <= b[:, None, 2] + gap)
+        & (b[:, None, 0] <= b[None, :, 2] + gap)
+        & (b[None, :, 1] <= b[:, None, 3] + gap)
+        & (b[:, None, 1] <= b[None, :, 3] + gap)
+    )
+    return {(x, y) for x, y in zip(i.tolist(), j.tolist(), strict=True) if x < y}
+
+
+def _as_set(pairs) -> set[tuple[int, int]]:
+    left, right = pairs
+    return set(zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(), strict=True))
+
+
+@pytest.mark.parametrize("layout", ["scattered", "north-south row"])
+def test_box_pairs_are_exactly_those_within_the_gap(layout):
+    rng = np.random.default_rng(5)
+    n, gap = 400, 30.0
+    if layout == "scattered":  # the sort-and-sweep
+        x0, y0 = rng.uniform(0, 800, n), rng.uniform(0, 800, n)
+    else:  # every box overlaps every other in x: too many for the sweep, the R-tree steps in
+        x0, y0 = rng.uniform(0, 5, n), np.arange(n) * 12.0
+    w, h = rng.uniform(0, 40, n), rng.uniform(0, 40, n)
+    w[:5] = 0  # degenerate boxes (a line, a point) too
+    boxes = np.column_stack([x0, y0, x0 + w, y0 + h])
+    boxes[5] = [boxes[6, 2] + gap, 0, boxes[6, 2] + gap + 1, 1]  # exactly the gap to the right
+    boxes[6, 1], boxes[6, 3] = 0, 1
+    want = _brute_box_pairs(boxes, gap)
+    assert (5, 6) in want
+    assert _as_set(bundles_module._box_pairs(boxes, gap)) == want
+    assert _as_set(bundles_module._tree_box_pairs(boxes, gap)) == want
 
 
 def _root(label: list[int], i: int) -> int:
