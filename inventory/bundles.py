@@ -371,9 +371,13 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
     member_communities = sep.join(r.member_communities for r in rows).split(sep)
     if not len(refs) == len(member_communities) == sum(counts):
         return None
-    # number bundles by their first member in (community, survey_ref) order, as in memory
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    refs, member_communities, resorted = _members_in_order(refs, member_communities, starts, counts)
+    # number bundles by their first member in (community, survey_ref) order, as in memory
     order = sorted(range(len(rows)), key=lambda i: (member_communities[starts[i]], refs[starts[i]]))
+    member_text = [
+        ", ".join(refs[starts[i] : starts[i] + counts[i]]) if i in resorted else None for i in order
+    ]
     rows = [rows[i] for i in order]
     ids = [f"B{i:04d}" for i in range(1, len(rows) + 1)]
     kind_sets = {
@@ -384,7 +388,10 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
         {
             "bundle_id": ids,
             "communities": [", ".join(sorted(set(r.member_communities.split(sep)))) for r in rows],
-            "members": [r.members.replace(sep, ", ") for r in rows],
+            "members": [
+                r.members.replace(sep, ", ") if text is None else text
+                for r, text in zip(rows, member_text, strict=True)
+            ],
             "member_count": [r.member_count for r in rows],
             "kinds": [kind_sets[r.kinds] for r in rows],
             **{
@@ -405,11 +412,32 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
     membership = pd.DataFrame(
         {
             "bundle_id": np.repeat(ids, [counts[i] for i in order]),
-            "survey_ref": np.asarray(refs, dtype=object)[take],
-            "community": np.asarray(member_communities, dtype=object)[take],
+            "survey_ref": refs[take],
+            "community": member_communities[take],
         }
     )
     return bundles, membership
+
+
+def _members_in_order(
+    refs: list[str], communities: list[str], starts: np.ndarray, counts: list[int]
+) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """Put each bundle's members in (community, survey_ref) code-point order.
+
+    Returns the two lists as arrays, and which bundles had to be reordered (most come
+    from the store in order already).
+    """
+    refs_, comms = np.asarray(refs, dtype=object), np.asarray(communities, dtype=object)
+    bundle = np.repeat(np.arange(len(counts)), counts)
+    a, b = comms[:-1], comms[1:]
+    out_of_order = (bundle[1:] == bundle[:-1]) & ~((a < b) | ((a == b) & (refs_[:-1] <= refs_[1:])))
+    resorted = {int(k) for k in np.unique(bundle[1:][out_of_order])}
+    for k in resorted:
+        run = slice(starts[k], starts[k] + counts[k])
+        pairs = sorted(zip(comms[run], refs_[run], strict=True))
+        comms[run] = [c for c, _ in pairs]
+        refs_[run] = [r for _, r in pairs]
+    return refs_, comms, resorted
 
 
 def _in_order(community: np.ndarray, ref: np.ndarray) -> bool:

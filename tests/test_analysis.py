@@ -456,7 +456,8 @@ def test_pooling_across_communities_has_no_edge_at_a_whole_degree(engine, tmp_pa
 def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
     _, spaces = synthetic_inventory(8, 80, seed=5)
     path = tmp_path / "city.gpkg"
-    pyogrio.write_dataframe(spaces, path)
+    # stored in no particular order: the store's member lists come back unsorted
+    pyogrio.write_dataframe(spaces.sample(frac=1, random_state=2), path)
     import_file(engine, path)
     stored = listing.spaces(engine)
     kinds = list(set(stored["kind"]))
@@ -465,6 +466,20 @@ def test_same_bundles_on_a_generated_city_in_each_store(engine, tmp_path):
     _same_bundles(bundles_in_store(engine, 40, kinds=kinds), expected)
     across = find_bundles(stored, 40, kinds=kinds, across_communities=True)
     _same_bundles(bundles_in_store(engine, 40, kinds=kinds, across_communities=True), across)
+
+
+def test_members_from_the_store_are_put_in_order():
+    refs = ["B-2", "B-1", "A-9", "C-1", "C-2", "X"]
+    communities = ["乙", "乙", "甲", "甲", "甲", "甲"]
+    counts = [3, 2, 1]
+    starts = np.array([0, 3, 5])
+    got_refs, got_communities, resorted = bundles_module._members_in_order(
+        refs, communities, starts, counts
+    )
+    # code-point order, as COLLATE "C": 乙 (U+4E59) before 甲 (U+7532)
+    assert got_refs.tolist() == ["B-1", "B-2", "A-9", "C-1", "C-2", "X"]
+    assert got_communities.tolist() == ["乙", "乙", "甲", "甲", "甲", "甲"]
+    assert resorted == {0}
 
 
 def test_bounds_prefilter_uses_the_index_and_keeps_what_is_near(engine, sample):
