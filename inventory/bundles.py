@@ -378,40 +378,41 @@ def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataF
     member_text = [
         ", ".join(refs[starts[i] : starts[i] + counts[i]]) if i in resorted else None for i in order
     ]
-    rows = [rows[i] for i in order]
+    col = dict(zip(rows[0]._fields, zip(*(rows[i] for i in order), strict=True), strict=True))
     ids = [f"B{i:04d}" for i in range(1, len(rows) + 1)]
     kind_sets = {
         bits: ", ".join(sorted(k for i, k in enumerate(codes, 1) if bits >> i & 1))
-        for bits in {r.kinds for r in rows}
+        for bits in set(col["kinds"])
     }
     table = pd.DataFrame(
         {
             "bundle_id": ids,
-            "communities": [", ".join(sorted(set(r.member_communities.split(sep)))) for r in rows],
-            "members": [
-                r.members.replace(sep, ", ") if text is None else text
-                for r, text in zip(rows, member_text, strict=True)
+            "communities": [
+                ", ".join(sorted(set(c.split(sep)))) for c in col["member_communities"]
             ],
-            "member_count": [r.member_count for r in rows],
-            "kinds": [kind_sets[r.kinds] for r in rows],
+            "members": [
+                listed.replace(sep, ", ") if text is None else text
+                for listed, text in zip(col["members"], member_text, strict=True)
+            ],
+            "member_count": col["member_count"],
+            "kinds": [kind_sets[bits] for bits in col["kinds"]],
             **{
-                col: np.array([getattr(r, col) for r in rows], dtype=np.int64) / 100
-                for col in _AREA_COLUMNS[:3]  # sums in hundredths of m²
+                name: np.array(col[name], dtype=np.int64) / 100
+                for name in _AREA_COLUMNS[:3]  # sums in hundredths of m²
             },
-            **{
-                col: np.array([getattr(r, col) for r in rows], dtype=float)
-                for col in _AREA_COLUMNS[3:]
-            },
-            **{s: np.array([getattr(r, s) for r in rows], dtype=int) for s in _STATUS_COLUMNS},
+            **{name: np.array(col[name], dtype=float) for name in _AREA_COLUMNS[3:]},
+            **{s: np.array(col[s], dtype=int) for s in _STATUS_COLUMNS},
         }
     ).round({c: 1 for c in _AREA_COLUMNS})
-    hulls = shapely.from_wkb([r.wkb for r in rows])
+    hulls = shapely.from_wkb(col["wkb"])
     bundles = gpd.GeoDataFrame(table, geometry=hulls, crs=4326)[BUNDLE_COLUMNS]
     # members in bundle order: each bundle's run of the flat lists, bundles renumbered
-    take = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in order])
+    run_counts = np.asarray(counts)[order]
+    run_starts = np.cumsum(run_counts) - run_counts
+    take = np.repeat(starts[order] - run_starts, run_counts) + np.arange(run_counts.sum())
     membership = pd.DataFrame(
         {
-            "bundle_id": np.repeat(ids, [counts[i] for i in order]),
+            "bundle_id": np.repeat(ids, run_counts),
             "survey_ref": refs[take],
             "community": member_communities[take],
         }
