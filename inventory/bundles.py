@@ -37,8 +37,9 @@ DEFAULT_MAX_GAP_M = 30.0
 #: Partitions are laid side by side this far apart (m) so one index serves them all.
 _PARTITION_OFFSET_M = 1e7
 #: The sweep gives way to an R-tree when its x-overlaps would pass this many per space
-#: (a long row of spaces with the same x; one frame for a whole city).
-_SWEEP_PAIRS_PER_SPACE = 64
+#: (a long row of spaces with the same x; one frame for a whole city): memory stays
+#: within a few hundred bytes per space.
+_SWEEP_PAIRS_PER_SPACE = 16
 
 _AREA_COLUMNS = (
     "footprint_area_m2",
@@ -154,11 +155,20 @@ def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) 
 def _box_pairs(bounds: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
     """Return each pair (i, j) of boxes that come within ``gap`` of each other, once.
 
-    A sort-and-sweep on x: boxes sorted by their left edge, each paired with the boxes
-    whose left edge lies before its right edge plus the gap, then the y-overlap tested on
-    those pairs at once — no geometry is built, ~5x faster than querying an STRtree
-    with grown boxes. Where x-overlaps would be too many (many spaces in a north-south
-    row, or one frame for a whole city), an STRtree finds the pairs instead.
+    By a sort-and-sweep (:func:`_sweep_pairs`) — no geometry is built, ~5x faster than
+    querying an STRtree with grown boxes — or, where the sweep would weigh too many
+    pairs (many spaces in a north-south row, or one frame for a whole city), by an
+    STRtree.
+    """
+    found = _sweep_pairs(bounds, gap, _SWEEP_PAIRS_PER_SPACE * len(bounds))
+    return _tree_box_pairs(bounds, gap) if found is None else found
+
+
+def _sweep_pairs(bounds: np.ndarray, gap: float, most: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs of boxes within ``gap``, by a sort-and-sweep on x; None above ``most`` to weigh.
+
+    Boxes sorted by their left edge; each is paired with the boxes whose left edge lies
+    before its right edge plus the gap; then the y-overlap is tested on those pairs at once.
     """
     n = len(bounds)
     order = np.argsort(bounds[:, 0], kind="stable")
@@ -166,8 +176,8 @@ def _box_pairs(bounds: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
     last = np.searchsorted(box[:, 0], box[:, 2] + gap, side="right")
     count = np.maximum(last - np.arange(n) - 1, 0)
     total = int(count.sum())
-    if total > _SWEEP_PAIRS_PER_SPACE * n:
-        return _tree_box_pairs(bounds, gap)
+    if total > most:
+        return None
     left = np.repeat(np.arange(n), count)
     right = left + 1 + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
     y_overlap = (box[right, 1] <= box[left, 3] + gap) & (box[left, 1] <= box[right, 3] + gap)

@@ -281,9 +281,9 @@ def _as_set(pairs) -> set[tuple[int, int]]:
 def test_box_pairs_are_exactly_those_within_the_gap(layout):
     rng = np.random.default_rng(5)
     n, gap = 400, 30.0
-    if layout == "scattered":  # the sort-and-sweep
-        x0, y0 = rng.uniform(0, 800, n), rng.uniform(0, 800, n)
-    else:  # every box overlaps every other in x: too many for the sweep, the R-tree steps in
+    if layout == "scattered":
+        x0, y0 = rng.uniform(0, 3000, n), rng.uniform(0, 800, n)
+    else:  # every box overlaps every other in x
         x0, y0 = rng.uniform(0, 5, n), np.arange(n) * 12.0
     w, h = rng.uniform(0, 40, n), rng.uniform(0, 40, n)
     w[:5] = 0  # degenerate boxes (a line, a point) too
@@ -294,6 +294,12 @@ def test_box_pairs_are_exactly_those_within_the_gap(layout):
     assert (5, 6) in want
     assert _as_set(bundles_module._box_pairs(boxes, gap)) == want
     assert _as_set(bundles_module._tree_box_pairs(boxes, gap)) == want
+    swept = bundles_module._sweep_pairs(boxes, gap, most=16 * n)
+    if layout == "scattered":
+        assert _as_set(swept) == want
+    else:  # the sweep would weigh every pair: it gives way to the R-tree
+        assert swept is None
+        assert _as_set(bundles_module._sweep_pairs(boxes, gap, most=n * n)) == want
 
 
 def _root(label: list[int], i: int) -> int:
