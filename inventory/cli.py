@@ -993,6 +993,17 @@ def sample_data(
         console.print(str(path))
 
 
+def _examples_verbatim() -> None:
+    """Show each command's example lines as written: click would run them into one line."""
+    for command in app.registered_commands:
+        doc = command.callback.__doc__
+        # click leaves a paragraph that starts with a \b line as it is
+        command.callback.__doc__ = doc.replace("    Example:\n", "    Example:\n\n    \b\n")
+
+
+_examples_verbatim()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Run the command line."""
     app()

@@ -7,6 +7,7 @@ import sys
 
 import pyogrio
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from inventory.cli import app
@@ -35,6 +36,15 @@ def test_every_command_has_help_with_an_example(command):
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert "inventory " + command in result.output
+    # each example on a line of its own, as written, not run together by the wrapper
+    shown = result.output.split("Example:")[1].split("Options:")[0].split("Arguments:")[0]
+    written = typer.main.get_command(app).commands[command].help.split("Example:")[1]
+    want = [
+        line.strip()
+        for line in written.splitlines()
+        if line.strip().startswith(("inventory", "INVENTORY"))
+    ]
+    assert want and [line.strip() for line in shown.strip().splitlines()] == want
 
 
 @pytest.mark.parametrize("command", COMMANDS)
