@@ -26,6 +26,7 @@ from sqlalchemy import Engine, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from inventory import _dialects, listing
+from inventory.errors import InputError
 from inventory.models import Community, Space
 
 SEVERITIES = ("blocking", "transitional", "minor")
@@ -39,6 +40,11 @@ def _dates(column: pd.Series) -> pd.Series:
 
 
 def _warning_limit(today: date, months: int) -> date:
+    if months < 0:
+        raise InputError(
+            f"--expiring-months {months} must be 0 or more (months before an operating "
+            "right ends to warn of it)."
+        )
     return (pd.Timestamp(today) + pd.DateOffset(months=months)).date()
 
 

@@ -663,7 +663,7 @@ class RevenueResult:
 
         """
         if period not in PERIODS:
-            raise InputError(f"Period {period!r} is not one we compute; use year or month.")
+            raise InputError(f"--period {period!r} is not a period; use year or month.")
         return self.yearly() if period == "year" else self.monthly()
 
     def monthly(self) -> pd.DataFrame:

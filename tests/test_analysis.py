@@ -160,6 +160,13 @@ def test_the_store_judges_title_gaps_as_the_rules_do(engine, sample, tmp_path):
     }
 
 
+def test_a_negative_warning_period_is_refused(engine, sample):
+    with pytest.raises(InputError, match="--expiring-months -3 must be 0 or more"):
+        title_gaps(sample, expiring_months=-3)
+    with pytest.raises(InputError, match="--expiring-months -3 must be 0 or more"):
+        title_gaps_in_store(engine, expiring_months=-3)
+
+
 def test_title_gaps_in_the_store_match_loading_every_space(engine, sample, tmp_path):
     today = date(2026, 11, 22)
     rows = [
