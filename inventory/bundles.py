@@ -30,7 +30,7 @@ from inventory.errors import InputError
 from inventory.gaps import severity_sql, worst_severity
 from inventory.geodesy import metres_per_degree, reproject, utm_epsg
 from inventory.models import Community, Space
-from inventory.store import require_schema
+from inventory.store import require_community, require_schema
 
 #: Walking-scale default: two rooms 30 m apart can share staff and a sign.
 DEFAULT_MAX_GAP_M = 30.0
@@ -345,6 +345,7 @@ def bundles_in_store(
     if exclude_blocking:
         stmt = stmt.where(func.coalesce(severity, "") != "blocking")
     require_schema(engine)
+    require_community(engine, community)
     with engine.connect() as conn:
         rows = _dialects.cluster_bundles(
             conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members, codes

@@ -23,7 +23,7 @@ from inventory.gaps import annotate
 from inventory.geodesy import near_bounds, reproject, to_local_metres
 from inventory.models import Community, Space
 from inventory.sources import read
-from inventory.store import require_schema
+from inventory.store import require_community, require_schema
 
 #: What capacity can be grouped by.
 GROUPS = ("community", "district", "street_office", "kind", "tenure_status", "vacancy", "bundle")
@@ -194,6 +194,7 @@ def capacity_in_store(
         spaces = filter_spaces(spaces, near=near, radius_m=radius_m, community=community)
         return capacity(spaces, by, max_gap_m)
     require_schema(engine)
+    require_community(engine, community)
     columns = {
         "community": Community.name,
         "district": Community.district,

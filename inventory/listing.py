@@ -11,7 +11,7 @@ from inventory import _dialects
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
-from inventory.store import require_schema
+from inventory.store import require_batch, require_community, require_schema
 
 SPACE_COLUMNS = (
     "space_id",
@@ -104,6 +104,8 @@ def count_spaces(
 
 
 def _filtered(stmt, engine: Engine, community, kind, batch, bounds):
+    require_community(engine, community)
+    require_batch(engine, batch)
     stmt = stmt.select_from(Space).join(Community, Space.community_id == Community.id)
     if community:
         stmt = stmt.where(Community.name == community)
@@ -129,6 +131,7 @@ def rejects(engine: Engine, *, batch: int | None = None, limit: int | None = Non
     ``limit`` keeps the first features in (batch, row) order.
     """
     require_schema(engine)
+    require_batch(engine, batch)
     stmt = (
         select(
             RejectedFeature.batch_id,
@@ -163,6 +166,7 @@ def rejects(engine: Engine, *, batch: int | None = None, limit: int | None = Non
 def count_rejects(engine: Engine, *, batch: int | None = None) -> int:
     """Return how many quarantined features :func:`rejects` would list."""
     require_schema(engine)
+    require_batch(engine, batch)
     stmt = select(func.count()).select_from(RejectedFeature)
     if batch is not None:
         stmt = stmt.where(RejectedFeature.batch_id == batch)

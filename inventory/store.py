@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from inventory import _dialects
 from inventory.config import render
-from inventory.errors import SchemaError
+from inventory.errors import InputError, SchemaError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -149,3 +149,45 @@ def community_floor_area(engine: Engine, name: str | None) -> float | None:
         return None
     with engine.connect() as conn:
         return conn.scalar(select(Community.floor_area_m2).where(Community.name == name))
+
+
+#: How many names an error lists before it says how many more there are.
+_NAMES_SHOWN = 10
+
+
+def require_community(engine: Engine, name: str | None) -> None:
+    """Make sure the store holds community ``name`` (None: no filter, nothing to check).
+
+    Raises:
+        InputError: no community has that name; the message lists the names it has.
+
+    """
+    if not name:
+        return
+    with engine.connect() as conn:
+        if conn.scalar(select(Community.id).where(Community.name == name)) is not None:
+            return
+        names = conn.scalars(select(Community.name).order_by(Community.name)).all()
+    if not names:
+        known = "The store holds no communities yet: import a survey first."
+    else:
+        more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+        known = f"Communities in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
+    raise InputError(f"--community {name!r} is not in the store. {known}")
+
+
+def require_batch(engine: Engine, batch: int | None) -> None:
+    """Make sure import batch ``batch`` exists (None: no filter, nothing to check).
+
+    Raises:
+        InputError: there is no such batch; the message gives the range there is.
+
+    """
+    if batch is None:
+        return
+    with engine.connect() as conn:
+        if conn.scalar(select(ImportBatch.id).where(ImportBatch.id == batch)) is not None:
+            return
+        first, last = conn.execute(select(func.min(ImportBatch.id), func.max(ImportBatch.id))).one()
+    known = "no import has been made yet" if first is None else f"batches are {first} to {last}"
+    raise InputError(f"--batch {batch} is not an import batch: {known} (inventory info).")

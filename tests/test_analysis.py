@@ -523,7 +523,8 @@ def test_capacity_of_the_whole_store_in_sql_matches_loading_the_spaces(engine, s
     pd.testing.assert_frame_equal(got, capacity(sample, by), check_dtype=False)
     one = capacity_in_store(engine, by, community="劲松北社区")
     pd.testing.assert_frame_equal(one, capacity(sample, by), check_dtype=False)
-    assert capacity_in_store(engine, by, community="没有的社区").empty
+    with pytest.raises(InputError, match="Communities in the store: 劲松北社区"):
+        capacity_in_store(engine, by, community="没有的社区")
     with pytest.raises(InputError, match="go together"):
         capacity_in_store(engine, by, radius_m=100)
 

@@ -200,3 +200,38 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "B0001" in result.output and "allocated_land" in result.output
     page = (tmp_path / "maps" / "demo.html").read_text(encoding="utf-8")
     assert "L.map(" in page and 'src="http' not in page
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["spaces"],
+        ["gaps"],
+        ["bundles"],
+        ["capacity"],
+        ["capacity", "--by", "tenure_status"],
+        ["revenue"],
+        ["export", "{tmp}/x.gpkg"],
+        ["map", "{tmp}/m.html"],
+    ],
+)
+def test_a_mistyped_community_is_named_with_those_there_are(sample, db_url, tmp_path, args):
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = runner.invoke(app, [*args, "--community", "劲松", "--db", db_url])
+    assert result.exit_code == 1
+    assert "--community '劲松' is not in the store" in result.output
+    assert "Communities in the store: 劲松北社区." in result.output
+    assert not list(tmp_path.glob("x.gpkg")) and not list(tmp_path.glob("m.html"))
+
+
+def test_an_unknown_batch_is_named_with_those_there_are(sample, db_url):
+    for command in ("spaces", "rejects"):
+        result = runner.invoke(app, [command, "--batch", "99", "--db", db_url])
+        assert result.exit_code == 1
+        assert "--batch 99 is not an import batch: batches are 1 to 3" in result.output
+
+
+def test_an_empty_store_says_to_import_first(db_url):
+    result = runner.invoke(app, ["gaps", "--community", "劲松北社区", "--db", db_url])
+    assert result.exit_code == 1
+    assert "The store holds no communities yet: import a survey first." in result.output
