@@ -125,6 +125,13 @@ def select_spaces(
     return out
 
 
+def _check_sizes(max_gap_m: float, min_area_m2: float | None) -> None:
+    if max_gap_m < 0:
+        raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
+    if min_area_m2 is not None and min_area_m2 < 0:
+        raise InputError(f"--min-area {min_area_m2} must be 0 m² or more.")
+
+
 def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) -> np.ndarray:
     geoms = chosen.geometry.values
     box = shapely.bounds(geoms)
@@ -225,11 +232,10 @@ def find_bundles(
         membership: ``bundle_id``, ``survey_ref``, ``community`` for every member.
 
     Raises:
-        InputError: max_gap_m is negative or a kind is unknown.
+        InputError: max_gap_m or min_area_m2 is negative, or a kind is unknown.
 
     """
-    if max_gap_m < 0:
-        raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
+    _check_sizes(max_gap_m, min_area_m2)
     chosen = select_spaces(spaces, kinds, min_area_m2, exclude_blocking, today)
     if not _in_order(chosen["community"].to_numpy(), chosen["survey_ref"].to_numpy()):
         chosen = chosen.sort_values(["community", "survey_ref"])
@@ -314,11 +320,10 @@ def bundles_in_store(
     the caller, is used) and bundled in memory.
 
     Raises:
-        InputError: max_gap_m is negative or a kind is unknown.
+        InputError: max_gap_m or min_area_m2 is negative, or a kind is unknown.
 
     """
-    if max_gap_m < 0:
-        raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
+    _check_sizes(max_gap_m, min_area_m2)
     codes = kind_codes(kinds)
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)

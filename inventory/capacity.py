@@ -242,7 +242,15 @@ def hosts(
 
     Best first means: operable now (clean or transitional title before minor before
     blocking), then nearest (with ``near``), then the least area left over.
+
+    Raises:
+        InputError: the need's area is not positive.
+
     """
+    if not min_area_m2 > 0:
+        raise InputError(
+            f"--need-area {min_area_m2}: give the area the need takes, in m², greater than 0."
+        )
     single = annotate(spaces)
     single = single[single["kind"] != "parking"]
     area = single["usable_area_m2"].astype(float).fillna(single["footprint_area_m2"].astype(float))

@@ -235,6 +235,10 @@ def test_bundles_are_reproducible_and_respect_options(sample):
     assert only_sheds["kinds"].tolist() == ["bike_shed"]
     with pytest.raises(InputError, match="not a kind"):
         find_bundles(sample, 30, kinds=["仓库"])
+    with pytest.raises(InputError, match="--min-area -2 must be 0 m² or more"):
+        find_bundles(sample, 30, min_area_m2=-2)
+    with pytest.raises(InputError, match="--max-gap -1 must be 0 m or more"):
+        find_bundles(sample, -1)
 
 
 def test_bundles_match_brute_force_on_a_synthetic_city():
@@ -368,6 +372,8 @@ def test_need_matching_lists_hosts_best_first(sample):
     assert ranks == sorted(ranks)
     small = hosts(sample, 50)
     assert "B0001" in set(small["id"])  # the 21 + 34 m² bundle hosts 50 m² where neither can alone
+    with pytest.raises(InputError, match="--need-area 0: give the area the need takes"):
+        hosts(sample, 0)
 
 
 def test_parse_point():
