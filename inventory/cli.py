@@ -718,7 +718,7 @@ def revenue_(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Write the summary, the yearly cash flows and the allocation to this file (three files, or sheets of one xlsx)."
+            help="Write the summary, the cash flows (by --period) and the allocation to this file (three files, or sheets of one xlsx)."
         ),
     ] = None,
     plot: Annotated[
