@@ -446,8 +446,7 @@ def _members_in_order(
     """
     refs_, comms = np.asarray(refs, dtype=object), np.asarray(communities, dtype=object)
     bundle = np.repeat(np.arange(len(counts)), counts)
-    a, b = comms[:-1], comms[1:]
-    out_of_order = (bundle[1:] == bundle[:-1]) & ~((a < b) | ((a == b) & (refs_[:-1] <= refs_[1:])))
+    out_of_order = (bundle[1:] == bundle[:-1]) & ~_pairs_in_order(comms, refs_)
     resorted = {int(k) for k in np.unique(bundle[1:][out_of_order])}
     for k in resorted:
         run = slice(starts[k], starts[k] + counts[k])
@@ -463,10 +462,15 @@ def _in_order(community: np.ndarray, ref: np.ndarray) -> bool:
     One pass of comparisons instead of a sort of a million strings (~0.6 s).
     """
     try:
-        a, b = community[:-1], community[1:]
-        return bool(((a < b) | ((a == b) & (ref[:-1] <= ref[1:]))).all())
+        return bool(_pairs_in_order(community, ref).all())
     except TypeError:  # a missing value: let the sort place it
         return False
+
+
+def _pairs_in_order(community: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Whether each row comes at or after the row before it, by (community, reference)."""
+    a, b = community[:-1], community[1:]
+    return (a < b) | ((a == b) & (ref[:-1] <= ref[1:]))
 
 
 def _distinct(values: np.ndarray, starts: np.ndarray) -> list[str]:
