@@ -5,8 +5,10 @@ status, with blocking gaps outlined in red; community boundaries and bundles are
 outlined; parking shows its capacity. Labels and the legend are in Chinese or English.
 Leaflet (from the npm registry, shipped in ``inventory/static/leaflet``) is inlined and
 Folium's other CDN assets are left out, so the file needs no network; basemap tiles are
-optional. Every attribute is HTML-escaped before it reaches the page: Folium's popups
-insert values as HTML, so a surveyor's note holding ``<script>`` must arrive as text.
+optional. User text is data, never code: the features reach the page as one JSON value
+(``<`` escaped) that ``static/full_map.js`` or ``static/city_map.js`` draws, writing every
+text as DOM text; no text from the store or the command line is ever parsed as a Jinja
+template (branca compiles an element's text, and re-reads each element's output, as one).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from folium.features import GeoJsonPopup, GeoJsonTooltip
+from branca.element import Element
+from jinja2 import Template
 
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.errors import InputError
@@ -132,6 +135,21 @@ POPUP_FIELDS = (
 REVENUE_FIELDS = ("use", "rent", "rent_resolved")
 
 
+class _Verbatim(Element):
+    """A piece of the page written out as it is, never parsed as a Jinja template.
+
+    ``folium.Element(text)`` compiles ``text`` as a template, so a ``{{ … }}`` in a
+    surveyor's note or a title would run on the machine that writes the map. Here the
+    text is the *value* of a fixed template: Jinja outputs it and never evaluates it.
+    """
+
+    _template = Template("{{ this.text }}")
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+
 def _text(value: object, escape: bool = True) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
@@ -144,18 +162,16 @@ def _popup_frame(
     spaces: gpd.GeoDataFrame,
     bundle_of: dict,
     lang: str,
-    escape: bool = True,
     revenue: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces with labelled text columns for popups, and their title status.
 
-    Text is escaped for HTML unless ``escape`` is false (the city map writes it as DOM
-    text, never as HTML).
+    Text stays as typed: both renderers write it into the page as DOM text, never as HTML.
     """
     g = annotate(spaces)
 
     def text(value: object) -> str:
-        return _text(value, escape)
+        return _text(value, escape=False)
 
     def code(codes, value: object) -> str:
         return text(codes.label(value, lang)) if isinstance(value, str) and value else ""
@@ -238,16 +254,6 @@ def revenue_by_space(result) -> pd.DataFrame:
     return out[["survey_ref", "use_class", "rent_wan", "use_resolved", "rent_resolved_wan"]]
 
 
-def _style(feature: dict) -> dict:
-    status = feature["properties"]["status"]
-    return {
-        "fillColor": STATUS_COLOURS[status],
-        "color": "#b71c1c" if status == "blocking" else "#37474f",
-        "weight": 3 if status == "blocking" else 1,
-        "fillOpacity": 0.6,
-    }
-
-
 def build_map(
     spaces: gpd.GeoDataFrame,
     *,
@@ -307,7 +313,7 @@ def build_map(
     has_bundles = bundles is not None and not bundles.empty
     draw = _draw_city if mode == "city" else _draw_full
     fields = [*POPUP_FIELDS, *(REVENUE_FIELDS if revenue is not None else ())]
-    features = _popup_frame(spaces, bundle_of, lang, escape=mode != "city", revenue=revenue)
+    features = _popup_frame(spaces, bundle_of, lang, revenue=revenue)
     space_layers, outline_layers = draw(
         m,
         features,
@@ -321,65 +327,72 @@ def build_map(
 
 
 def _draw_full(m, features, communities, bundles, fields, lang):
-    """Draw every space, boundary and bundle as a Folium GeoJSON feature (SVG)."""
+    """Draw every space, boundary and bundle as a vector feature (full_map.js, SVG).
+
+    The features go to the page as one JSON value for ``full_map.js``, not through
+    Folium's GeoJson elements: branca re-reads each element's output as a Jinja template,
+    so a ``{{`` in a note would be evaluated when the page is written.
+    """
     t = LABELS[lang]
     outline_layers: dict[str, str] = {}  # layer name → colour
+    config: dict = {
+        "colours": STATUS_COLOURS,
+        "fields": fields,
+        "fieldLabels": [t[f] for f in fields],
+    }
     if communities is not None:
         c = communities[["name", "geometry"]].copy()
-        c["name"] = c["name"].map(_text)
-        folium.GeoJson(
-            c.to_json(ensure_ascii=False),
-            name=t["community"],
-            style_function=lambda f: {
-                "color": "#1565c0",
-                "weight": 2,
-                "dashArray": "6 4",
-                "fill": False,
-            },
-            tooltip=GeoJsonTooltip(fields=["name"], labels=False),
-        ).add_to(m)
+        c["name"] = c["name"].map(lambda v: _text(v, escape=False))
+        config["communities"] = {"name": t["community"], "data": _geojson(c)}
         outline_layers[t["community"]] = "#1565c0"
-    # one feature per parking point: Leaflet draws a MultiPoint as a group of markers whose
-    # children carry no feature, and Folium's popup code then fails on click
+    # one feature per parking point: a MultiPoint would be one group of markers for many places
     points = features.geom_type.isin(["MultiPoint"])
     if points.any():
         features = pd.concat(
             [features[~points], features[points].explode(index_parts=False)], ignore_index=True
         )
     space_layers: list[str] = []
+    config["layers"] = []
     for kind in KIND.codes:
         layer = features[features["kind_code"] == kind]
         if layer.empty:
             continue
         count = layer["survey_ref"].nunique()  # spaces, not the points of a parking row
-        group = folium.FeatureGroup(name=f"{KIND.label(kind, lang)} ({count})")
-        space_layers.append(group.layer_name)
-        folium.GeoJson(
-            layer.drop(columns=["kind_code", "community", "usable_m2"]).to_json(ensure_ascii=False),
-            style_function=_style,
-            marker=folium.CircleMarker(radius=7, fill=True),
-            popup=GeoJsonPopup(fields=fields, aliases=[t[f] for f in fields], localize=False),
-            tooltip=GeoJsonTooltip(fields=["survey_ref", "kind"], labels=False),
-        ).add_to(group)
-        group.add_to(m)
+        name = f"{KIND.label(kind, lang)} ({count})"
+        space_layers.append(name)
+        data = _geojson(layer.drop(columns=["kind_code", "community", "usable_m2"]))
+        config["layers"].append({"name": name, "data": data})
     if bundles is not None:
         b = bundles[["bundle_id", "members", "usable_area_m2", "geometry"]].copy()
-        b["members"] = b["members"].map(_text)
-        group = folium.FeatureGroup(name=f"{t['bundles']} ({len(b)})")
-        outline_layers[group.layer_name] = "#6a1b9a"
-        folium.GeoJson(
-            b.to_json(ensure_ascii=False),
-            style_function=lambda f: {
-                "color": "#6a1b9a",
-                "weight": 2,
-                "dashArray": "3 3",
-                "fillOpacity": 0.05,
-            },
-            tooltip=GeoJsonTooltip(fields=["bundle_id", "members", "usable_area_m2"], labels=False),
-        ).add_to(group)
-        group.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
+        b["members"] = b["members"].map(lambda v: _text(v, escape=False))
+        b["usable_area_m2"] = b["usable_area_m2"].astype(float).map(_text)
+        name = f"{t['bundles']} ({len(b)})"
+        outline_layers[name] = "#6a1b9a"
+        config["bundles"] = {"name": name, "data": _geojson(b)}
+    _add_script(m, "full_map.js", "inventoryFullMap", config)
     return space_layers, outline_layers
+
+
+def _geojson(frame: gpd.GeoDataFrame) -> dict:
+    """Return a frame as a GeoJSON FeatureCollection (a value, for ``json.dumps``)."""
+    return json.loads(frame.to_json(ensure_ascii=False, drop_id=True))
+
+
+def _add_script(m: folium.Map, script: str, entry: str, config: dict) -> None:
+    """Inline ``static/<script>`` and call ``entry(map, config)`` once the page has loaded.
+
+    ``config`` is written as JSON with every ``<`` escaped, so no value can close the
+    script element; it never passes through a template.
+    """
+    root = m.get_root()
+    js = (STATIC.parent / script).read_text(encoding="utf-8")
+    root.header.add_child(_Verbatim(f"<script>{js}</script>"), name=f"inventory_{entry}")
+    config_js = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
+    root.script.add_child(
+        _Verbatim(
+            f'window.addEventListener("load", function () {{ {entry}({m.get_name()}, {config_js}); }});'
+        )
+    )
 
 
 def _ragged(geoms, kind: str) -> dict:
@@ -529,16 +542,7 @@ def _draw_city(m, features, communities, bundles, fields, lang):
         "totals": _totals(features),
         "data": packed,
     }
-    root = m.get_root()
-    js = (STATIC.parent / "city_map.js").read_text(encoding="utf-8")
-    root.header.add_child(folium.Element(f"<script>{js}</script>"), name="inventory_city_js")
-    # "<" is escaped so no value can close the script element
-    config_js = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
-    root.script.add_child(
-        folium.Element(
-            f'window.addEventListener("load", function () {{ inventoryCityMap({m.get_name()}, {config_js}); }});'
-        )
-    )
+    _add_script(m, "city_map.js", "inventoryCityMap", config)
     return space_layers, outline_layers
 
 
@@ -568,7 +572,7 @@ def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, 
     )
     hint = '<br><small id="inventory-hint"></small>' if mode == "city" else ""
     m.get_root().html.add_child(
-        folium.Element(
+        _Verbatim(
             f'<div id="inventory-title" style="position:fixed;top:10px;left:50px;z-index:1000;'
             f"background:white;padding:6px 10px;border-radius:4px;font:14px sans-serif;"
             f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{heading}</b><br>'
@@ -599,7 +603,7 @@ def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, 
       map.on("overlayremove", function (e) {{ change(e.name, false); }});
     }});
     """
-    m.get_root().script.add_child(folium.Element(toggle))
+    m.get_root().script.add_child(_Verbatim(toggle))
 
 
 def communities_frame(engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
@@ -633,12 +637,8 @@ def save(m: folium.Map, path: str | Path) -> Path:
     root = m.get_root()
     js = (STATIC / "leaflet.js").read_text(encoding="utf-8")
     css = (STATIC / "leaflet.css").read_text(encoding="utf-8")
-    root.header.add_child(
-        folium.Element(f"<style>{css}</style>"), name="leaflet_css_inline", index=0
-    )
-    root.header.add_child(
-        folium.Element(f"<script>{js}</script>"), name="leaflet_js_inline", index=1
-    )
+    root.header.add_child(_Verbatim(f"<style>{css}</style>"), name="leaflet_css_inline", index=0)
+    root.header.add_child(_Verbatim(f"<script>{js}</script>"), name="leaflet_js_inline", index=1)
     page = root.render()
     for marker in ('<script src="http', '<link rel="stylesheet" href="http'):
         if marker in page:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -58,8 +60,9 @@ def test_map_is_self_contained_and_escaped(mapped, tmp_path, lang):
     assert ("产权障碍" if lang == "zh" else "Blocking gap") in page
     boiler = "锅炉房" if lang == "zh" else "Boiler room"
     assert boiler in page or boiler.encode("unicode_escape").decode() in page
-    assert "&lt;img src=x onerror" in page or "\\u0026lt;img" in page
-    assert "<img src=x onerror" not in page
+    # the note travels as JSON text with "<" escaped: no value can open a tag or close a script
+    assert "\\u003cimg src=x onerror" in page
+    assert "<img src=x onerror" not in page and "<b>bold</b>" not in page
 
 
 def test_bad_options(mapped):
@@ -405,3 +408,53 @@ def test_demo_map_in_headless_chromium(tmp_path):
     assert "产权理顺后年租金 万元 392.4" in text  # the boiler room, once its gap is resolved
     assert "产权问题 划拨用地" in text  # its gap named in the map's language, not as a code
     _screenshot(flags, result.map_html, tmp_path / "demo.png")
+
+
+def _payloads(marker) -> dict[str, str]:
+    """Jinja template payloads, one per text field: each would show or do something if run."""
+    run = "{{ cycler.__init__.__globals__.os.popen('touch %s').read() }}" % marker
+    return {
+        "编号": "T-{{ 7*191 }}",
+        "名称": "{{ 7*192 }}",
+        "备注": run,
+        "产权单位": "{% for i in range(3) %}loop{% endfor %}",
+        "当前用途": "{{ ' broken",
+        "争议说明": "{# comment #}{{ config }}",
+        "经营权人": "{{ self.__init__.__globals__ }}",
+        "产权证号": "${7*193}{{7*193}}",
+    }
+
+
+@pytest.mark.parametrize("mode", ["full", "city"])
+def test_template_text_in_the_data_is_never_run(engine, tmp_path, mode):
+    """No text from the store or the command line reaches a template (issue #17, item 1)."""
+    marker = tmp_path / "ran"
+    payloads = _payloads(marker)
+    rows = [{"类型": "门房", "geometry": room(0, 0), **payloads}]
+    community = "{{ 7*194 }}社区"
+    import_file(engine, write(frame(rows), tmp_path / "t.geojson"), community=community)
+    spaces = listing.spaces(engine)
+    assert len(spaces) == 1
+    bundles, members = find_bundles(spaces)
+    title = "{{ 7*195 }} {% if true %}yes{% endif %}"
+    m = maps.build_map(spaces, bundles=bundles, members=members, title=title, mode=mode)
+    page = maps.save(m, tmp_path / "t.html").read_text(encoding="utf-8")
+    assert not marker.exists()
+    for product in (7 * 191, 7 * 192, 7 * 193, 7 * 195):
+        assert str(product) not in page
+    assert "looploop" not in page and "yes</b>" not in page
+    assert "{{ 7*195 }}" in page  # the title, shown as typed
+    if mode == "city":
+        data = _city_payload(page)
+        columns = {
+            name: c["v"] if "v" in c else [c["d"][i] for i in c["c"]]
+            for name, c in data["columns"].items()
+        }
+        assert columns["notes"] == [payloads["备注"]]
+        assert columns["survey_ref"] == [payloads["编号"]]
+        assert columns["owner"] == [payloads["产权单位"]]
+        assert "{{ 7*194 }}社区" in page  # the community's totals circle
+    else:
+        for text in (payloads["编号"], payloads["名称"], payloads["产权单位"]):
+            assert text in page or json.dumps(text, ensure_ascii=False)[1:-1] in page
+        assert html.escape(payloads["备注"]) in page or "os.popen" in page
