@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -33,7 +35,7 @@ def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
     if "://" not in raw:
         return URL.create("sqlite", database=raw)
     try:
-        url = make_url(raw)
+        url = make_url(_encode_userinfo(raw))
     except ArgumentError as exc:
         raise ConfigurationError(
             f"Cannot parse the database URL {_safe(raw)!r}: {exc}. Use the form "
@@ -61,14 +63,52 @@ def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
 
 
 def render(url: URL) -> str:
-    """Return the URL as text with its password hidden."""
-    return url.render_as_string(hide_password=True)
+    """Return the URL as text with its password hidden, wherever the URL carries it."""
+    return _mask_query(url.render_as_string(hide_password=True))
+
+
+def _mask_query(text: str) -> str:
+    """Mask the values of the secret query parameters (``?password=…``) of a URL's text."""
+    return re.sub(r"(?i)([?&](?:ssl)?password=)[^&]*", r"\1***", text)
+
+
+def hide_secrets(text: str, url: URL) -> str:
+    """Return ``text`` (a driver's message, say) with every secret of ``url`` masked."""
+    secrets = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if key.lower() in _SECRET_QUERY_KEYS:
+            secrets += [value] if isinstance(value, str) else list(value)
+    for secret in sorted(filter(None, map(str, secrets)), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+#: Query parameters of a database URL that carry secrets (libpq's names).
+_SECRET_QUERY_KEYS = {"password", "sslpassword"}
+
+
+def _encode_userinfo(raw: str) -> str:
+    """Percent-encode the user and password of a URL whose password has a bare ``@``.
+
+    ``postgresql://me:p@ss@host/db`` would otherwise parse as host ``ss@host``, and the
+    part of the password after ``@`` would be printed as the host. Host names never hold
+    ``@``, so the last one before the path ends the user information.
+    """
+    head, sep, tail = raw.partition("://")
+    netloc, slash, rest = tail.partition("/")
+    if netloc.count("@") < 2:
+        return raw
+    userinfo, host = netloc.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    encoded = quote(unquote(user), safe="") + colon + quote(unquote(password), safe="")
+    return f"{head}{sep}{encoded}@{host}{slash}{rest}"
 
 
 def _safe(raw: str) -> str:
     """Hide a password in a URL we could not parse (``user:secret@`` → ``user:***@``)."""
     head, sep, tail = raw.partition("://")
-    if "@" in tail and ":" in tail.split("@", 1)[0]:
-        user = tail.split("@", 1)[0].split(":", 1)[0]
-        tail = f"{user}:***@{tail.split('@', 1)[1]}"
-    return head + sep + tail
+    netloc, slash, rest = tail.partition("/")
+    if "@" in netloc:
+        user = netloc.rsplit("@", 1)[0].split(":", 1)[0]
+        netloc = f"{user}:***@{netloc.rsplit('@', 1)[1]}"
+    return _mask_query(head + sep + netloc + slash + rest)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from inventory._dialects import create_store_engine
-from inventory.config import render, resolve_url
+from inventory.config import hide_secrets, render, resolve_url
 from inventory.errors import BackendUnavailableError
 
 
@@ -47,6 +47,7 @@ def connect(db: str | os.PathLike[str] | None = None, *, create: bool = False) -
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        reason = hide_secrets(reason, url)
         raise BackendUnavailableError(
             f"Cannot connect to the store {render(url)} ({reason}). Check that the server is "
             "running and the URL's host, port, user, password and database name are right."
