@@ -21,8 +21,8 @@ def export(
 ) -> list[tuple[str, Path, int]]:
     """Write spaces, title gaps (and totals), bundles (and members) and communities.
 
-    A ``.gpkg`` gets them all as layers of one file; ``.geojson``, ``.csv`` and ``.xlsx``
-    get one file per layer. Returns (layer, file, rows) for each.
+    A ``.gpkg`` gets them all as layers of one file, an ``.xlsx`` as sheets of one
+    workbook; ``.geojson`` and ``.csv`` get one file per layer. Returns (layer, file, rows) for each.
 
     Raises:
         InputError: the format is unknown.

@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from inventory.errors import InputError
 
@@ -93,20 +94,122 @@ def write(
             encoding="utf-8",
         )
     elif chosen == "csv":
-        _flatten(table).to_csv(p, index=False, encoding="utf-8-sig")
+        _neutralise_formulas(_flatten(table)).to_csv(p, index=False, encoding="utf-8-sig")
     else:
-        _flatten(table).to_excel(p, index=False, sheet_name=(layer or "data")[:31])
+        write_workbook(p, {layer or "data": table})
     return p
+
+
+#: What a spreadsheet reads as the start of a formula in a text cell (OWASP CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text that a spreadsheet would run as a formula with ``'``, for CSV files.
+
+    Excel and LibreOffice evaluate ``=HYPERLINK(…)`` or ``@SUM(…)`` typed into a CSV
+    cell; a leading apostrophe makes them show the text instead. Only text cells change.
+    """
+    out = table.copy()
+    for col in out.columns:
+        if not pd.api.types.is_object_dtype(out[col]) and not pd.api.types.is_string_dtype(
+            out[col]
+        ):
+            continue
+        out[col] = out[col].map(
+            lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+        )
+    return out
+
+
+def _visible_controls(text: str) -> str:
+    """Replace the control characters a workbook cannot hold by their visible symbols (␇)."""
+    return ILLEGAL_CHARACTERS_RE.sub(lambda m: chr(0x2400 + ord(m.group())), text)
+
+
+def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
+    """Write frames as the sheets of one Excel workbook, ready to read and filter.
+
+    Each sheet has a bold shaded header row that stays in view, filters on every column
+    and widths that fit its contents. Text is always stored as text: a cell holding
+    ``=HYPERLINK(…)`` shows those characters and never runs as a formula. Geometries go in
+    as WKT; lists and dicts as JSON.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    header_font, header_fill = Font(bold=True), PatternFill("solid", fgColor="DDE6F0")
+    for name, frame in sheets.items():
+        table = pd.DataFrame(frame)
+        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+            table[frame.geometry.name] = frame.geometry.to_wkt()
+        table = _flatten(table)
+        sheet = book.create_sheet(_sheet_name(name, book.sheetnames))
+        widths = [len(str(c)) for c in table.columns]
+        sheet.append([str(c) for c in table.columns])
+        for cell in sheet[1]:
+            cell.font, cell.fill = header_font, header_fill
+        for r, row in enumerate(table.itertuples(index=False), start=2):
+            for c, value in enumerate(row, start=1):
+                cell = sheet.cell(row=r, column=c)
+                if isinstance(value, str):
+                    cell.value = _visible_controls(value)
+                    cell.data_type = "s"  # openpyxl would take "=…" as a formula
+                elif value is None or (isinstance(value, float) and value != value):
+                    continue
+                elif hasattr(value, "item"):  # numpy scalars
+                    cell.value = value.item()
+                elif isinstance(value, pd.Timestamp):
+                    cell.value = value.to_pydatetime()
+                else:
+                    cell.value = value
+                if value is not None:
+                    widths[c - 1] = max(widths[c - 1], _display_width(value))
+        sheet.freeze_panes = "A2"
+        if len(table.columns):
+            sheet.auto_filter.ref = (
+                f"A1:{get_column_letter(len(table.columns))}{max(1, len(table) + 1)}"
+            )
+        for c, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(c)].width = min(60, width + 2)
+    if not book.sheetnames:
+        book.create_sheet("data")
+    book.save(path)
+    return Path(path)
+
+
+def _display_width(value: object) -> int:
+    """Columns a value takes in a spreadsheet: CJK characters count twice."""
+    text = f"{value:,.2f}" if isinstance(value, float) else str(value)
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text[:80])
+
+
+def _sheet_name(name: str, taken: list[str]) -> str:
+    """Return a sheet name Excel accepts (31 characters, no []:*?/ or backslash), unique."""
+    clean = "".join("_" if ch in "[]:*?/\\" else ch for ch in str(name))[:31] or "data"
+    candidate, n = clean, 2
+    while candidate in taken:
+        candidate = f"{clean[: 31 - len(str(n)) - 1]}_{n}"
+        n += 1
+    return candidate
 
 
 def write_layers(path: str | Path, fmt: str | None, layers: dict) -> list[tuple[str, Path, int]]:
     """Write named result frames: as layers of one GeoPackage, else one file each.
 
-    The first frame goes to ``path``, the others beside it as ``STEM_NAME.SUFFIX``; a table
+    A GeoPackage holds them all as layers and a workbook as sheets; otherwise the first
+    frame goes to ``path``, the others beside it as ``STEM_NAME.SUFFIX``, and a table
     asked for as GeoJSON is written as CSV. Returns (name, file, rows) for each.
     """
     p = Path(path)
     chosen = format_for(p, fmt)
+    if chosen == "xlsx":
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_workbook(p, layers)
+        return [(name, p, len(frame)) for name, frame in layers.items()]
     if chosen == "gpkg":
         p.unlink(missing_ok=True)
     written = []

@@ -1,0 +1,63 @@
+"""Exports open where analysts take them, and nothing in the data runs there."""
+
+from __future__ import annotations
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from inventory import outputs
+
+FORMULAS = ['=HYPERLINK("http://x","click")', "+1+1", "-2+3", "@SUM(A1)", "=1+1"]
+
+
+def test_xlsx_text_is_never_a_formula(tmp_path):
+    frame = pd.DataFrame({"note": FORMULAS, "n": range(len(FORMULAS))})
+    path = outputs.write(frame, tmp_path / "x.xlsx")
+    sheet = openpyxl.load_workbook(path).active
+    cells = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert [c.value for c in cells] == FORMULAS  # the text as typed, nothing added
+    assert {c.data_type for c in cells} == {"s"}  # stored as text, not as formulas
+    assert [r[1].value for r in sheet.iter_rows(min_row=2)] == list(range(len(FORMULAS)))
+
+
+def test_csv_formulas_are_neutralised(tmp_path):
+    frame = pd.DataFrame({"note": [*FORMULAS, "plain", "a=b"], "n": [-1.5] * 7})
+    path = outputs.write(frame, tmp_path / "x.csv")
+    back = pd.read_csv(path, encoding="utf-8-sig")
+    assert back["note"].tolist() == [*("'" + f for f in FORMULAS), "plain", "a=b"]
+    assert back["n"].tolist() == [-1.5] * 7  # numbers stay numbers
+
+
+def test_control_characters_do_not_break_a_workbook(tmp_path):
+    frame = pd.DataFrame({"name": ["bell\x07", "esc\x1b[31mred", "nul\x00"]})
+    path = outputs.write(frame, tmp_path / "c.xlsx")
+    values = [r[0].value for r in openpyxl.load_workbook(path).active.iter_rows(min_row=2)]
+    assert values == ["bell\u2407", "esc\u241b[31mred", "nul\u2400"]
+
+
+def test_layers_go_to_one_styled_workbook(tmp_path):
+    layers = {
+        "spaces": pd.DataFrame({"survey_ref": ["JS-001", "JS-002"], "名称": ["原锅炉房", "门房"]}),
+        "totals": pd.DataFrame({"community": ["劲松北社区"], "usable_area_m2": [1698.0]}),
+    }
+    written = outputs.write_layers(tmp_path / "all.xlsx", None, layers)
+    assert [(name, path.name, rows) for name, path, rows in written] == [
+        ("spaces", "all.xlsx", 2),
+        ("totals", "all.xlsx", 1),
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.xlsx"]
+    book = openpyxl.load_workbook(tmp_path / "all.xlsx")
+    assert book.sheetnames == ["spaces", "totals"]
+    sheet = book["spaces"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:B3"
+    assert sheet["A1"].font.bold
+    assert sheet.column_dimensions["B"].width >= 10  # 原锅炉房: four wide characters
+
+
+@pytest.mark.parametrize("name", ["a/b", "x" * 40])
+def test_sheet_names_excel_accepts(tmp_path, name):
+    path = outputs.write_layers(tmp_path / "s.xlsx", None, {name: pd.DataFrame({"a": [1]})})[0][1]
+    (sheet,) = openpyxl.load_workbook(path).sheetnames
+    assert len(sheet) <= 31 and "/" not in sheet
