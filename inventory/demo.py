@@ -9,6 +9,7 @@ shipped Jinsong revenue scenario, and exports all of it for QGIS and Excel.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,8 @@ from inventory.capacity import capacity, hosts
 from inventory.db import connect
 from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
-from inventory.samples import JINSONG_CENTRE
+from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 DEMO_DB = Path("inventory-demo.sqlite")
 #: The sample files in import order: boundaries first, so spaces find their community.
 SAMPLE_FILES = (
@@ -53,9 +53,18 @@ class DemoResult:
 
 
 def run(
-    db: str | Path = DEMO_DB, out_dir: str | Path = "maps", sample_dir: str | Path = SAMPLE_DIR
+    db: str | Path = DEMO_DB, out_dir: str | Path = "maps", sample_dir: str | Path | None = None
 ) -> DemoResult:
-    """Run the demo into the SpatiaLite file ``db`` (replaced if it exists); write to ``out_dir``."""
+    """Run the demo into the SpatiaLite file ``db`` (replaced if it exists); write to ``out_dir``.
+
+    ``sample_dir`` holds the sample survey's files; by default the committed generator
+    writes them afresh into a temporary folder (the same files as ``sample_data/``), so
+    an installed package needs no source checkout.
+    """
+    if sample_dir is None:
+        with tempfile.TemporaryDirectory(prefix="inventory-sample-") as tmp:
+            write_jinsong_north(tmp)
+            return run(db, out_dir, tmp)
     db = Path(db)
     db.unlink(missing_ok=True)
     engine = connect(str(db), create=True)

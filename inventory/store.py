@@ -18,15 +18,16 @@ from inventory.config import render
 from inventory.errors import InputError, SchemaError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The Alembic migrations travel inside the package, so an installed wheel can ``init``.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config() -> Config:
-    """Return an Alembic config pointing at the project's migrations."""
+    """Return an Alembic config pointing at the package's migrations."""
     if not (MIGRATIONS_DIR / "env.py").exists():
         raise SchemaError(
-            f"The migrations folder {MIGRATIONS_DIR} is missing; install the inventory from "
-            "its source checkout (pip install -e .)."
+            f"The migrations folder {MIGRATIONS_DIR} is missing from this installation; "
+            "reinstall the inventory (pip install --force-reinstall stock-space-inventory)."
         )
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

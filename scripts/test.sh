@@ -12,5 +12,5 @@ if [ -z "${INVENTORY_TEST_POSTGIS_URL:-}" ]; then
 fi
 # A PostGIS test that cannot reach its server fails here instead of being skipped.
 export INVENTORY_TEST_REQUIRE_POSTGIS=1
-.venv/bin/ruff check inventory tests migrations benchmarks
+.venv/bin/ruff check inventory tests benchmarks
 .venv/bin/python -m pytest "$@"
