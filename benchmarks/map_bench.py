@@ -139,7 +139,7 @@ def main() -> int:
     import_file(engine, gpkg, layer="communities", communities=True)
     import_file(engine, gpkg, layer="spaces")
     spaces = listing.spaces(engine)
-    boundaries = maps.communities_frame(engine)
+    boundaries = listing.communities(engine)
     engine.dispose()
     bundles, members = find_bundles(spaces)
     print(f"{len(spaces):,} spaces in {len(boundaries):,} communities, {len(bundles):,} bundles")

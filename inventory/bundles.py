@@ -21,19 +21,29 @@ import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import Engine, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Double,
+    Engine,
+    func,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.sql.expression import cast
 
-from inventory import _dialects, listing
+from inventory import listing
 from inventory._gc import gc_paused
+from inventory.backends import backend
 from inventory.codes import KIND
+from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import severity_sql, worst_severity
-from inventory.geodesy import metres_per_degree, reproject, utm_epsg
+from inventory.geodesy import WGS84_A, WGS84_E2, metres_per_degree, reproject, utm_epsg
 from inventory.models import Community, Space
 from inventory.store import require_community, require_schema
 
-#: Walking-scale default: two rooms 30 m apart can share staff and a sign.
-DEFAULT_MAX_GAP_M = 30.0
 #: Partitions are laid side by side this far apart (m) so one index serves them all.
 _PARTITION_OFFSET_M = 1e7
 #: The sweep gives way to an R-tree when its x-overlaps would pass this many per space
@@ -77,12 +87,7 @@ def kind_codes(kinds: list[str] | None) -> list[str]:
         InputError: a kind is not known.
 
     """
-    codes = []
-    for k in kinds or []:
-        code = KIND.match(k)
-        if code is None:
-            raise InputError(f"--kind {k!r} is not a kind; kinds: {', '.join(KIND.codes)}.")
-        codes.append(code)
+    codes = KIND.match_all(kinds, "kinds")
     return codes or [k for k in KIND.codes if k != "parking"]
 
 
@@ -127,9 +132,9 @@ def select_spaces(
 
 def _check_sizes(max_gap_m: float, min_area_m2: float | None) -> None:
     if max_gap_m < 0:
-        raise InputError(f"--max-gap {max_gap_m} must be 0 m or more.")
+        raise InputError(f"`max_gap_m={max_gap_m:g}` must be 0 m or more.")
     if min_area_m2 is not None and min_area_m2 < 0:
-        raise InputError(f"--min-area {min_area_m2} must be 0 m² or more.")
+        raise InputError(f"`min_area_m2={min_area_m2:g}` must be 0 m² or more.")
 
 
 def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) -> np.ndarray:
@@ -351,10 +356,12 @@ def bundles_in_store(
         stmt = stmt.where(func.coalesce(severity, "") != "blocking")
     require_schema(engine)
     require_community(engine, community)
-    with engine.connect() as conn:
-        rows = _dialects.cluster_bundles(
-            conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members, codes
-        )
+    rows = None
+    if backend(engine).clusters_in_sql:
+        with engine.connect() as conn:
+            rows = _clusters_in_postgis(
+                conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members, codes
+            )
     in_memory = {
         "max_gap_m": max_gap_m,
         "kinds": codes,
@@ -373,15 +380,117 @@ def bundles_in_store(
     return found
 
 
+#: Separator of the member lists :func:`_clusters_in_postgis` returns (ASCII RS).
+SEPARATOR = "\x1e"
+
+
+def _clusters_in_postgis(
+    conn: Connection, chosen, gap_m: float, across: bool, min_members: int, kind_codes: list[str]
+) -> list:
+    """Return one row per bundle of the ``chosen`` spaces, clustered by PostGIS.
+
+    ``chosen`` is a subquery with ``community_id``, ``community``, ``survey_ref``,
+    ``kind``, ``footprint_area_m2``, ``floor_area_m2``, ``area_m2``, ``severity`` and
+    ``geom``. Links come from ``ST_ClusterDBSCAN(..., minpoints := 1)`` over each
+    community scaled to metres around its mean latitude with the radii of curvature of
+    :func:`inventory.geodesy.metres_per_degree`, or with ``across`` over all the spaces
+    in the UTM zone of their centre (:func:`inventory.geodesy.utm_epsg`), as the
+    in-memory path does, so both backends give the same bundles. Only the bundles (``min_members`` or more) come back:
+    ``members`` and ``member_communities`` as texts joined by :data:`SEPARATOR` (in the
+    same order, not sorted), ``member_count``, the kinds as bits
+    (bit i: ``kind_codes[i - 1]``), area sums in hundredths of m² (integers), the
+    smallest and largest area, the count
+    per severity and the convex hull as WKB.
+    """
+    from sqlalchemy.dialects.postgresql import array
+
+    g = chosen.c.geom
+    if across:
+        # one frame for all, the UTM zone of their centre: no partition edge
+        x, y = (func.ST_XMin(g) + func.ST_XMax(g)) / 2.0, (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
+        lon, lat = conn.execute(select(func.avg(x), func.avg(y))).one()
+        if lon is None:
+            return []
+        framed = select(
+            chosen,
+            literal(0).label("part"),
+            func.ST_Transform(g, utm_epsg(lon, lat)).label("metric"),
+        ).subquery("framed")
+    else:
+        # each community scaled at its mean latitude, a window over the same partition
+        # as the clustering: one sort serves both
+        cy = (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
+        mean = func.avg(cy).over(partition_by=chosen.c.community_id)
+        parted = select(
+            chosen,
+            chosen.c.community_id.label("part"),
+            func.radians(mean, type_=Double).label("lat"),
+        ).subquery("parted")
+        sin, cos = func.sin(parted.c.lat, type_=Double), func.cos(parted.c.lat, type_=Double)
+        w = func.sqrt(1 - WGS84_E2 * sin * sin, type_=Double)  # typed: no numeric arithmetic
+        per_radian = float(np.pi / 180 * WGS84_A)
+        metric = func.ST_Scale(
+            parted.c.geom, per_radian / w * cos, per_radian * (1 - WGS84_E2) / (w * w * w)
+        )
+        framed = select(parted, metric.label("metric")).subquery("framed")
+    labelled = select(
+        *(col for col in framed.c if col.name not in ("metric", "lat")),
+        func.ST_ClusterDBSCAN(framed.c.metric, float(gap_m), 1)
+        .over(partition_by=framed.c.part)
+        .label("label"),
+    ).subquery("labelled")
+    c = labelled.c
+    count = func.count()
+    # the distinct kinds of a bundle as bits of their place in the code list
+    kind_bit = literal(1).op("<<")(func.array_position(array(kind_codes), c.kind))
+    stmt = (
+        select(
+            # texts split in Python: far faster than a text[] for the driver to parse
+            # in no order: an ORDER BY in the aggregates sorts each bundle twice on the
+            # server (~1 s at 1M spaces); the caller orders the few that need it
+            *(
+                func.string_agg(column, literal(SEPARATOR)).label(name)
+                for name, column in (("members", c.survey_ref), ("member_communities", c.community))
+            ),
+            count.label("member_count"),
+            func.bit_or(kind_bit).label("kinds"),
+            # in hundredths of m², as integers: the same totals in any order of summation
+            *(
+                func.sum(cast(func.floor(func.coalesce(col, 0.0) * 100 + 0.5), BigInteger)).label(
+                    name
+                )
+                for name, col in (
+                    ("footprint_area_m2", c.footprint_area_m2),
+                    ("floor_area_m2", c.floor_area_m2),
+                    ("usable_area_m2", c.area_m2),
+                )
+            ),
+            func.min(c.area_m2).label("smallest_m2"),
+            func.max(c.area_m2).label("largest_m2"),
+            count.filter(c.severity.is_(None)).label("clean"),
+            *(
+                count.filter(c.severity == s).label(s)
+                for s in ("transitional", "minor", "blocking")
+            ),
+            func.ST_AsBinary(func.ST_ConvexHull(func.ST_Collect(c.geom))).label("wkb"),
+        )
+        .group_by(c.part, c.label)
+        .having(count >= int(min_members))
+    )
+    # JIT compiling this query costs more (~1 s) than it saves
+    conn.execute(text("SET LOCAL jit = off"))
+    return conn.execute(stmt).all()
+
+
 @gc_paused()
 def _from_rows(rows: list, codes: list[str]) -> tuple[gpd.GeoDataFrame, pd.DataFrame] | None:
-    """Return (bundles, membership) from :func:`inventory._dialects.cluster_bundles` rows.
+    """Return (bundles, membership) from :func:`_clusters_in_postgis` rows.
 
     None when the member lists do not split cleanly (a value holds the separator).
     """
     if not rows:
         return _empty()
-    sep = _dialects.SEPARATOR
+    sep = SEPARATOR
     counts = [r.member_count for r in rows]
     refs = sep.join(r.members for r in rows).split(sep)
     member_communities = sep.join(r.member_communities for r in rows).split(sep)

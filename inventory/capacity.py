@@ -16,8 +16,10 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, func, select, true
 
-from inventory import _dialects, listing
+from inventory import listing
+from inventory.backends import backend
 from inventory.bundles import find_bundles
+from inventory.defaults import CAPACITY_GROUPS, DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import annotate
 from inventory.geodesy import near_bounds, reproject, to_local_metres
@@ -26,7 +28,7 @@ from inventory.sources import read
 from inventory.store import require_community, require_schema
 
 #: What capacity can be grouped by.
-GROUPS = ("community", "district", "street_office", "kind", "tenure_status", "vacancy", "bundle")
+GROUPS = CAPACITY_GROUPS
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -40,10 +42,10 @@ def parse_point(text: str) -> tuple[float, float]:
         lon, lat = (float(v) for v in text.replace("，", ",").split(","))
     except ValueError:
         raise InputError(
-            f"--near {text!r} must be LON,LAT in degrees, e.g. --near 116.4655,39.8795."
+            f"`near={text!r}` must be LON,LAT in degrees, e.g. `near='116.4655,39.8795'`."
         ) from None
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InputError(f"--near {text!r} is not a longitude,latitude pair (is it LAT,LON?).")
+        raise InputError(f"`near={text!r}` is not a longitude,latitude pair (is it LAT,LON?).")
     return lon, lat
 
 
@@ -74,7 +76,7 @@ def filter_spaces(
     if community:
         out = out[out["community"] == community]
     if (near is None) != (radius_m is None):
-        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
+        raise InputError("`near` and `radius_m` go together: a point and a distance in metres.")
     if near is not None:
         out = out.assign(distance_m=distances_m(out.geometry.values, *near).round(1))
         out = out[out["distance_m"] <= radius_m]
@@ -90,13 +92,15 @@ def filter_spaces(
 def _check_groups(by) -> None:
     unknown = [g for g in by if g not in GROUPS]
     if unknown:
-        raise InputError(f"--by {','.join(unknown)}: group by one or more of {', '.join(GROUPS)}.")
+        raise InputError(
+            f"`by={','.join(unknown)!r}`: group by one or more of {', '.join(GROUPS)}."
+        )
 
 
 def capacity(
     spaces: gpd.GeoDataFrame,
     by: list[str] | tuple[str, ...] = ("community", "kind"),
-    max_gap_m: float = 30.0,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
 ) -> pd.DataFrame:
     """Return counts, areas and parking spaces of ``spaces`` grouped by ``by``.
 
@@ -142,7 +146,7 @@ def capacity_near(
     by: list[str] | tuple[str, ...] = ("kind",),
     *,
     community: str | None = None,
-    max_gap_m: float = 30.0,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
 ) -> pd.DataFrame:
     """Return :func:`capacity` of the spaces in the store within ``radius_m`` of ``near``.
 
@@ -160,7 +164,7 @@ def capacity_in_store(
     near: tuple[float, float] | None = None,
     radius_m: float | None = None,
     community: str | None = None,
-    max_gap_m: float = 30.0,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
 ) -> pd.DataFrame:
     """Return :func:`capacity` of the spaces in the store (of one community, or near a point).
 
@@ -179,15 +183,13 @@ def capacity_in_store(
     """
     _check_groups(by)
     if (near is None) != (radius_m is None):
-        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
+        raise InputError("`near` and `radius_m` go together: a point and a distance in metres.")
     table = Space.__table__
     where = true()
     if near is not None:
         if not radius_m > 0:
-            raise InputError(f"--radius {radius_m!r}: give a distance in metres greater than 0.")
-        where = _dialects.within_metres(
-            engine.dialect.name, table, table.c.geom, near[0], near[1], radius_m
-        )
+            raise InputError(f"`radius_m={radius_m!r}`: give a distance in metres greater than 0.")
+        where = backend(engine).within_metres(table, table.c.geom, near[0], near[1], radius_m)
     if where is None or not set(by) <= set(STORE_GROUPS):
         bounds = near_bounds(near[0], near[1], radius_m) if near is not None else None
         spaces = listing.spaces(engine, bounds=bounds, community=community)
@@ -212,7 +214,7 @@ def capacity_in_store(
         .where(where)
         .group_by(*[columns[g] for g in by])
         # in the order capacity() gives
-        .order_by(*[_dialects.codepoint_order(engine.dialect.name, columns[g]) for g in by])
+        .order_by(*[backend(engine).codepoint_order(columns[g]) for g in by])
     )
     if community:
         stmt = stmt.where(Community.name == community)
@@ -230,15 +232,15 @@ def capacity_in_store(
 
 def hosts(
     spaces: gpd.GeoDataFrame,
-    min_area_m2: float,
+    need_area_m2: float,
     *,
     near: tuple[float, float] | None = None,
     radius_m: float | None = None,
     kinds: list[str] | None = None,
-    max_gap_m: float = 30.0,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
     allow_blocking: bool = False,
 ) -> gpd.GeoDataFrame:
-    """List the spaces and bundles that can host a need of ``min_area_m2``, best first.
+    """List the spaces and bundles that can host a need of ``need_area_m2``, best first.
 
     Best first means: operable now (clean or transitional title before minor before
     blocking), then nearest (with ``near``), then the least area left over.
@@ -247,9 +249,9 @@ def hosts(
         InputError: the need's area is not positive.
 
     """
-    if not min_area_m2 > 0:
+    if not need_area_m2 > 0:
         raise InputError(
-            f"--need-area {min_area_m2}: give the area the need takes, in m², greater than 0."
+            f"`need_area_m2={need_area_m2}`: give the area the need takes, in m², greater than 0."
         )
     single = annotate(spaces)
     single = single[single["kind"] != "parking"]
@@ -299,19 +301,69 @@ def hosts(
             ],
             ignore_index=True,
         )
-    rows = rows[rows["usable_area_m2"] >= min_area_m2]
+    rows = rows[rows["usable_area_m2"] >= need_area_m2]
     if not allow_blocking:
         rows = rows[rows["title"] != "blocking"]
     if (near is None) != (radius_m is None):
-        raise InputError("--near and --radius go together: --near LON,LAT --radius METRES.")
+        raise InputError("`near` and `radius_m` go together: a point and a distance in metres.")
     rows = rows.copy()
     rows["distance_m"] = distances_m(rows.geometry.values, *near).round(1) if near else np.nan
     if near:
         rows = rows[rows["distance_m"] <= radius_m]
     rank = {"clean": 0, "transitional": 1, "minor": 2, "blocking": 3}
     rows["_rank"] = rows["title"].map(rank)
-    rows["spare_m2"] = (rows["usable_area_m2"] - min_area_m2).round(1)
+    rows["spare_m2"] = (rows["usable_area_m2"] - need_area_m2).round(1)
     rows = rows.sort_values(["_rank", "distance_m", "spare_m2", "id"], na_position="last")
     return gpd.GeoDataFrame(
         rows.drop(columns="_rank").reset_index(drop=True), geometry="geometry", crs=4326
     )
+
+
+def answer_in_store(
+    engine: Engine,
+    by: list[str] | tuple[str, ...] = ("community", "kind"),
+    *,
+    near: tuple[float, float] | str | None = None,
+    radius_m: float | None = None,
+    within: str | Path | None = None,
+    community: str | None = None,
+    need_area_m2: float | None = None,
+    kinds: list[str] | None = None,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
+) -> tuple[str, pd.DataFrame]:
+    """Answer a capacity question about the store: ``("capacity", table)`` or ``("hosts", …)``.
+
+    With ``need_area_m2``, the spaces and bundles that can host a need of that size,
+    best first (:func:`hosts`); otherwise capacity grouped ``by`` (:func:`capacity`).
+    ``near`` is (lon, lat) or "LON,LAT"; ``within`` a file of polygons. Questions the
+    store can answer in SQL are (:func:`capacity_in_store`); for the others only the
+    spaces in the box around ``near`` are loaded.
+
+    Raises:
+        InputError: an unknown grouping, a bad point or radius, an unreadable polygon
+            file, or a need that is not positive.
+
+    """
+    point = parse_point(near) if isinstance(near, str) else near
+    groups = by.split(",") if isinstance(by, str) else list(by)
+    groups = [g.strip() for g in groups if g.strip()]
+    if within is None and need_area_m2 is None:
+        return "capacity", capacity_in_store(
+            engine, groups, near=point, radius_m=radius_m, community=community, max_gap_m=max_gap_m
+        )
+    if (point is None) != (radius_m is None):
+        raise InputError("`near` and `radius_m` go together: a point and a distance in metres.")
+    # the spatial index narrows the load to the box around the point; exact below
+    bounds = near_bounds(*point, radius_m) if point and radius_m else None
+    spaces = filter_spaces(
+        listing.spaces(engine, bounds=bounds),
+        near=point,
+        radius_m=radius_m,
+        within=within,
+        community=community,
+    )
+    if need_area_m2 is not None:
+        return "hosts", hosts(
+            spaces, need_area_m2, near=point, radius_m=radius_m, kinds=kinds, max_gap_m=max_gap_m
+        )
+    return "capacity", capacity(spaces, groups, max_gap_m)

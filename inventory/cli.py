@@ -1,10 +1,14 @@
-"""The ``inventory`` command line. Parses arguments, calls one library function, prints.
+"""The ``inventory`` command line: parses arguments, calls one library function, prints.
 
-No logic lives here: each command delegates to the module that does its job.
+No logic lives here. Each command opens the store, calls the one library function that
+does its job and prints or writes what it returns. The library names its parameters;
+:data:`FLAGS` maps them to this command line's flags, in one place. Heavy libraries
+(geopandas, folium, scipy) load inside the commands that use them, so ``--help`` is fast.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,19 +17,12 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from inventory import capacity as capacity_job
-from inventory import demo as demo_job
-from inventory import export as export_job
-from inventory import listing, maps, outputs, revenue, store
-from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store, find_bundles
-from inventory.codes import KIND
-from inventory.db import connect
+from inventory import __version__
+from inventory.defaults import CAPACITY_GROUPS, DEFAULT_MAX_GAP_M, DEMO_DB
 from inventory.errors import InventoryError
-from inventory.gaps import title_gaps_in_store
-from inventory.importer import ImportReport, import_file, write_reports
 
 app = typer.Typer(
     name="inventory",
@@ -36,10 +33,74 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 T = TypeVar("T")
+
+#: Library parameter → command-line flag, for the library's messages.
+FLAGS = {
+    "all_layers": "--all-layers",
+    "batch": "--batch",
+    "by": "--by",
+    "communities": "--communities",
+    "community": "--community",
+    "crs": "--crs",
+    "encoding": "--encoding",
+    "expiring_months": "--expiring-months",
+    "field_map": "--map",
+    "fmt": "--format",
+    "kind": "--kind",
+    "kinds": "--kind",
+    "lang": "--lang",
+    "layer": "--layer",
+    "max_gap_m": "--max-gap",
+    "min_area_m2": "--min-area",
+    "mode": "--mode",
+    "near": "--near",
+    "need_area_m2": "--need-area",
+    "period": "--period",
+    "radius_m": "--radius",
+    "scenario": "--scenario",
+    "tiles": "--tiles",
+}
+_PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
+#: Titles of the tables shown after a command's main one.
+LAYER_TITLES = {"gap_totals": "Per community", "bundle_members": "Bundle members"}
+#: What the rows of a written layer are, where "rows (layer)" would say less.
+NOUNS = {"spaces": "spaces", "rejects": "rejected features"}
+#: Rows a table shows on the terminal; ``--output FILE`` writes them all.
+TERMINAL_ROWS = 100
+
+
+def as_flags(message: str) -> str:
+    """Return a library message with its parameters (```max_gap_m=-5```) as flags (--max-gap -5)."""
+
+    def flag(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        if name not in FLAGS:
+            return m.group(0)
+        return FLAGS[name] if value in (None, "True") else f"{FLAGS[name]} {value}"
+
+    return _PARAMETER.sub(flag, message)
+
+
+def _safe(value: object) -> str:
+    """Text from the data as the terminal may show it: control characters (ESC…) made visible."""
+    text = str(value)
+    return re.sub(
+        r"[\x00-\x08\x0b-\x1f\x7f-\x9f]",
+        lambda m: chr(0x2400 + ord(m.group())) if ord(m.group()) < 32 else "\ufffd",
+        text,
+    )
+
+
+def _say(message: str, style: str | None = None) -> None:
+    """Print one line of ours (never markup from the data)."""
+    console.print(Text(_safe(message), style=style or ""), soft_wrap=True)
+
+
+# ---- options declared once ------------------------------------------------------------
 
 DbOption = Annotated[
     str | None,
@@ -50,8 +111,6 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
-
-
 FormatOption = Annotated[
     str | None,
     typer.Option(
@@ -59,34 +118,195 @@ FormatOption = Annotated[
     ),
 ]
 OutputOption = Annotated[
-    Path | None, typer.Option(help="Write to this file instead of showing a table.")
+    Path | None,
+    typer.Option(
+        help="Write to this file instead of showing a table; - writes csv or json to stdout."
+    ),
 ]
 CommunityOption = Annotated[str | None, typer.Option(help="Only this community.")]
+KindOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Only these kinds (repeatable; code or Chinese name: 锅炉房, boiler_room)."),
+]
+MaxGapOption = Annotated[
+    float, typer.Option(help="Largest gap (m) between two spaces of one bundle.")
+]
+
+
+def _version(show: bool) -> None:
+    if show:
+        print(f"inventory {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Spatial inventory of stock spaces (存量空间) in old residential communities."""
+    console.quiet = quiet
+
+
+# ---- running library calls ------------------------------------------------------------
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the library's errors into one red line and exit code 1."""
+    """Turn the library's errors, and the system's, into one red line and exit code 1."""
     try:
         yield
     except InventoryError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        _fail(as_flags(str(exc)))
+    except OSError as exc:
+        where = f" {exc.filename!s}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}:{where}. Check the path, its permissions and free space.")
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        _fail(
+            f"The store refused the request ({reason}). Nothing was changed; check that the "
+            "store is writable and that this role may do it, then try again."
+        )
 
 
-@contextmanager
-def _store(db: str | None) -> Iterator:
-    """Open the store named by --db (or the configured one) for one command."""
-    engine = connect(db)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+def _fail(message: str) -> None:
+    err_console.print(Text("Error: ", style="bold red") + Text(_safe(message)), soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def _call(fn: Callable[[], T]) -> T:
     with _user_errors():
         return fn()
+
+
+def _in_store(db: str | None, job: Callable, *, create: bool = False) -> T:
+    """Open the store named by --db, run ``job(engine)``, close it; errors as messages."""
+
+    def run():
+        from inventory.db import connect
+
+        engine = connect(db, create=create)
+        try:
+            return job(engine)
+        finally:
+            engine.dispose()
+
+    return _call(run)
+
+
+# ---- printing -------------------------------------------------------------------------
+
+#: Columns that are never folded or left out: identifiers and the figures.
+_KEEP = {"survey_ref", "bundle_id", "id", "host", "variant", "year", "month"}
+
+
+def _cell(value) -> str:
+    from pandas import isna  # loaded by then: cells come from frames
+
+    if isinstance(value, list | tuple):
+        return ", ".join(map(_safe, value))
+    if value is None or (not isinstance(value, str) and isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return _safe(value)
+
+
+def _shown(rows, total: int | None = None, get_all: str = "--output FILE writes them all"):
+    """Return the rows to show on the terminal, and a caption if they were cut."""
+    total = len(rows) if total is None else total
+    if total <= TERMINAL_ROWS:
+        return rows, None
+    return rows[:TERMINAL_ROWS], f"The first {TERMINAL_ROWS} of {total:,} rows; {get_all}."
+
+
+def _table(
+    frame,
+    title: str,
+    columns: list[str] | None = None,
+    *,
+    total: int | None = None,
+    headers: dict[str, str] | None = None,
+    get_all: str = "--output FILE writes them all",
+) -> Table:
+    """Return a terminal table of ``frame``'s ``columns`` that never cuts a value.
+
+    Identifiers and numbers keep their whole width; other text folds onto more lines.
+    When even that does not fit the terminal, text columns are left out from the right
+    and the caption names them.
+    """
+    columns = list(frame.columns if columns is None else columns)
+    shown, caption = _shown(frame, total, get_all)
+    cells = {c: [_cell(v) for v in shown[c]] for c in columns}
+    label = {c: (headers or {}).get(c, c) for c in columns}
+    numeric = {c: frame[c].dtype.kind in "iuf" for c in columns}
+    kept = {c for c in columns if numeric[c] or c in _KEEP}
+    widths = {c: max([len(label[c]), *map(len, cells[c])]) for c in columns}
+    room = max(console.width, 40)
+    dropped: list[str] = []
+    while True:
+        need = sum(widths[c] if c in kept else min(widths[c], 12) for c in columns)
+        need += 3 * len(columns) + 1
+        droppable = [c for c in columns if c not in kept]
+        if need <= room or not droppable:
+            break
+        dropped.insert(0, droppable[-1])
+        columns.remove(droppable[-1])
+    if dropped:
+        note = f"Left out to fit the terminal: {', '.join(dropped)}; --output FILE has them."
+        caption = f"{caption} {note}" if caption else note
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for c in columns:
+        if c in kept:
+            table.add_column(
+                label[c],
+                justify="right" if numeric[c] else "left",
+                no_wrap=True,
+                min_width=widths[c],
+            )
+        else:
+            table.add_column(label[c], overflow="fold")
+    for i in range(len(shown)):
+        table.add_row(*[Text(cells[c][i]) for c in columns])
+    return table
+
+
+def _emit(layers: dict, output: Path | None, fmt: str | None, title: str, columns=None) -> None:
+    """Write the result layers to ``output`` (- for stdout), or show the first as a table."""
+    if output is None:
+        if fmt is not None:
+            _fail("--format needs --output FILE (or --output - for stdout).")
+        name, frame = next(iter(layers.items()))
+        console.print(_table(frame, title.format(n=len(frame)), columns))
+        for other, frame in list(layers.items())[1:]:
+            console.print(_table(frame, LAYER_TITLES.get(other, other)))
+        return
+    from inventory import outputs
+
+    if str(output) == "-":
+        name, frame = next(iter(layers.items()))
+        _call(lambda: sys.stdout.write(outputs.to_text(frame, fmt or "csv")))
+        if len(layers) > 1:
+            err_console.print(
+                Text(f"Only the first layer ({name}) went to stdout; --output FILE writes all.")
+            )
+        return
+    for name, target, rows in _call(lambda: outputs.write_layers(output, fmt, layers)):
+        _say(f"{rows} {NOUNS.get(name, f'rows ({name})')} written to {target}")
+
+
+# ---- commands -------------------------------------------------------------------------
 
 
 @app.command()
@@ -98,18 +318,12 @@ def init(db: DbOption = None) -> None:
         inventory init --db /data/jinsong.sqlite
 
     """
+    from inventory import store
 
-    def run() -> str:
-        engine = connect(db, create=True)
-        try:
-            return store.init(engine), store.info(engine)
-        finally:
-            engine.dispose()
-
-    revision, info = _call(run)
-    console.print(
-        f"Store ready: {info.backend} at {info.location} (schema revision {revision}, "
-        f"{info.spatial_version})."
+    found = _in_store(db, store.init_and_describe, create=True)
+    _say(
+        f"Store ready: {found.backend} at {found.location} (schema revision "
+        f"{found.schema_revision}, {found.spatial_version})."
     )
 
 
@@ -122,92 +336,103 @@ def info(db: DbOption = None) -> None:
         INVENTORY_DATABASE_URL=postgresql+psycopg://me@dbhost/inventory inventory info
 
     """
+    from inventory import store
 
-    def run() -> store.StoreInfo:
-        with _store(db) as engine:
-            return store.info(engine)
-
-    _print_info(_call(run))
+    _print_info(_in_store(db, store.info))
 
 
-def _print_info(result: store.StoreInfo) -> None:
+def _print_info(result) -> None:
+    from inventory.codes import KIND
+
     summary = Table.grid(padding=(0, 2))
-    summary.add_row("Backend", f"{result.backend} ({result.spatial_version})")
-    summary.add_row("Location", result.location)
-    status = (
-        "not initialised — run `inventory init`"
-        if result.schema_revision is None
-        else (
-            f"{result.schema_revision} (up to date)"
-            if result.schema_revision == result.head_revision
-            else f"{result.schema_revision} (this version needs {result.head_revision}: "
+    summary.add_row("Backend", Text(f"{result.backend} ({result.spatial_version})"))
+    summary.add_row("Location", Text(_safe(result.location)))
+    if result.schema_revision is None:
+        status = "not initialised — run `inventory init`"
+    elif result.schema_revision == result.head_revision:
+        status = f"{result.schema_revision} (up to date)"
+    else:
+        status = (
+            f"{result.schema_revision} (this version needs {result.head_revision}: "
             "run `inventory init`)"
         )
-    )
-    summary.add_row("Schema", status)
+    summary.add_row("Schema", Text(status))
     summary.add_row(
         "Contents",
-        f"{result.communities} communities, {result.spaces} spaces, "
-        f"{result.batches} import batches, {result.rejected} rejected features",
+        Text(
+            f"{result.communities} communities, {result.spaces} spaces, "
+            f"{result.batches} import batches, {result.rejected} rejected features"
+        ),
     )
     console.print(summary)
     if result.spaces_by_community_kind:
-        shown, caption = _shown(
+        import pandas as pd
+
+        frame = pd.DataFrame(
             result.spaces_by_community_kind,
-            get_all="inventory capacity --by community,kind --output FILE writes them all",
+            columns=["community", "kind", "spaces", "usable_area_m2", "parking_spaces"],
         )
-        table = Table(title="Spaces by community and kind", caption=caption, caption_justify="left")
-        table.add_column("Community")
-        table.add_column("Kind")
-        table.add_column("Spaces", justify="right")
-        table.add_column("Usable area m²", justify="right")
-        table.add_column("Parking spaces", justify="right")
-        for community, kind, count, area, parking in shown:
-            label = f"{KIND.label(kind, 'zh')} {KIND.label(kind, 'en')}"
-            table.add_row(
-                community, label, str(count), f"{area:,.0f}", f"{parking:,}" if parking else ""
+        frame["kind"] = frame["kind"].map(lambda k: f"{KIND.label(k, 'zh')} {KIND.label(k, 'en')}")
+        frame["usable_area_m2"] = frame["usable_area_m2"].round(0)
+        frame["parking_spaces"] = frame["parking_spaces"].replace(0, None)
+        console.print(
+            _table(
+                frame,
+                "Spaces by community and kind",
+                headers={
+                    "community": "Community",
+                    "kind": "Kind",
+                    "spaces": "Spaces",
+                    "usable_area_m2": "Usable area m²",
+                    "parking_spaces": "Parking spaces",
+                },
+                get_all="inventory capacity --by community,kind --output FILE writes them all",
             )
-        console.print(table)
+        )
 
 
-def _print_report(report: ImportReport, max_issues: int = 25) -> None:
+def _print_report(report, max_issues: int = 25) -> None:
     where = report.source + (f" (layer {report.layer})" if report.layer else "")
     title = f"{'Dry run — nothing written: ' if report.dry_run else ''}{where} → {report.target}"
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=Text(_safe(title)), show_header=False, title_justify="left")
     table.add_column(style="bold")
-    table.add_column()
-    table.add_row(
-        "Features",
-        f"read {report.read} = loaded {report.loaded} + updated {report.updated} + "
-        f"unchanged {report.unchanged} + rejected {report.rejected}",
-    )
-    table.add_row("Encoding", f"{report.encoding} ({report.encoding_note})")
-    table.add_row("CRS", report.crs)
-    table.add_row(
-        "Fields mapped", ", ".join(f"{s}→{t}" for s, t in report.fields.items()) or "none"
-    )
+    table.add_column(overflow="fold")
+    rows = [
+        (
+            "Features",
+            f"read {report.read} = loaded {report.loaded} + updated {report.updated} + "
+            f"unchanged {report.unchanged} + rejected {report.rejected}",
+        ),
+        ("Encoding", as_flags(f"{report.encoding} ({report.encoding_note})")),
+        ("CRS", as_flags(report.crs)),
+        ("Fields mapped", ", ".join(f"{s}→{t}" for s, t in report.fields.items()) or "none"),
+    ]
     if report.unmapped:
-        table.add_row("Kept as extra attributes", ", ".join(report.unmapped))
+        rows.append(("Kept as extra attributes", ", ".join(report.unmapped)))
     if report.communities_created:
-        table.add_row("New communities", ", ".join(report.communities_created))
+        rows.append(("New communities", ", ".join(report.communities_created)))
     if report.batch_id is not None:
-        table.add_row("Batch", str(report.batch_id))
+        rows.append(("Batch", str(report.batch_id)))
+    for name, value in rows:
+        table.add_row(name, Text(_safe(value)))
     console.print(table)
     if report.issues:
         issues = Table(title="Rejected, repaired and flagged features", title_justify="left")
-        for col in ("Row", "Survey ref", "Status", "Reasons"):
-            issues.add_column(col)
+        issues.add_column("Row", no_wrap=True)
+        issues.add_column("Survey ref", no_wrap=True)
+        issues.add_column("Status", no_wrap=True)
+        issues.add_column("Reasons", overflow="fold")
         for issue in report.issues[:max_issues]:
             style = {"rejected": "red", "repaired": "yellow"}.get(issue.status, "cyan")
             issues.add_row(
                 str(issue.row),
-                issue.survey_ref or "",
-                f"[{style}]{issue.status}[/]",
-                "; ".join(issue.reasons),
+                Text(_safe(issue.survey_ref or "")),
+                Text(issue.status, style=style),
+                Text(_safe(as_flags("; ".join(issue.reasons)))),
             )
         console.print(issues)
         if len(report.issues) > max_issues:
-            console.print(f"… and {len(report.issues) - max_issues} more: use --report FILE.")
+            _say(f"… and {len(report.issues) - max_issues} more: use --report FILE.")
 
 
 @app.command("import")
@@ -279,60 +504,69 @@ def import_(
         inventory import rooms.csv --crs gcj02 --community 劲松北社区 --map 房间面积=floor_area_m2
 
     """
-    engine = _call(lambda: connect(db))
-    reports: list[ImportReport] = []
-    failed = False
-    try:
-        with Progress(transient=True, console=console) as bar:
-            tasks: dict[str, int] = {}
+    from rich.progress import Progress
 
-            def progress(stage: str, done: int, total: int) -> None:
-                if total < 5000:
-                    return
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
+    from inventory.importer import import_files
 
-            for path in files:
-                try:
-                    with _user_errors():
-                        got = import_file(
-                            engine,
-                            path,
-                            layer=layer,
-                            all_layers=all_layers,
-                            communities=communities,
-                            crs=crs,
-                            encoding=encoding,
-                            community=community,
-                            field_map=map_,
-                            profile=profile,
-                            save_profile_to=save_profile,
-                            dry_run=dry_run,
-                            progress=progress,
-                        )
-                except typer.Exit:
-                    failed = True
-                    continue
-                reports += got
-                failed |= any(r.imported == 0 for r in got)
-    finally:
-        engine.dispose()
-    for r in reports:
+    with Progress(transient=True, console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if total < 5000:
+                return
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        run = _in_store(
+            db,
+            lambda engine: import_files(
+                engine,
+                files,
+                report_to=report,
+                save_profile_to=save_profile,
+                layer=layer,
+                all_layers=all_layers,
+                communities=communities,
+                crs=crs,
+                encoding=encoding,
+                community=community,
+                field_map=map_,
+                profile=profile,
+                dry_run=dry_run,
+                progress=progress,
+            ),
+        )
+    for _path, exc in run.failed:
+        err_console.print(
+            Text("Error: ", style="bold red") + Text(_safe(as_flags(str(exc)))), soft_wrap=True
+        )
+    for r in run.reports:
         _print_report(r)
-    if report and reports:
-        _call(lambda: write_reports(reports, report))
-        console.print(f"Report written to {report}")
-    if failed:
+    if run.report_file:
+        _say(f"Report written to {run.report_file}")
+    if not run.ok:
         raise typer.Exit(1)
+
+
+_SPACE_HEADERS = {
+    "survey_ref": "Survey ref",
+    "community": "Community",
+    "kind": "Kind",
+    "floor_area_m2": "Floor m²",
+    "usable_area_m2": "Usable m²",
+    "parking_spaces": "Parking",
+    "owner_name": "Owner",
+    "land_type": "Land",
+    "certificate_status": "Certificate",
+    "quality_flags": "Flags",
+}
 
 
 @app.command()
 def spaces(
     community: CommunityOption = None,
-    kind: Annotated[
-        str | None, typer.Option(help="Only this kind (code or Chinese name: 锅炉房, boiler_room).")
-    ] = None,
+    kind: KindOption = None,
     batch: Annotated[
         int | None, typer.Option(help="Only spaces last written by this import batch.")
     ] = None,
@@ -348,68 +582,32 @@ def spaces(
         inventory spaces --batch 2 --format csv --output batch2.csv
 
     """
+    from inventory import listing
 
-    def run():
-        if output is None and format_ is not None:
-            raise typer.BadParameter("--format needs --output FILE")
-        filters = {"community": community, "kind": kind, "batch": batch}
-        with _store(db) as engine:
-            if output is not None:
-                frame = listing.spaces(engine, **filters)
-                return frame, len(frame), outputs.write(frame, output, format_, layer="spaces")
-            # the terminal shows the first rows: load only those
-            frame = listing.spaces(engine, **filters, limit=TERMINAL_ROWS)
-            return frame, listing.count_spaces(engine, **filters), None
-
-    frame, total, written = _call(run)
-    if written:
-        console.print(f"{total} spaces written to {written}")
+    # the terminal shows the first rows: only those are read
+    limit = None if output is not None else TERMINAL_ROWS
+    frame, total = _in_store(
+        db,
+        lambda e: listing.spaces_and_count(
+            e, community=community, kinds=kind, batch=batch, limit=limit
+        ),
+    )
+    if output is not None:
+        _emit({"spaces": frame}, output, format_, "")
         return
-    shown, caption = _shown(frame, total)
-    table = Table(title=f"{total} spaces", caption=caption, caption_justify="left")
-    for col in (
-        "Survey ref",
-        "Community",
-        "Kind",
-        "Floor m²",
-        "Usable m²",
-        "Parking",
-        "Owner",
-        "Land",
-        "Certificate",
-        "Flags",
-    ):
-        table.add_column(col, justify="right" if "m²" in col or col == "Parking" else "left")
-    for row in shown.itertuples():
-        table.add_row(
-            row.survey_ref,
-            row.community,
-            f"{row.kind_zh} {row.kind}",
-            _num(row.floor_area_m2),
-            _num(row.usable_area_m2),
-            _num(row.parking_spaces),
-            row.owner_name or "",
-            row.land_type or "",
-            row.certificate_status or "",
-            "; ".join(row.quality_flags or []),
-        )
-    console.print(table)
-
-
-def _num(value) -> str:
-    return "" if value is None or value != value else f"{value:,.0f}"
+    shown = frame.assign(kind=frame["kind_zh"] + " " + frame["kind"])
+    for col in ("floor_area_m2", "usable_area_m2", "parking_spaces"):
+        shown[col] = shown[col].astype(float).round(0)
+    console.print(
+        _table(shown, f"{total} spaces", list(_SPACE_HEADERS), total=total, headers=_SPACE_HEADERS)
+    )
 
 
 @app.command()
 def rejects(
     batch: Annotated[int | None, typer.Option(help="Only this import batch.")] = None,
-    format_: Annotated[
-        str | None,
-        typer.Option("--format", help="csv, json or xlsx (default: from --output's suffix)."),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option(help="Write to this file instead of showing a table.")
-    ] = None,
+    format_: FormatOption = None,
+    output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """Show the quarantine: features that could not be imported, with why and their raw data.
@@ -419,82 +617,27 @@ def rejects(
         inventory rejects --batch 3 --output rejects.xlsx
 
     """
+    from inventory import listing
 
-    def run():
-        with _store(db) as engine:
-            if output is not None:
-                frame = listing.rejects(engine, batch=batch)
-                return frame, len(frame), outputs.write(frame, output, format_, layer="rejects")
-            # the terminal shows the first rows: load only those
-            frame = listing.rejects(engine, batch=batch, limit=TERMINAL_ROWS)
-            return frame, listing.count_rejects(engine, batch=batch), None
-
-    frame, total, written = _call(run)
-    if written:
-        console.print(f"{total} rejected features written to {written}")
+    limit = None if output is not None else TERMINAL_ROWS
+    frame, total = _in_store(db, lambda e: listing.rejects_and_count(e, batch=batch, limit=limit))
+    if output is not None:
+        _emit({"rejects": frame}, output, format_, "")
         return
-    shown, caption = _shown(frame, total)
-    table = Table(title=f"{total} rejected features", caption=caption, caption_justify="left")
-    for col in ("Batch", "File", "Row", "Survey ref", "Reasons"):
-        table.add_column(col)
-    for row in shown.itertuples():
-        table.add_row(
-            str(row.batch_id),
-            Path(row.source_file).name,
-            str(row.source_row),
-            row.survey_ref or "",
-            "; ".join(row.reasons),
-        )
-    console.print(table)
-
-
-#: Rows a table shows on the terminal; ``--output FILE`` writes them all.
-TERMINAL_ROWS = 100
-
-
-def _shown(
-    rows, total: int | None = None, get_all: str = "--output FILE writes them all"
-) -> tuple[object, str | None]:
-    """Return the rows (a frame or a list) to show on the terminal, and a caption if cut.
-
-    ``total``: how many rows there are, when ``rows`` holds only the first.
-    """
-    total = len(rows) if total is None else total
-    if total <= TERMINAL_ROWS:
-        return rows, None
-    return rows[:TERMINAL_ROWS], f"The first {TERMINAL_ROWS} of {total:,} rows; {get_all}."
-
-
-def _table(frame, title: str, columns: list[str]) -> Table:
-    shown, caption = _shown(frame)
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    for col in columns:
-        table.add_column(col, justify="right" if frame[col].dtype.kind in "if" else "left")
-    for row in shown[columns].itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
-    return table
-
-
-def _cell(value) -> str:
-    from pandas import isna  # loaded by then: cells come from frames
-
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if value is None or isna(value):
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return str(value)
-
-
-def _write_layers(path: Path, fmt: str | None, layers: dict) -> None:
-    for name, target, rows in outputs.write_layers(path, fmt, layers):
-        console.print(f"{rows} rows ({name}) written to {target}")
-
-
-def _load_spaces(db: str | None, community: str | None = None, bounds=None):
-    with _store(db) as engine:
-        return listing.spaces(engine, community=community, bounds=bounds)
+    shown = frame.assign(
+        source_file=frame["source_file"].map(lambda p: Path(p).name),
+        reasons=frame["reasons"].map(lambda r: as_flags("; ".join(r))),
+    )
+    headers = {
+        "batch_id": "Batch",
+        "source_file": "File",
+        "source_row": "Row",
+        "survey_ref": "Survey ref",
+        "reasons": "Reasons",
+    }
+    console.print(
+        _table(shown, f"{total} rejected features", list(headers), total=total, headers=headers)
+    )
 
 
 @app.command()
@@ -519,38 +662,46 @@ def gaps(
         inventory gaps --community 劲松北社区 --output gaps.xlsx
 
     """
+    from inventory.gaps import title_gaps_in_store
 
-    def run():
-        with _store(db) as engine:
-            return title_gaps_in_store(engine, community=community, expiring_months=expiring_months)
-
-    rows, totals = _call(run)
-    if output:
-        _call(lambda: _write_layers(output, format_, {"gaps": rows, "gap_totals": totals}))
-        return
-    console.print(
-        _table(
-            rows,
-            f"{len(rows)} spaces with title gaps or data-quality flags",
-            [
-                "survey_ref",
-                "community",
-                "kind",
-                "usable_area_m2",
-                "gap_severity",
-                "gap_detail",
-                "quality_flags",
-            ],
-        )
+    rows, totals = _in_store(
+        db,
+        lambda e: title_gaps_in_store(e, community=community, expiring_months=expiring_months),
     )
-    console.print(_table(totals, "Per community", list(totals.columns)))
+    _emit(
+        {"gaps": rows, "gap_totals": totals},
+        output,
+        format_,
+        "{n} spaces with title gaps or data-quality flags",
+        [
+            "survey_ref",
+            "community",
+            "kind",
+            "usable_area_m2",
+            "gap_severity",
+            "gap_detail",
+            "quality_flags",
+        ],
+    )
+
+
+BUNDLE_COLUMNS = [
+    "bundle_id",
+    "communities",
+    "members",
+    "member_count",
+    "usable_area_m2",
+    "smallest_m2",
+    "largest_m2",
+    "clean",
+    "transitional",
+    "blocking",
+]
 
 
 @app.command()
 def bundles(
-    max_gap: Annotated[
-        float, typer.Option(help="Largest gap (m) between two spaces of one bundle.")
-    ] = DEFAULT_MAX_GAP_M,
+    max_gap: MaxGapOption = DEFAULT_MAX_GAP_M,
     kind: Annotated[
         list[str] | None,
         typer.Option(help="Kinds that may join (repeatable); default all but parking."),
@@ -579,47 +730,30 @@ def bundles(
         inventory bundles --max-gap 60 --exclude-blocking --output bundles.gpkg
 
     """
+    from inventory.bundles import bundles_in_store
 
-    def run():
-        with _store(db) as engine:
-            return bundles_in_store(
-                engine,
-                max_gap,
-                community=community,
-                kinds=kind,
-                min_area_m2=min_area,
-                exclude_blocking=exclude_blocking,
-                across_communities=across_communities,
-            )
-
-    found, members = _call(run)
-    if output:
-        _call(lambda: _write_layers(output, format_, {"bundles": found, "bundle_members": members}))
-        return
-    console.print(
-        _table(
-            found,
-            f"{len(found)} bundles within {max_gap:g} m",
-            [
-                "bundle_id",
-                "communities",
-                "members",
-                "member_count",
-                "usable_area_m2",
-                "smallest_m2",
-                "largest_m2",
-                "clean",
-                "transitional",
-                "blocking",
-            ],
-        )
+    found, members = _in_store(
+        db,
+        lambda e: bundles_in_store(
+            e,
+            max_gap,
+            community=community,
+            kinds=kind,
+            min_area_m2=min_area,
+            exclude_blocking=exclude_blocking,
+            across_communities=across_communities,
+        ),
     )
+    layers = {"bundles": found, "bundle_members": members}
+    if output is None:
+        layers = {"bundles": found}  # the members are in each bundle's row
+    _emit(layers, output, format_, f"{{n}} bundles within {max_gap:g} m", BUNDLE_COLUMNS)
 
 
 @app.command()
 def capacity(
     by: Annotated[
-        str, typer.Option(help=f"Group by, comma-separated: {', '.join(capacity_job.GROUPS)}.")
+        str, typer.Option(help=f"Group by, comma-separated: {', '.join(CAPACITY_GROUPS)}.")
     ] = "community,kind",
     near: Annotated[str | None, typer.Option(help="LON,LAT (WGS84) of a point of need.")] = None,
     radius: Annotated[float | None, typer.Option(help="Metres around --near.")] = None,
@@ -651,58 +785,37 @@ def capacity(
         inventory capacity --need-area 150 --near 116.4655,39.8795 --radius 300
 
     """
+    from inventory.capacity import answer_in_store
 
-    def run():
-        point = capacity_job.parse_point(near) if near else None
-        groups = [b.strip() for b in by.split(",") if b.strip()]
-        if within is None and need_area is None:
-            with _store(db) as engine:
-                return "capacity", capacity_job.capacity_in_store(
-                    engine,
-                    groups,
-                    near=point,
-                    radius_m=radius,
-                    community=community,
-                    max_gap_m=max_gap,
-                )
-        # the spatial index narrows the load to the box around the point; exact below
-        bounds = capacity_job.near_bounds(*point, radius) if point and radius else None
-        spaces = capacity_job.filter_spaces(
-            _load_spaces(db, bounds=bounds),
-            near=point,
+    name, frame = _in_store(
+        db,
+        lambda e: answer_in_store(
+            e,
+            by,
+            near=near,
             radius_m=radius,
             within=within,
             community=community,
-        )
-        if need_area is not None:
-            return "hosts", capacity_job.hosts(
-                spaces, need_area, near=point, radius_m=radius, kinds=kind, max_gap_m=max_gap
-            )
-        return "capacity", capacity_job.capacity(spaces, groups, max_gap)
-
-    name, frame = _call(run)
-    if output:
-        _call(lambda: _write_layers(output, format_, {name: frame}))
-        return
+            need_area_m2=need_area,
+            kinds=kind,
+            max_gap_m=max_gap,
+        ),
+    )
     if name == "hosts":
-        console.print(
-            _table(
-                frame,
-                f"{len(frame)} places can host {need_area:g} m², best first",
-                [
-                    "host",
-                    "id",
-                    "community",
-                    "members",
-                    "usable_area_m2",
-                    "title",
-                    "distance_m",
-                    "spare_m2",
-                ],
-            )
-        )
+        columns = [
+            "host",
+            "id",
+            "community",
+            "members",
+            "usable_area_m2",
+            "title",
+            "distance_m",
+            "spare_m2",
+        ]
+        title = f"{{n}} places can host {need_area:g} m², best first"
+        _emit({name: frame}, output, format_, title, columns)
     else:
-        console.print(_table(frame, "Capacity", list(frame.columns)))
+        _emit({name: frame}, output, format_, "Capacity")
 
 
 @app.command("revenue")
@@ -744,26 +857,12 @@ def revenue_(
         inventory revenue --period month --output cash_flow.xlsx
 
     """
+    from inventory import revenue
 
-    def run():
-        with _store(db) as engine:
-            result = revenue.estimate_in_store(engine, scenario, community)
-        flows = result.cash_flows(period)
-        if plot:
-            revenue.plot(result, plot)
-        if output:
-            _write_layers(
-                output,
-                format_,
-                {
-                    "summary": result.summary(),
-                    f"{period}ly": flows,
-                    "allocation": result.variants["as surveyed"].allocation,
-                },
-            )
-        return result, flows
-
-    result, flows = _call(run)
+    result = _in_store(db, lambda e: revenue.estimate_in_store(e, scenario, community))
+    tables = _call(lambda: result.tables(period))
+    if plot:
+        _say(f"Plot written to {_call(lambda: revenue.plot(result, plot))}")
     _print_revenue(result)
     columns = [
         period,
@@ -777,10 +876,34 @@ def revenue_(
         "net",
         "cumulative",
     ]
+    flows = tables[f"{period}ly"]
     surveyed = flows[flows["variant"] == "as surveyed"]
     console.print(_table(surveyed, f"{period.title()}ly cash flow as surveyed, 万元", columns))
-    if plot:
-        console.print(f"Plot written to {plot}")
+    if output is not None:
+        _emit(tables, output, format_, "")
+
+
+def _print_revenue(result) -> None:
+    summary = result.summary()
+    # one column per variant, one row per figure: fits an 80-column terminal
+    table = Table(title=f"{result.scenario.name} — mature year, 万元", title_justify="left")
+    table.add_column("", no_wrap=True, min_width=max(map(len, summary.columns)))
+    for name in summary["variant"]:
+        table.add_column(str(name), justify="right", overflow="fold")
+    for col in summary.columns.drop("variant"):
+        table.add_row(col, *[_cell(v) for v in summary[col]])
+    console.print(table)
+    _say(
+        f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
+        f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
+    )
+    for v in result.variants.values():
+        if not v.metrics.irr_unique:
+            _say(
+                f"{v.name}: cash flows change sign {v.metrics.sign_changes} times; "
+                "the IRR may not be unique.",
+                style="yellow",
+            )
 
 
 @app.command("map")
@@ -788,7 +911,7 @@ def map_(
     out: Annotated[Path, typer.Argument(help="HTML file to write.")] = Path("maps/inventory.html"),
     lang: Annotated[str, typer.Option(help="Labels and legend: zh or en.")] = "zh",
     community: CommunityOption = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
+    kind: KindOption = None,
     title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
     tiles: Annotated[
         str,
@@ -828,55 +951,27 @@ def map_(
         inventory map maps/jinsong_rent.html --scenario jinsong_north
 
     """
+    from inventory.maps import map_from_store
 
-    def run():
-        with _store(db) as engine:
-            spaces = listing.spaces(engine, community=community)
-            if kind:
-                codes = [KIND.match(k) or k for k in kind]
-                spaces = spaces[spaces["kind"].isin(codes)]
-            boundaries = maps.communities_frame(engine, [community] if community else None)
-            estimate = revenue.estimate_in_store(engine, scenario, community) if scenario else None
-        found, members = find_bundles(spaces, max_gap) if len(spaces) else (None, None)
-        m = maps.build_map(
-            spaces,
-            communities=boundaries,
-            bundles=found,
-            members=members,
+    path, n = _in_store(
+        db,
+        lambda e: map_from_store(
+            e,
+            out,
             lang=lang,
+            community=community,
+            kinds=kind,
             title=title,
             tiles=tiles,
+            max_gap_m=max_gap,
             mode=mode,
-            revenue=maps.revenue_by_space(estimate) if estimate else None,
-        )
-        return maps.save(m, out), len(spaces)
-
-    path, n = _call(run)
-    console.print(
-        f"Map of {n} spaces written to {path} ({path.stat().st_size / 1024:,.0f} KB); it opens offline."
+            scenario=scenario,
+        ),
     )
-
-
-def _print_revenue(result: revenue.RevenueResult) -> None:
-    summary = result.summary()
-    # one column per variant, one row per figure: fits an 80-column terminal
-    table = Table(title=f"{result.scenario.name} — mature year, 万元", title_justify="left")
-    table.add_column("")
-    for name in summary["variant"]:
-        table.add_column(str(name), justify="right")
-    for col in summary.columns.drop("variant"):
-        table.add_row(col, *[_cell(v) for v in summary[col]])
-    console.print(table)
-    console.print(
-        f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
-        f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
+    _say(
+        f"Map of {n} spaces written to {path} ({path.stat().st_size / 1024:,.0f} KB); "
+        "it opens offline."
     )
-    for v in result.variants.values():
-        if not v.metrics.irr_unique:
-            console.print(
-                f"[yellow]{v.name}: cash flows change sign {v.metrics.sign_changes} times; "
-                "the IRR may not be unique.[/]"
-            )
 
 
 @app.command()
@@ -884,7 +979,8 @@ def export(
     out: Annotated[
         Path,
         typer.Argument(
-            help="File to write: .gpkg (all layers in one), .geojson, .csv or .xlsx (one file per layer)."
+            help="File to write: .gpkg (layers of one file), .xlsx (sheets of one workbook), "
+            ".geojson or .csv (one file per layer)."
         ),
     ],
     community: CommunityOption = None,
@@ -900,20 +996,18 @@ def export(
         inventory export jinsong.xlsx --community 劲松北社区
 
     """
+    from inventory.export import export as export_all
 
-    def run():
-        with _store(db) as engine:
-            return export_job.export(engine, out, community=community, max_gap_m=max_gap)
-
-    for name, target, rows in _call(run):
-        console.print(f"{rows} rows ({name}) written to {target}")
+    written = _in_store(db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap))
+    for name, target, rows in written:
+        _say(f"{rows} rows ({name}) written to {target}")
 
 
 @app.command()
 def demo(
     db: Annotated[
         Path, typer.Option("--db", help="SpatiaLite file for the demo (replaced).")
-    ] = demo_job.DEMO_DB,
+    ] = DEMO_DB,
     out_dir: Annotated[Path, typer.Option(help="Folder for the exports.")] = Path("maps"),
 ) -> None:
     """Run the main job on the embedded store: import the sample survey, analyse it, export.
@@ -925,9 +1019,11 @@ def demo(
         inventory demo
 
     """
+    from inventory import demo as demo_job
+
     result = _call(lambda: demo_job.run(db, out_dir))
     console.rule("1. Store")
-    console.print(f"Fresh SpatiaLite store {result.db} at schema revision {result.revision}.")
+    _say(f"Fresh SpatiaLite store {result.db} at schema revision {result.revision}.")
     console.rule("2. Import the sample survey")
     for r in result.imports:
         _print_report(r)
@@ -941,26 +1037,17 @@ def demo(
             ["survey_ref", "kind", "usable_area_m2", "gap_severity", "gaps"],
         )
     )
-    console.print(_table(result.gap_totals, "Per community", list(result.gap_totals.columns)))
+    console.print(_table(result.gap_totals, "Per community"))
     console.rule(f"5. Bundles within {DEFAULT_MAX_GAP_M:g} m")
     console.print(
         _table(
             result.bundles,
             f"{len(result.bundles)} bundles",
-            [
-                "bundle_id",
-                "members",
-                "usable_area_m2",
-                "smallest_m2",
-                "largest_m2",
-                "clean",
-                "transitional",
-                "blocking",
-            ],
+            [c for c in BUNDLE_COLUMNS if c not in ("communities", "member_count")],
         )
     )
     console.rule("6. Capacity")
-    console.print(_table(result.capacity, "By kind and tenure", list(result.capacity.columns)))
+    console.print(_table(result.capacity, "By kind and tenure"))
     console.print(
         _table(
             result.hosts,
@@ -972,7 +1059,7 @@ def demo(
     _print_revenue(result.revenue)
     console.rule("8. Exports")
     for path in result.exports:
-        console.print(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
+        _say(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
 
 
 @app.command("sample-data")
@@ -990,7 +1077,7 @@ def sample_data(
     from inventory.samples import write_jinsong_north
 
     for path in _call(lambda: write_jinsong_north(out_dir)):
-        console.print(str(path))
+        _say(str(path))
 
 
 def _examples_verbatim() -> None:

@@ -74,6 +74,26 @@ class CodeList:
         """Return the label of ``code`` in ``lang``, or an empty string for None."""
         return "" if code is None else self.get(code).label(lang)
 
+    def match_all(self, values: str | list[str] | tuple[str, ...] | None, param: str) -> list[str]:
+        """Return the codes of ``values`` (codes, labels or aliases), in order.
+
+        Raises:
+            InputError: a value matches no code; the message names ``param`` and the value.
+
+        """
+        from inventory.errors import InputError
+
+        codes = []
+        for value in [values] if isinstance(values, str) else values or []:
+            code = self.match(value)
+            if code is None:
+                raise InputError(
+                    f"`{param}={value!r}` is not a {self.name}; {self.name}s: "
+                    f"{', '.join(self.codes)}."
+                )
+            codes.append(code)
+        return codes
+
     def match(self, value: object) -> str | None:
         """Return the code whose code, label or alias equals ``value`` (folded), else None.
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from inventory._dialects import create_store_engine
+from inventory.backends import backend
 from inventory.config import hide_secrets, render, resolve_url
 from inventory.errors import BackendUnavailableError
 
@@ -30,17 +29,8 @@ def connect(db: str | os.PathLike[str] | None = None, *, create: bool = False) -
 
     """
     url = resolve_url(db)
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        if not create and not path.exists():
-            raise BackendUnavailableError(
-                f"No inventory store at {str(path)!r}. Create it with `inventory init` "
-                f"(add `--db {path}` if that is where it should be), or set "
-                "INVENTORY_DATABASE_URL to a PostGIS database."
-            )
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_store_engine(url)
+    backend(url).prepare_location(url, create=create)
+    engine = backend(url).create_engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

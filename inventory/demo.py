@@ -20,11 +20,11 @@ from inventory import listing, maps, outputs, revenue, store
 from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.capacity import capacity, hosts
 from inventory.db import connect
+from inventory.defaults import DEMO_DB
 from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 
-DEMO_DB = Path("inventory-demo.sqlite")
 #: The sample files in import order: boundaries first, so spaces find their community.
 SAMPLE_FILES = (
     ("jinsong_north_community.shp", True),
@@ -75,7 +75,7 @@ def run(
         result.info = store.info(engine)
         spaces = listing.spaces(engine)
         floor_area = store.community_floor_area(engine, "劲松北社区")
-        boundaries = maps.communities_frame(engine)
+        boundaries = listing.communities(engine)
     finally:
         engine.dispose()
     result.gaps, result.gap_totals = title_gaps(spaces)

@@ -22,3 +22,7 @@ class SchemaError(InventoryError):
 
 class InputError(InventoryError, ValueError):
     """An input file or value cannot be used as given."""
+
+
+class ScenarioError(InputError):
+    """A scenario file is missing a value, or has one that cannot be right."""

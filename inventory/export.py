@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from inventory import listing, outputs
 from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store
 from inventory.gaps import title_gaps
-from inventory.maps import communities_frame
+from inventory.listing import communities
 
 
 def export(
@@ -37,6 +37,6 @@ def export(
         "gap_totals": totals,
         "bundles": bundles,
         "bundle_members": members,
-        "communities": communities_frame(engine, [community] if community else None),
+        "communities": communities(engine, [community] if community else None),
     }
     return outputs.write_layers(path, None, layers)

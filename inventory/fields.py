@@ -108,11 +108,11 @@ def map_columns(
     for source, target in (overrides or {}).items():
         if target not in known:
             raise InputError(
-                f"--map {source}={target}: {target!r} is not a field; fields: {', '.join(known)}."
+                f"`field_map={source}={target}`: {target!r} is not a field; fields: {', '.join(known)}."
             )
         if source not in columns:
             raise InputError(
-                f"--map {source}={target}: the file has no column {source!r}; its columns: "
+                f"`field_map={source}={target}`: the file has no column {source!r}; its columns: "
                 f"{', '.join(columns)}."
             )
         mapping[target] = source
@@ -182,7 +182,9 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         source, sep, target = item.partition("=")
         if not sep or not source.strip() or not target.strip():
-            raise InputError(f"--map {item!r} must be COLUMN=FIELD, e.g. --map 面积=floor_area_m2.")
+            raise InputError(
+                f"`field_map={item}` must be COLUMN=FIELD, e.g. `field_map=面积=floor_area_m2`."
+            )
         result[source.strip()] = target.strip()
     return result
 

@@ -25,7 +25,8 @@ import pandas as pd
 from sqlalchemy import Engine, case, false, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from inventory import _dialects, listing
+from inventory import listing
+from inventory.backends import backend
 from inventory.errors import InputError
 from inventory.models import Community, Space
 
@@ -42,7 +43,7 @@ def _dates(column: pd.Series) -> pd.Series:
 def _warning_limit(today: date, months: int) -> date:
     if months < 0:
         raise InputError(
-            f"--expiring-months {months} must be 0 or more (months before an operating "
+            f"`expiring_months={months}` must be 0 or more (months before an operating "
             "right ends to warn of it)."
         )
     return (pd.Timestamp(today) + pd.DateOffset(months=months)).date()
@@ -411,7 +412,7 @@ def title_gaps_in_store(
         )
         .join(Community, c.community_id == Community.id)
         .group_by(Community.name)
-        .order_by(_dialects.codepoint_order(engine.dialect.name, Community.name))
+        .order_by(backend(engine).codepoint_order(Community.name))
     )
     if community:
         stmt = stmt.where(Community.name == community)

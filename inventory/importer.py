@@ -16,6 +16,7 @@ import getpass
 import hashlib
 import json
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,10 +28,10 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine, func, insert, select, update
 
-from inventory import _dialects
 from inventory._gc import gc_paused
+from inventory.backends import backend, write_transaction
 from inventory.chinacoords import bd09_to_wgs84, gcj02_to_wgs84
-from inventory.errors import InputError
+from inventory.errors import InputError, InventoryError
 from inventory.fields import (
     COMMUNITY_FIELDS,
     MAX_PLAUSIBLE_AREA_M2,
@@ -172,7 +173,7 @@ class ImportReport:
                     )
             return
         if p.suffix.lower() != ".json":
-            raise InputError(f"--report {p.name}: give a .json or .csv file name.")
+            raise InputError(f"Cannot write the report {p.name!r}: give a .json or .csv file name.")
         p.write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
 
     def as_dict(self) -> dict:
@@ -287,6 +288,75 @@ def import_file(
     return reports
 
 
+@dataclass
+class ImportRun:
+    """What importing several files did: one report per file or layer, and the failures."""
+
+    reports: list[ImportReport] = field(default_factory=list)
+    failed: list[tuple[Path, InventoryError]] = field(default_factory=list)
+    report_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every file was read and imported something."""
+        return not self.failed and all(r.imported for r in self.reports)
+
+
+def import_files(
+    engine: Engine,
+    paths: list[str | Path],
+    *,
+    report_to: str | Path | None = None,
+    save_profile_to: str | Path | None = None,
+    **options,
+) -> ImportRun:
+    """Import files in turn (``options``: see :func:`import_file`); a failure stops no other.
+
+    A file that cannot be imported is kept in :attr:`ImportRun.failed` with its error.
+
+    ``report_to`` (.json or .csv) receives the reports of all files. Where the report and
+    the profile go is checked before anything is imported, so a bad name never fails
+    after data were committed.
+
+    Raises:
+        InputError: ``report_to`` or ``save_profile_to`` cannot be written.
+
+    """
+    if report_to is not None:
+        _check_output(Path(report_to), (".json", ".csv"), "the report")
+    if save_profile_to is not None:
+        _check_output(Path(save_profile_to), (".json",), "the profile")
+    run = ImportRun()
+    for path in paths:
+        try:
+            run.reports += import_file(engine, path, save_profile_to=save_profile_to, **options)
+        except InventoryError as exc:
+            run.failed.append((Path(path), exc))
+    if report_to is not None and run.reports:
+        write_reports(run.reports, report_to)
+        run.report_file = Path(report_to)
+    return run
+
+
+def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse, before any work, an output file that could not be written."""
+    if path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"Cannot write {what} to {path.name!r}: give a {' or '.join(suffixes)} file name."
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(
+            f"Cannot write {what} to {str(path)!r}: "
+            + (
+                "it is a folder"
+                if path.is_dir()
+                else f"the folder {str(folder)!r} is missing or not writable"
+            )
+            + "; give a file in a folder you can write to."
+        )
+
+
 def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportReport:
     """Import a large layer ``CHUNK_FEATURES`` features at a time, in one transaction.
 
@@ -316,7 +386,7 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         )
         return j
 
-    with _dialects.write_transaction(engine) as conn:
+    with write_transaction(engine) as conn:
         refs: list = []
         good_rows, good_geoms = [], []
         for start, part in parts():
@@ -510,7 +580,7 @@ class _Import(ABC):
                 if not inn:
                     self.reasons[i].append(
                         f"outside China after reading as {src.crs_label}: lon/lat ({x:.4f}, "
-                        f"{y:.4f}); check --crs"
+                        f"{y:.4f}); check `crs`"
                     )
                     ok[i] = False
         kinds = shapely.get_type_id(np.where(ok, geoms, None))
@@ -696,7 +766,7 @@ class _SpaceImport(_Import):
 
     def run(self) -> ImportReport:
         geoms, refs = self.validate()
-        with _dialects.write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             names = self.assign(conn, geoms)
             self.flag_overlaps(geoms)
             batch_id = self.new_batch(conn)
@@ -724,7 +794,7 @@ class _SpaceImport(_Import):
         if "kind" not in self.mapping.fields:
             raise InputError(
                 f"{src.path.name}: no column gives the kind of space (类型/用途/kind). Its "
-                f"columns: {', '.join(src.attributes.columns)}. Name it with --map COLUMN=kind."
+                f"columns: {', '.join(src.attributes.columns)}. Name it with `field_map=COLUMN=kind`."
             )
         self.progress("validate", 0, n)
         self.parse_fields()
@@ -815,9 +885,9 @@ class _SpaceImport(_Import):
         for i in range(n):
             if names[i] is None and not self.reasons[i]:
                 self.reasons[i].append(
-                    "lies in no community's boundary and names no community; pass --community "
-                    "NAME, add a community column, or import the boundaries first "
-                    "(inventory import FILE --communities)"
+                    "lies in no community's boundary and names no community; pass "
+                    "`community=NAME`, add a community column, or import the boundaries "
+                    "first (`communities=True`)"
                 )
             elif names[i] in boundaries and geoms[i] is not None and not self.reasons[i]:
                 if not shapely.covered_by(geoms[i], boundaries[names[i]].buffer(1e-6)):
@@ -872,7 +942,7 @@ class _SpaceImport(_Import):
         new = rows[is_new].copy()
         new["batch_id"] = batch_id
         self.progress("write", 0, len(new))
-        _dialects.bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
+        backend(conn).bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
         self.report.loaded = len(new)
         self.progress("write", len(new), len(new))
 
@@ -951,7 +1021,7 @@ class _CommunityImport(_Import):
         if "name" not in self.mapping.fields:
             raise InputError(
                 f"{src.path.name}: no column gives the community's name (社区名称/名称/name). Its "
-                f"columns: {', '.join(src.attributes.columns)}. Name it with --map COLUMN=name."
+                f"columns: {', '.join(src.attributes.columns)}. Name it with `field_map=COLUMN=name`."
             )
         self.parse_fields()
         names = self.values["name"]
@@ -965,7 +1035,7 @@ class _CommunityImport(_Import):
         for i in np.flatnonzero(dup):
             self.reasons[i].append(f"community {names[i]!r} appears more than once in the file")
         geoms = self.clean_geometries(np.zeros(n, dtype=bool))
-        with _dialects.write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             batch_id = self.new_batch(conn)
             existing = {
                 r.name: r

@@ -7,9 +7,8 @@ import pandas as pd
 import shapely
 from sqlalchemy import ColumnElement, Engine, func, select
 
-from inventory import _dialects
+from inventory.backends import backend
 from inventory.codes import KIND
-from inventory.errors import InputError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
 from inventory.store import require_batch, require_community, require_schema
 
@@ -51,7 +50,7 @@ def spaces(
     engine: Engine,
     *,
     community: str | None = None,
-    kind: str | None = None,
+    kinds: str | list[str] | None = None,
     batch: int | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     limit: int | None = None,
@@ -59,11 +58,11 @@ def spaces(
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
-    ``kind`` may be a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
+    ``kinds``: one kind or several, each a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
     ``limit`` keeps the first spaces in (community, survey reference) order; ``where`` is
     a further SQL condition on the ``space`` table.
-    Raises InputError for an unknown kind.
+    Raises InputError for an unknown kind, community or batch.
     """
     require_schema(engine)
     stmt = select(
@@ -74,7 +73,7 @@ def spaces(
         Community.street_office,
         func.ST_AsBinary(Space.geom).label("wkb"),
     )
-    stmt = _filtered(stmt, engine, community, kind, batch, bounds)
+    stmt = _filtered(stmt, engine, community, kinds, batch, bounds)
     if where is not None:
         stmt = stmt.where(where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
@@ -93,34 +92,30 @@ def count_spaces(
     engine: Engine,
     *,
     community: str | None = None,
-    kind: str | None = None,
+    kinds: str | list[str] | None = None,
     batch: int | None = None,
 ) -> int:
     """Return how many spaces :func:`spaces` would list with these filters."""
     require_schema(engine)
-    stmt = _filtered(select(func.count()), engine, community, kind, batch, None)
+    stmt = _filtered(select(func.count()), engine, community, kinds, batch, None)
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
 
 
-def _filtered(stmt, engine: Engine, community, kind, batch, bounds):
+def _filtered(stmt, engine: Engine, community, kinds, batch, bounds):
     require_community(engine, community)
     require_batch(engine, batch)
     stmt = stmt.select_from(Space).join(Community, Space.community_id == Community.id)
     if community:
         stmt = stmt.where(Community.name == community)
-    if kind:
-        code = KIND.match(kind)
-        if code is None:
-            raise InputError(f"--kind {kind!r} is not a kind; kinds: {', '.join(KIND.codes)}.")
-        stmt = stmt.where(Space.kind == code)
+    codes = KIND.match_all(kinds, "kinds")
+    if codes:
+        stmt = stmt.where(Space.kind.in_(codes))
     if batch is not None:
         stmt = stmt.where(Space.batch_id == batch)
     if bounds is not None:
         stmt = stmt.where(
-            _dialects.bbox_filter(
-                engine.dialect.name, Space.__table__, Space.__table__.c.geom, bounds
-            )
+            backend(engine).bbox_filter(Space.__table__, Space.__table__.c.geom, bounds)
         )
     return stmt
 
@@ -172,3 +167,44 @@ def count_rejects(engine: Engine, *, batch: int | None = None) -> int:
         stmt = stmt.where(RejectedFeature.batch_id == batch)
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+def spaces_and_count(
+    engine: Engine,
+    *,
+    community: str | None = None,
+    kinds: str | list[str] | None = None,
+    batch: int | None = None,
+    limit: int | None = None,
+) -> tuple[gpd.GeoDataFrame, int]:
+    """Return the first ``limit`` spaces (all with None) and how many there are in all."""
+    frame = spaces(engine, community=community, kinds=kinds, batch=batch, limit=limit)
+    if limit is None or len(frame) < limit:
+        return frame, len(frame)
+    return frame, count_spaces(engine, community=community, kinds=kinds, batch=batch)
+
+
+def rejects_and_count(
+    engine: Engine, *, batch: int | None = None, limit: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """Return the first ``limit`` quarantined features (all with None) and how many in all."""
+    frame = rejects(engine, batch=batch, limit=limit)
+    if limit is None or len(frame) < limit:
+        return frame, len(frame)
+    return frame, count_rejects(engine, batch=batch)
+
+
+def communities(engine: Engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
+    """Return community boundaries from the store (EPSG:4326)."""
+    stmt = select(Community.name, func.ST_AsBinary(Community.boundary)).where(
+        Community.boundary.isnot(None)
+    )
+    if names:
+        stmt = stmt.where(Community.name.in_(names))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return gpd.GeoDataFrame(
+        {"name": [r[0] for r in rows]},
+        geometry=[shapely.from_wkb(bytes(r[1])) for r in rows],
+        crs=4326,
+    )

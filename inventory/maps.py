@@ -29,6 +29,7 @@ from branca.element import Element
 from jinja2 import Template
 
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
+from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import RULES_BY_GAP, annotate
 from inventory.geodesy import metres_per_degree
@@ -282,13 +283,15 @@ def build_map(
 
     """
     if lang not in LABELS:
-        raise InputError(f"--lang {lang!r}: use zh or en.")
+        raise InputError(f"`lang={lang!r}`: use zh or en.")
     if mode not in ("auto", "full", "city"):
-        raise InputError(f"--mode {mode!r}: use auto, full (every space drawn) or city.")
+        raise InputError(f"`mode={mode!r}`: use auto, full (every space drawn) or city.")
     if spaces.empty:
-        raise InputError("No spaces to map: import a survey first, or check --community/--kind.")
+        raise InputError(
+            "No spaces to map: import a survey first, or check `community` and `kinds`."
+        )
     if tiles not in (None, "none", "osm"):
-        raise InputError(f"--tiles {tiles!r}: use none (default, offline) or osm.")
+        raise InputError(f"`tiles={tiles!r}`: use none (default, offline) or osm.")
     if mode == "auto":
         mode = "city" if len(spaces) > FULL_LIMIT else "full"
     t = LABELS[lang]
@@ -606,25 +609,57 @@ def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, 
     m.get_root().script.add_child(_Verbatim(toggle))
 
 
-def communities_frame(engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
-    """Return community boundaries from the store (EPSG:4326)."""
-    import shapely
-    from sqlalchemy import func, select
+def map_from_store(
+    engine,
+    path: str | Path,
+    *,
+    lang: str = "zh",
+    community: str | None = None,
+    kinds: list[str] | None = None,
+    title: str | None = None,
+    tiles: str | None = None,
+    max_gap_m: float = DEFAULT_MAX_GAP_M,
+    mode: str = "auto",
+    scenario: str | Path | None = None,
+) -> tuple[Path, int]:
+    """Write the map of the store's spaces (one community, or all) to ``path``.
 
-    from inventory.models import Community
+    Bundles come from the store (:func:`inventory.bundles.bundles_in_store`), as
+    ``inventory bundles`` and ``export`` give them; with ``scenario`` the popups carry
+    each space's use and estimated rent. Returns the file and the number of spaces.
 
-    stmt = select(Community.name, func.ST_AsBinary(Community.boundary)).where(
-        Community.boundary.isnot(None)
+    Raises:
+        InputError: an unknown kind, language, mode or tile source, or no spaces.
+
+    """
+    from inventory import listing
+    from inventory.bundles import bundles_in_store
+
+    spaces = listing.spaces(engine, community=community, kinds=kinds)
+    if spaces.empty:
+        raise InputError(
+            "No spaces to map: import a survey first, or check `community` and `kinds`."
+        )
+    found, members = bundles_in_store(
+        engine, max_gap_m, community=community, kinds=kinds, loaded=spaces
     )
-    if names:
-        stmt = stmt.where(Community.name.in_(names))
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return gpd.GeoDataFrame(
-        {"name": [r[0] for r in rows]},
-        geometry=[shapely.from_wkb(bytes(r[1])) for r in rows],
-        crs=4326,
+    estimate = None
+    if scenario:
+        from inventory.revenue import estimate_in_store
+
+        estimate = estimate_in_store(engine, scenario, community)
+    m = build_map(
+        spaces,
+        communities=listing.communities(engine, [community] if community else None),
+        bundles=found,
+        members=members,
+        lang=lang,
+        title=title,
+        tiles=tiles,
+        mode=mode,
+        revenue=revenue_by_space(estimate) if estimate else None,
     )
+    return save(m, path), len(spaces)
 
 
 def save(m: folium.Map, path: str | Path) -> Path:

@@ -22,13 +22,20 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
         InputError: the format is not one of :data:`FORMATS`.
 
     """
-    chosen = (fmt or Path(path).suffix.lstrip(".")).lower()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    suffix = "xlsx" if suffix == "xls" else suffix
+    chosen = (fmt or suffix).lower()
     if chosen == "xls":
         chosen = "xlsx"
+    if fmt and suffix in FORMATS and suffix != chosen:
+        raise InputError(
+            f"Cannot write {Path(path).name!r} as {chosen}: its suffix says {suffix}. Give "
+            f"the file a .{chosen} suffix, or leave out `fmt`."
+        )
     if chosen not in FORMATS:
         raise InputError(
             f"Cannot write {Path(path).name!r} as {chosen or 'an unknown format'}: use one of "
-            f"{', '.join(FORMATS)} (--format, or the file's suffix)."
+            f"{', '.join(FORMATS)} (`fmt`, or the file's suffix)."
         )
     return chosen
 
@@ -158,7 +165,7 @@ def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
                 if isinstance(value, str):
                     cell.value = _visible_controls(value)
                     cell.data_type = "s"  # openpyxl would take "=…" as a formula
-                elif value is None or (isinstance(value, float) and value != value):
+                elif value is None or (not isinstance(value, list | dict) and pd.isna(value)):
                     continue
                 elif hasattr(value, "item"):  # numpy scalars
                     cell.value = value.item()
@@ -195,6 +202,25 @@ def _sheet_name(name: str, taken: list[str]) -> str:
         candidate = f"{clean[: 31 - len(str(n)) - 1]}_{n}"
         n += 1
     return candidate
+
+
+def to_text(frame: pd.DataFrame, fmt: str = "csv") -> str:
+    """Return ``frame`` as CSV or JSON text, for a pipe (geometries as WKT).
+
+    Raises:
+        InputError: another format was asked for (it needs a file).
+
+    """
+    if fmt not in ("csv", "json"):
+        raise InputError(f"`fmt={fmt}` cannot go to stdout: use csv or json, or a file name.")
+    table = pd.DataFrame(frame)
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        table[frame.geometry.name] = frame.geometry.to_wkt()
+    if fmt == "json":
+        return (
+            table.to_json(orient="records", force_ascii=False, date_format="iso", indent=2) + "\n"
+        )
+    return _neutralise_formulas(_flatten(table)).to_csv(index=False)
 
 
 def write_layers(path: str | Path, fmt: str | None, layers: dict) -> list[tuple[str, Path, int]]:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy_financial as npf
 import pandas as pd
 
-from inventory.errors import InputError
+from inventory.errors import InputError, ScenarioError
 from inventory.gaps import annotate
 
 USE_CLASSES = {
@@ -35,10 +35,6 @@ SHIPPED = Path(__file__).resolve().parent / "scenarios"
 STREAMS = ("rent", "parking", "property_fee", "services")
 PERIODS = ("year", "month")
 DEFAULT_CONCESSION_YEARS = 20  # the Jinsong model's operating concession
-
-
-class ScenarioError(InputError):
-    """A scenario file is missing a value, or has one that cannot be right."""
 
 
 @dataclass
@@ -663,8 +659,19 @@ class RevenueResult:
 
         """
         if period not in PERIODS:
-            raise InputError(f"--period {period!r} is not a period; use year or month.")
+            raise InputError(f"`period={period!r}` is not a period; use year or month.")
         return self.yearly() if period == "year" else self.monthly()
+
+    def tables(self, period: str = "year") -> dict[str, pd.DataFrame]:
+        """Return, by name, the summary, the cash flows by ``period`` and the allocation.
+
+        What ``inventory revenue --output`` writes (layers of one file, or files).
+        """
+        return {
+            "summary": self.summary(),
+            f"{period}ly": self.cash_flows(period),
+            "allocation": self.variants["as surveyed"].allocation,
+        }
 
     def monthly(self) -> pd.DataFrame:
         """All variants' monthly cash flows (see :func:`monthly_cash_flow`), one block each."""
@@ -747,7 +754,7 @@ def estimate_in_store(engine, scenario: str | Path, community: str | None = None
     spaces = listing.spaces(engine, community=name)
     if spaces.empty:
         raise ScenarioError(
-            f"No spaces for community {name!r} in the store; import its survey or pass --community."
+            f"No spaces for community {name!r} in the store; import its survey or pass `community`."
         )
     floor_area = store.community_floor_area(engine, name)
     return estimate(spaces, sc, managed_floor_area_m2=floor_area)

@@ -25,11 +25,11 @@ from inventory.errors import InputError
 
 VECTOR_SUFFIXES = {".shp", ".gpkg", ".geojson", ".json", ".kml", ".fgb", ".gml"}
 TABLE_SUFFIXES = {".csv", ".xlsx", ".xls", ".txt"}
-#: Web-map coordinate systems accepted by --crs, shifted to WGS84 on import.
+#: Web-map coordinate systems accepted as `crs`, shifted to WGS84 on import.
 SHIFTED_CRS = {"gcj02": "GCJ-02 (Amap/Tencent web maps)", "bd09": "BD-09 (Baidu maps)"}
 CRS_HELP = (
-    "--crs EPSG:4326 (WGS84 lon/lat), --crs EPSG:4490 (CGCS2000 lon/lat), --crs EPSG:4548 "
-    "(CGCS2000 Gauss-Krüger CM 117E; zones are EPSG:4534-4554), or --crs gcj02 / bd09 for "
+    "`crs=EPSG:4326` (WGS84 lon/lat), `crs=EPSG:4490` (CGCS2000 lon/lat), `crs=EPSG:4548` "
+    "(CGCS2000 Gauss-Krüger CM 117E; zones are EPSG:4534-4554), or `crs=gcj02` / `crs=bd09` for "
     "coordinates taken from Amap/Tencent or Baidu web maps"
 )
 # DBF header language-driver ids of the Chinese code pages (others are Western or unset).
@@ -159,7 +159,7 @@ def _codec(name: str, origin: str) -> str:
     except LookupError:
         raise InputError(
             f"The encoding {name!r} ({origin}) is not one Python knows. Use e.g. "
-            "--encoding gbk or --encoding utf-8."
+            "`encoding=gbk` or `encoding=utf-8`."
         ) from None
     return cleaned
 
@@ -167,7 +167,7 @@ def _codec(name: str, origin: str) -> str:
 def detect_dbf_encoding(shp: Path, override: str | None = None) -> tuple[str, str]:
     """Return (encoding, how it was decided) for a shapefile's DBF.
 
-    Order: ``override`` (--encoding), the .cpg file, the DBF header's code page, then
+    Order: ``override`` (the `encoding` given), the .cpg file, the DBF header's code page, then
     detection: ASCII, UTF-8, else GB18030 (a superset of GBK and GB2312) when the text
     decodes as such and holds Chinese characters.
 
@@ -180,14 +180,14 @@ def detect_dbf_encoding(shp: Path, override: str | None = None) -> tuple[str, st
     raw = _dbf_text(dbf)
     guess = _guess(raw)
     if override:
-        enc = _codec(override, "given with --encoding")
+        enc = _codec(override, "given with `encoding`")
         if not _decodes(raw, enc):
             raise InputError(
                 f"{dbf.name} cannot be decoded as {override}"
-                + (f"; it reads as {guess}: pass --encoding {guess.lower()}" if guess else "")
+                + (f"; it reads as {guess}: pass `encoding={guess.lower()}`" if guess else "")
                 + "."
             )
-        return enc, "given with --encoding"
+        return enc, "given with `encoding`"
     cpg = _sibling(shp, ".cpg")
     if cpg is not None:
         declared = cpg.read_text(errors="replace").strip()
@@ -201,7 +201,7 @@ def detect_dbf_encoding(shp: Path, override: str | None = None) -> tuple[str, st
             raise InputError(
                 f"{cpg.name} says the attributes are {declared!r}, but {dbf.name} is not: "
                 + (f"it reads as {guess} (Chinese text). " if guess else "")
-                + f"Fix or delete the .cpg, or pass --encoding {(guess or 'gbk').lower()}."
+                + f"Fix or delete the .cpg, or pass `encoding={(guess or 'gbk').lower()}`."
             )
         return enc, f"from {cpg.name}"
     ldid = dbf.read_bytes()[29]
@@ -210,7 +210,7 @@ def detect_dbf_encoding(shp: Path, override: str | None = None) -> tuple[str, st
     if guess is None:
         raise InputError(
             f"Cannot tell the text encoding of {dbf.name}: it is neither UTF-8 nor GBK/GB18030 "
-            "and there is no .cpg. Pass --encoding (e.g. --encoding big5)."
+            "and there is no .cpg. Pass `encoding` (e.g. `encoding=big5`)."
         )
     note = {"ASCII": "detected: plain ASCII", "UTF-8": "detected: UTF-8 (no .cpg)"}.get(
         guess, "detected: GBK/GB18030 Chinese text (no .cpg)"
@@ -242,7 +242,7 @@ def check_mojibake(frame: pd.DataFrame, where: str) -> None:
     if any("\ufffd" in value for value in samples):
         raise InputError(
             f"The text of {where} holds undecodable characters (�): the encoding is wrong. "
-            "Pass --encoding (e.g. --encoding gbk or --encoding utf-8)."
+            "Pass `encoding` (e.g. `encoding=gbk` or `encoding=utf-8`)."
         )
     # A value is garbled when it holds no Chinese but its Latin-1 bytes read as Chinese
     # in GBK: the signature of GBK text decoded as Latin-1 (or Windows-1252).
@@ -252,7 +252,7 @@ def check_mojibake(frame: pd.DataFrame, where: str) -> None:
             if recovered:
                 raise InputError(
                     f"The text of {where} looks garbled, e.g. {value[:30]!r} (as GBK it reads "
-                    f"{recovered!r}): it was read with the wrong encoding. Pass --encoding gbk "
+                    f"{recovered!r}): it was read with the wrong encoding. Pass `encoding=gbk` "
                     "(or fix the encoding the file was saved with)."
                 )
 
@@ -271,13 +271,13 @@ def resolve_crs(
     """Return (CRS to read the coordinates in, label for the report, web-map shift or None).
 
     Raises:
-        InputError: neither the file nor --crs gives a CRS, or --crs is not a CRS.
+        InputError: neither the file nor ``option`` gives a CRS, or ``option`` is not a CRS.
 
     """
     if option:
         key = option.strip().lower().replace("-", "").replace("_", "")
         if key in SHIFTED_CRS:
-            return CRS.from_epsg(4326), SHIFTED_CRS[key] + " → WGS84, from --crs", key
+            return CRS.from_epsg(4326), SHIFTED_CRS[key] + " → WGS84, from `crs`", key
         text = option.strip()
         if text.isdigit():
             text = f"EPSG:{text}"
@@ -285,9 +285,9 @@ def resolve_crs(
             crs = CRS.from_user_input(text)
         except CRSError:
             raise InputError(
-                f"--crs {option!r} is not a coordinate reference system. Use {CRS_HELP}."
+                f"`crs={option!r}` is not a coordinate reference system. Use {CRS_HELP}."
             ) from None
-        label = f"{_crs_name(crs)}, from --crs"
+        label = f"{_crs_name(crs)}, from `crs`"
         if file_crs and CRS.from_user_input(file_crs) != crs:
             label += f" (overrides the file's {_crs_name(CRS.from_user_input(file_crs))})"
         return crs, label, None
@@ -392,7 +392,7 @@ def _read_vector(
         if len(layers) > 1:
             raise InputError(
                 f"{path.name} has {len(layers)} layers ({', '.join(layers)}); choose one with "
-                "--layer NAME, or import them all with --all-layers."
+                "`layer=NAME`, or import them all with `all_layers=True`."
             )
         layer = layers[0] if layers else None
     elif layer not in layers:
@@ -404,7 +404,7 @@ def _read_vector(
     elif path.suffix.lower() == ".shp":
         enc, enc_note = detect_dbf_encoding(path, encoding)
     elif encoding:
-        enc, enc_note = _codec(encoding, "given with --encoding"), "given with --encoding"
+        enc, enc_note = _codec(encoding, "given with `encoding`"), "given with `encoding`"
     try:
         meta, _fids, wkb, field_data = pyogrio.raw.read(
             path, layer=layer, encoding=enc, skip_features=skip, max_features=limit
@@ -456,11 +456,11 @@ def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
     else:
         raw = path.read_bytes()
         if encoding:
-            enc, enc_note = _codec(encoding, "given with --encoding"), "given with --encoding"
+            enc, enc_note = _codec(encoding, "given with `encoding`"), "given with `encoding`"
         else:
             guess = _guess(raw.removeprefix(b"\xef\xbb\xbf"))
             if guess is None:
-                raise InputError(f"Cannot tell the text encoding of {path.name}; pass --encoding.")
+                raise InputError(f"Cannot tell the text encoding of {path.name}; pass `encoding`.")
             enc = "UTF-8-SIG" if guess in ("ASCII", "UTF-8") else guess
             enc_note = f"detected: {guess if guess != 'GB18030' else 'GBK/GB18030 Chinese text'}"
         try:

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select
 
-from inventory import _dialects
+from inventory.backends import backend
 from inventory.config import render
 from inventory.errors import InputError, SchemaError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
@@ -59,10 +59,16 @@ def init(engine: Engine) -> str:
     """
     cfg = alembic_config()
     with engine.begin() as conn:
-        _dialects.ensure_spatial_extension(conn)
+        backend(conn).ensure_spatial_extension(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head_revision()
+
+
+def init_and_describe(engine: Engine) -> StoreInfo:
+    """Create or upgrade the schema (:func:`init`), then describe the store (:func:`info`)."""
+    init(engine)
+    return info(engine)
 
 
 _UP_TO_DATE: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -110,12 +116,11 @@ class StoreInfo:
 
 def info(engine: Engine) -> StoreInfo:
     """Describe the store: backend, location (no password), schema and counts."""
-    backend = "PostGIS" if engine.dialect.name == "postgresql" else "SpatiaLite"
     with engine.connect() as conn:
         result = StoreInfo(
-            backend=backend,
+            backend=backend(engine).label,
             location=render(engine.url),
-            spatial_version=_dialects.spatial_version(conn),
+            spatial_version=backend(conn).spatial_version(conn),
             schema_revision=MigrationContext.configure(conn).get_current_revision(),
             head_revision=head_revision(),
         )
@@ -174,7 +179,7 @@ def require_community(engine: Engine, name: str | None) -> None:
     else:
         more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
         known = f"Communities in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
-    raise InputError(f"--community {name!r} is not in the store. {known}")
+    raise InputError(f"`community={name!r}` is not in the store. {known}")
 
 
 def require_batch(engine: Engine, batch: int | None) -> None:
@@ -191,4 +196,4 @@ def require_batch(engine: Engine, batch: int | None) -> None:
             return
         first, last = conn.execute(select(func.min(ImportBatch.id), func.max(ImportBatch.id))).one()
     known = "no import has been made yet" if first is None else f"batches are {first} to {last}"
-    raise InputError(f"--batch {batch} is not an import batch: {known} (inventory info).")
+    raise InputError(f"`batch={batch}` is not an import batch: {known} (inventory info).")

@@ -161,9 +161,9 @@ def test_the_store_judges_title_gaps_as_the_rules_do(engine, sample, tmp_path):
 
 
 def test_a_negative_warning_period_is_refused(engine, sample):
-    with pytest.raises(InputError, match="--expiring-months -3 must be 0 or more"):
+    with pytest.raises(InputError, match="`expiring_months=-3` must be 0 or more"):
         title_gaps(sample, expiring_months=-3)
-    with pytest.raises(InputError, match="--expiring-months -3 must be 0 or more"):
+    with pytest.raises(InputError, match="`expiring_months=-3` must be 0 or more"):
         title_gaps_in_store(engine, expiring_months=-3)
 
 
@@ -235,9 +235,9 @@ def test_bundles_are_reproducible_and_respect_options(sample):
     assert only_sheds["kinds"].tolist() == ["bike_shed"]
     with pytest.raises(InputError, match="not a kind"):
         find_bundles(sample, 30, kinds=["仓库"])
-    with pytest.raises(InputError, match="--min-area -2 must be 0 m² or more"):
+    with pytest.raises(InputError, match="`min_area_m2=-2` must be 0 m² or more"):
         find_bundles(sample, 30, min_area_m2=-2)
-    with pytest.raises(InputError, match="--max-gap -1 must be 0 m or more"):
+    with pytest.raises(InputError, match="`max_gap_m=-1` must be 0 m or more"):
         find_bundles(sample, -1)
 
 
@@ -372,7 +372,7 @@ def test_need_matching_lists_hosts_best_first(sample):
     assert ranks == sorted(ranks)
     small = hosts(sample, 50)
     assert "B0001" in set(small["id"])  # the 21 + 34 m² bundle hosts 50 m² where neither can alone
-    with pytest.raises(InputError, match="--need-area 0: give the area the need takes"):
+    with pytest.raises(InputError, match="`need_area_m2=0`: give the area the need takes"):
         hosts(sample, 0)
 
 

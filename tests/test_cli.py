@@ -235,3 +235,91 @@ def test_an_empty_store_says_to_import_first(db_url):
     result = runner.invoke(app, ["gaps", "--community", "劲松北社区", "--db", db_url])
     assert result.exit_code == 1
     assert "The store holds no communities yet: import a survey first." in result.output
+
+
+# ---- conventions of #11 ---------------------------------------------------------------
+
+
+def test_library_messages_name_flags_on_the_command_line(sample, db_url):
+    result = runner.invoke(app, ["bundles", "--max-gap", "-5", "--db", db_url])
+    assert result.exit_code == 1
+    assert "--max-gap -5 must be 0 m or more" in result.output
+    result = runner.invoke(app, ["map", "--kind", "仓库", "--db", db_url])
+    assert result.exit_code == 1 and "--kind '仓库' is not a kind" in result.output
+    result = runner.invoke(app, ["spaces", "--kind", "仓库", "--db", db_url])
+    assert result.exit_code == 1 and "--kind '仓库' is not a kind" in result.output
+
+
+def test_the_library_speaks_of_its_parameters(sample, engine):
+    from inventory.bundles import find_bundles
+    from inventory.errors import InputError
+
+    with pytest.raises(InputError, match="`max_gap_m=-5` must be 0 m or more") as err:
+        find_bundles(sample, -5)
+    assert "--" not in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_output_dash_writes_to_stdout(sample, db_url, fmt):
+    import io
+    import json
+
+    import pandas as pd
+
+    result = runner.invoke(app, ["spaces", "--output", "-", "--format", fmt, "--db", db_url])
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        frame = pd.read_csv(io.StringIO(result.stdout))
+    else:
+        frame = pd.DataFrame(json.loads(result.stdout))
+    assert len(frame) == 22 and "JS-013" in set(frame["survey_ref"])
+
+
+def test_quiet_prints_nothing_but_errors(sample, db_url, tmp_path):
+    result = runner.invoke(app, ["-q", "gaps", "--db", db_url])
+    assert result.exit_code == 0 and result.output == ""
+    result = runner.invoke(app, ["-q", "gaps", "--community", "劲松", "--db", db_url])
+    assert result.exit_code == 1 and "is not in the store" in result.output
+
+
+def test_a_suffix_and_a_format_that_disagree_are_refused(sample, db_url, tmp_path):
+    result = runner.invoke(
+        app, ["gaps", "--output", str(tmp_path / "y.csv"), "--format", "xlsx", "--db", db_url]
+    )
+    assert result.exit_code == 1
+    assert "its suffix says csv" in result.output and "--format" in result.output
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_narrow_terminals_never_cut_identifiers_or_money(sample, db_url, monkeypatch):
+    from inventory import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    monkeypatch.setattr(cli.console, "_width", 80, raising=False)
+    for args in (["spaces"], ["gaps"], ["bundles"], ["revenue"], ["capacity"]):
+        result = runner.invoke(app, [*args, "--db", db_url])
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output, (args, result.output)
+    result = runner.invoke(app, ["spaces", "--db", db_url])
+    assert "JS-013" in result.output and "3,000" in result.output
+
+
+def test_text_from_the_data_is_not_markup_or_escape_codes(engine, db_url, tmp_path, monkeypatch):
+    from inventory import cli
+    from inventory.importer import import_file
+    from tests.util import frame, room, write
+
+    rows = [
+        {
+            "编号": "M-1",
+            "类型": "门房",
+            "产权单位": "[bold red]x[/] [/oops] \x1b[31mred",
+            "geometry": room(0, 0),
+        }
+    ]
+    import_file(engine, write(frame(rows), tmp_path / "m.geojson"), community="测试社区")
+    monkeypatch.setattr(cli.console, "width", 250)
+    result = runner.invoke(app, ["spaces", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert "[bold red]x[/]" in result.output and "\x1b[31m" not in result.output
+    assert "\u241b[31mred" in result.output

@@ -4,7 +4,7 @@ import pytest
 from shapely import box
 from sqlalchemy import insert, select
 
-from inventory import _dialects
+from inventory.backends import backend
 from inventory.geodesy import area_m2, gauss_kruger_3deg_epsg, local_metric_crs, reproject
 from inventory.models import Community, Space
 
@@ -50,7 +50,7 @@ def test_area_in_the_database_agrees(engine, place):
                 footprint_area_m2=float(area_m2(geom)[0]),
             )
         )
-        db_area = conn.scalar(select(_dialects.geodesic_area(conn.dialect.name, Space.geom)))
+        db_area = conn.scalar(select(backend(conn).geodesic_area(Space.geom)))
     assert db_area == pytest.approx(TRUE_AREA, rel=0.005)
 
 

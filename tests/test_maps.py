@@ -38,7 +38,7 @@ def mapped(engine, sample, tmp_path):
     import_file(engine, write(evil, tmp_path / "evil.geojson"), community="劲松北社区")
     spaces = listing.spaces(engine)
     bundles, members = find_bundles(spaces)
-    communities = maps.communities_frame(engine)
+    communities = listing.communities(engine)
     return spaces, communities, bundles, members
 
 
@@ -400,7 +400,7 @@ def test_demo_map_in_headless_chromium(tmp_path):
     from inventory.db import connect
 
     engine = connect(str(tmp_path / "demo.sqlite"))
-    spaces, communities = listing.spaces(engine), maps.communities_frame(engine)
+    spaces, communities = listing.spaces(engine), listing.communities(engine)
     engine.dispose()
     assert int(found.group(1)) == _expected_paths(spaces, communities, result.bundles)
     assert int(found.group(2)) >= len(spaces) == 22
@@ -412,7 +412,7 @@ def test_demo_map_in_headless_chromium(tmp_path):
 
 def _payloads(marker) -> dict[str, str]:
     """Jinja template payloads, one per text field: each would show or do something if run."""
-    run = "{{ cycler.__init__.__globals__.os.popen('touch %s').read() }}" % marker
+    run = "{{ cycler.__init__.__globals__.os.popen('touch " + str(marker) + "').read() }}"
     return {
         "编号": "T-{{ 7*191 }}",
         "名称": "{{ 7*192 }}",

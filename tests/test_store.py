@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, text
 
-from inventory import _dialects, store
+from inventory import store
+from inventory.backends import include_in_migrations
 from inventory.db import connect
 from inventory.errors import BackendUnavailableError, SchemaError
 from inventory.models import Base, Community
@@ -33,7 +34,7 @@ def test_models_and_migrations_do_not_drift(engine):
         ctx = MigrationContext.configure(
             conn,
             opts={
-                "include_object": _dialects.include_in_migrations,
+                "include_object": include_in_migrations,
                 "compare_type": True,
             },
         )

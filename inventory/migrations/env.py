@@ -5,7 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
-from inventory import _dialects
+from inventory.backends import backend, include_in_migrations
 from inventory.db import connect
 from inventory.models import Base
 
@@ -20,8 +20,8 @@ def _configure(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_dialects.include_in_migrations,
+        render_as_batch=backend(connection).render_as_batch,
+        include_object=include_in_migrations,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         compare_type=True,
@@ -41,7 +41,7 @@ def run_migrations_online() -> None:
         return
     engine = connect(create=True)
     with engine.begin() as conn:
-        _dialects.ensure_spatial_extension(conn)
+        backend(conn).ensure_spatial_extension(conn)
         _configure(conn)
         with context.begin_transaction():
             context.run_migrations()

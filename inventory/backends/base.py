@@ -1,0 +1,129 @@
+"""The interface every backend implements, and what the two share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import ColumnElement, Connection, Engine, Table
+from sqlalchemy.engine import URL
+
+
+class Backend(ABC):
+    """What PostGIS and SpatiaLite each spell their own way; nothing else.
+
+    One instance per database kind, chosen once per engine by
+    :func:`inventory.backends.backend`. Everything else in the package is written as
+    SQLAlchemy / GeoAlchemy2 expressions that both databases understand.
+    """
+
+    #: Name shown to users ("PostGIS", "SpatiaLite").
+    label: str
+    #: Alembic must rebuild tables to alter them (SQLite's ALTER TABLE is limited).
+    render_as_batch: bool = False
+    #: The database clusters spaces itself (``ST_ClusterDBSCAN``); else bundles are found
+    #: in memory.
+    clusters_in_sql: bool = False
+
+    @abstractmethod
+    def create_engine(self, url: URL, **kwargs: Any) -> Engine:
+        """Create an engine for ``url`` with the spatial extension ready on every connection."""
+
+    def ensure_spatial_extension(self, conn: Connection) -> None:  # noqa: B027 - optional
+        """Make sure the spatial extension is installed in the database (for migrations)."""
+
+    def prepare_location(self, url: URL, *, create: bool) -> None:  # noqa: B027 - optional
+        """Check, before connecting, that the store named by ``url`` can be opened."""
+
+    @abstractmethod
+    def spatial_version(self, conn: Connection) -> str:
+        """Return the spatial extension and its version, or say that it is missing."""
+
+    @abstractmethod
+    def geodesic_area(self, geom: ColumnElement) -> ColumnElement:
+        """Return an expression for the area of ``geom`` (EPSG:4326) on the ellipsoid, in m²."""
+
+    @abstractmethod
+    def geodesic_distance(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
+        """Return an expression for the distance between two EPSG:4326 geometries, in metres."""
+
+    @abstractmethod
+    def lock_for_writing(self, conn: Connection) -> None:
+        """Prepare ``conn``, before its transaction begins, to hold the store's write lock."""
+
+    def locked(self, conn: Connection) -> None:  # noqa: B027 - optional hook
+        """Take the store's write lock inside the transaction just begun on ``conn``."""
+
+    @abstractmethod
+    def bulk_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        frame: pd.DataFrame,
+        geoms: np.ndarray,
+        geom_column: str,
+    ) -> None:
+        """Insert the rows of ``frame`` with ``geoms`` (shapely, EPSG:4326) into ``table``.
+
+        ``frame`` should hold Python objects (dtype object) so that integers stay
+        integers and None stays NULL.
+        """
+
+    @abstractmethod
+    def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
+        """Return a condition keeping rows whose box meets ``bounds``, via the spatial index."""
+
+    def within_metres(
+        self, table: Table, column: ColumnElement, lon: float, lat: float, radius_m: float
+    ) -> ColumnElement | None:
+        """Return a condition keeping rows within ``radius_m`` metres of (lon, lat).
+
+        None when the database cannot measure it exactly enough: the caller measures in
+        Python then.
+        """
+        return None
+
+    def codepoint_order(self, column: ColumnElement) -> ColumnElement:
+        """Return ``column`` to order by as Python sorts text (by code point), gaps last."""
+        return column.asc().nulls_last()
+
+
+#: SpatiaLite's and PostGIS's own bookkeeping tables: not ours to migrate.
+EXTENSION_TABLES = frozenset(
+    {
+        "spatialite_history",
+        "sql_statements_log",
+        "SpatialIndex",
+        "ElementaryGeometries",
+        "KNN",
+        "KNN2",
+        "data_licenses",
+        "spatial_ref_sys_aux",
+        "vector_layers",
+        "vector_layers_auth",
+        "vector_layers_field_infos",
+        "vector_layers_statistics",
+        "geometry_columns_auth",
+        "geometry_columns_field_infos",
+        "geometry_columns_statistics",
+        "geometry_columns_time",
+        "views_geometry_columns",
+        "virts_geometry_columns",
+        "sqlite_sequence",
+        "topology",
+        "layer",
+    }
+)
+
+
+def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:
+    """Alembic filter: leave out the spatial extensions' own tables and indexes."""
+    if obj_type == "table" and reflected and compare_to is None:
+        if name.startswith(("spatial_ref_sys", "geometry_columns", "idx_", "virts_", "views_")):
+            return False
+        if name in EXTENSION_TABLES:
+            return False
+    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)

@@ -1,0 +1,173 @@
+"""SpatiaLite: the embedded store, one file, no server."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sqlite3
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import shapely
+from geoalchemy2.admin.dialects.sqlite import init_spatialite
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    text,
+)
+from sqlalchemy.engine import URL
+
+from inventory.backends.base import Backend
+from inventory.errors import BackendUnavailableError
+
+#: How long a SpatiaLite writer waits for another writer before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+SPATIALITE_INSTALL_HINT = (
+    "Install the SpatiaLite extension: on Debian/Ubuntu `apt-get install "
+    "libsqlite3-mod-spatialite`, on macOS `brew install libspatialite`; or set "
+    "SPATIALITE_LIBRARY_PATH to the full path of mod_spatialite."
+)
+
+
+def sqlite_dbapi() -> ModuleType:
+    """Return a sqlite3 DB-API module that can load extensions.
+
+    Many Python builds (pyenv, python.org installers) compile the stdlib ``sqlite3``
+    without extension loading; ``pysqlite3`` (from ``pysqlite3-binary``) always has it.
+
+    Raises:
+        BackendUnavailableError: no module with extension loading is installed.
+
+    """
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        return importlib.import_module("pysqlite3.dbapi2")
+    except ImportError:
+        raise BackendUnavailableError(
+            "This Python's sqlite3 module cannot load extensions, so SpatiaLite cannot be "
+            "used. Install `pysqlite3-binary` (pip install pysqlite3-binary), or point the "
+            "inventory at PostGIS with INVENTORY_DATABASE_URL=postgresql+psycopg://..."
+        ) from None
+
+
+def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
+    # SQLite dlopens extensions with RTLD_GLOBAL, which puts the OS's libsqlite3, PROJ and
+    # GEOS (mod_spatialite's dependencies) in the global symbol scope. GDAL (pyogrio) or
+    # PROJ (pyproj) wheels loaded after that bind to those other versions and crash, so
+    # load them first.
+    import pyogrio._io  # noqa: F401
+    import pyproj._transformer  # noqa: F401
+
+    dbapi_conn.enable_load_extension(True)
+    try:
+        dbapi_conn.load_extension(os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite"))
+    except Exception as exc:  # the driver raises its own OperationalError class
+        raise BackendUnavailableError(
+            f"Could not load the SpatiaLite extension ({exc}). {SPATIALITE_INSTALL_HINT}"
+        ) from None
+    finally:
+        dbapi_conn.enable_load_extension(False)
+    # We open transactions ourselves (see _begin) so that DDL and SAVEPOINTs are
+    # transactional too; the driver's implicit BEGIN only covers DML.
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    dbapi_conn.execute("PRAGMA foreign_keys = ON")
+    # Only the WGS84 family of SRIDs: the store keeps EPSG:4326 and reprojects with pyproj.
+    init_spatialite(dbapi_conn, transaction=True, init_mode="WGS84")
+
+
+def _begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock at once, so two writers queue (busy_timeout)
+    # instead of one failing when it upgrades a read lock half-way through.
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
+    )
+
+
+class SpatiaLite(Backend):
+    """SQLite with the SpatiaLite extension, through an extension-loading sqlite3."""
+
+    label = "SpatiaLite"
+    render_as_batch = True
+
+    def create_engine(self, url: URL, **kwargs: Any) -> Engine:
+        """Create an engine that loads SpatiaLite on each connection.
+
+        It begins its own transactions: IMMEDIATE for writers.
+        """
+        engine = create_engine(url, module=sqlite_dbapi(), **kwargs)
+        event.listen(engine, "connect", _load_spatialite)
+        event.listen(engine, "begin", _begin)
+        return engine
+
+    def prepare_location(self, url: URL, *, create: bool) -> None:
+        """Refuse a file that does not exist unless ``create``; make its folder if it may.
+
+        Raises:
+            BackendUnavailableError: the file does not exist and ``create`` is false.
+
+        """
+        path = Path(url.database or "")
+        if not create and not path.exists():
+            raise BackendUnavailableError(
+                f"No inventory store at {str(path)!r}. Create it with `inventory init` "
+                f"(add `--db {path}` if that is where it should be), or set "
+                "INVENTORY_DATABASE_URL to a PostGIS database."
+            )
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def spatial_version(self, conn: Connection) -> str:
+        """Return "SpatiaLite x.y"."""
+        return "SpatiaLite " + str(conn.execute(text("SELECT spatialite_version()")).scalar())
+
+    def geodesic_area(self, geom: ColumnElement) -> ColumnElement:
+        """``ST_Area(geom, 1)``: on the ellipsoid."""
+        return func.ST_Area(geom, 1)
+
+    def geodesic_distance(self, a: ColumnElement, b: ColumnElement) -> ColumnElement:
+        """``ST_Distance(a, b, 1)``: on the ellipsoid."""
+        return func.ST_Distance(a, b, 1)
+
+    def lock_for_writing(self, conn: Connection) -> None:
+        """Begin with ``BEGIN IMMEDIATE``: the file's write lock at once."""
+        conn.execution_options(write=True)
+
+    def bulk_insert(self, conn, table, frame, geoms, geom_column) -> None:
+        """Insert through one prepared ``executemany``, geometry from WKB."""
+        if len(frame) == 0:
+            return
+        geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
+        wkb_param = f"{geom_column}__wkb"
+        stmt = insert(table).values(
+            {c: bindparam(c) for c in frame.columns}
+            | {geom_column: func.GeomFromWKB(bindparam(wkb_param), 4326)}
+        )
+        params = frame.to_dict("records")
+        for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
+            row[wkb_param] = wkb
+        conn.execute(stmt, params)
+
+    def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
+        """Use the R*Tree through SpatiaLite's ``SpatialIndex`` virtual table."""
+        minx, miny, maxx, maxy = (float(b) for b in bounds)
+        rowids = text(
+            "SELECT rowid FROM SpatialIndex WHERE f_table_name = :t AND f_geometry_column = :c "
+            "AND search_frame = BuildMbr(:minx, :miny, :maxx, :maxy, 4326)"
+        ).bindparams(t=table.name, c=column.name, minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+        return table.c.id.in_(rowids)
+
+    # within_metres: None (the base's). SpatiaLite's ellipsoidal ST_Distance measures a
+    # point to a polygon up to half a metre off, so the caller measures in Python.
+    # codepoint_order: the base's; SQLite's default BINARY collation is code-point order.
