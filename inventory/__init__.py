@@ -48,7 +48,7 @@ _EXPORTS = {
     "capacity_in_store": "inventory.capacity",
     "answer_in_store": "inventory.capacity",
     "hosts": "inventory.capacity",
-    "load_scenario": "inventory.revenue",
+    "load_scenario": "inventory.scenario",
     "estimate": "inventory.revenue",
     "estimate_in_store": "inventory.revenue",
     "RevenueResult": "inventory.revenue",
@@ -137,5 +137,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
     from inventory.maps import build_map, map_from_store
     from inventory.maps import save as save_map
     from inventory.outputs import write
-    from inventory.revenue import RevenueResult, estimate, estimate_in_store, load_scenario
+    from inventory.revenue import RevenueResult, estimate, estimate_in_store
+    from inventory.scenario import load_scenario
     from inventory.store import StoreInfo, info, init

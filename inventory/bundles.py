@@ -13,6 +13,7 @@ either backend.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import geopandas as gpd
@@ -131,9 +132,9 @@ def select_spaces(
 
 
 def _check_sizes(max_gap_m: float, min_area_m2: float | None) -> None:
-    if max_gap_m < 0:
+    if not math.isfinite(max_gap_m) or max_gap_m < 0:
         raise InputError(f"`max_gap_m={max_gap_m:g}` must be 0 m or more.")
-    if min_area_m2 is not None and min_area_m2 < 0:
+    if min_area_m2 is not None and (not math.isfinite(min_area_m2) or min_area_m2 < 0):
         raise InputError(f"`min_area_m2={min_area_m2:g}` must be 0 m² or more.")
 
 

@@ -8,6 +8,7 @@ on geography near the radius, behind the spatial index — the same answer.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,8 +24,8 @@ from inventory.defaults import CAPACITY_GROUPS, DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import annotate
 from inventory.geodesy import near_bounds, reproject, to_local_metres
+from inventory.importer.sources import read
 from inventory.models import Community, Space
-from inventory.sources import read
 from inventory.store import require_community, require_schema
 
 #: What capacity can be grouped by.
@@ -187,7 +188,7 @@ def capacity_in_store(
     table = Space.__table__
     where = true()
     if near is not None:
-        if not radius_m > 0:
+        if not (radius_m > 0 and math.isfinite(radius_m)):
             raise InputError(f"`radius_m={radius_m!r}`: give a distance in metres greater than 0.")
         where = backend(engine).within_metres(table, table.c.geom, near[0], near[1], radius_m)
     if where is None or not set(by) <= set(STORE_GROUPS):
@@ -249,7 +250,7 @@ def hosts(
         InputError: the need's area is not positive.
 
     """
-    if not need_area_m2 > 0:
+    if not (need_area_m2 > 0 and math.isfinite(need_area_m2)):
         raise InputError(
             f"`need_area_m2={need_area_m2}`: give the area the need takes, in m², greater than 0."
         )

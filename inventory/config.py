@@ -41,25 +41,14 @@ def resolve_url(db: str | os.PathLike[str] | None = None) -> URL:
             f"Cannot parse the database URL {_safe(raw)!r}: {exc}. Use the form "
             "postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME or a SpatiaLite file path."
         ) from None
-    if url.get_backend_name() == "postgresql":
-        if url.get_driver_name() not in ("psycopg", ""):
-            # One driver keeps behaviour identical between developers and servers.
-            raise ConfigurationError(
-                f"The database URL {render(url)!r} uses the driver "
-                f"{url.get_driver_name()!r}; use postgresql+psycopg://..."
-            )
-        return url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
-            raise ConfigurationError(
-                f"The database URL {render(url)!r} names no file; an in-memory store would "
-                "be lost when the command ends. Give a path, e.g. sqlite:///inventory.sqlite."
-            )
-        return url.set(drivername="sqlite")
-    raise ConfigurationError(
-        f"The database URL {render(url)!r} is for {url.get_backend_name()!r}; the inventory "
-        "runs on PostGIS (postgresql+psycopg://...) or a SpatiaLite file."
-    )
+    from inventory.backends import BACKEND_NAMES, backend
+
+    if url.get_backend_name() not in BACKEND_NAMES:
+        raise ConfigurationError(
+            f"The database URL {render(url)!r} is for {url.get_backend_name()!r}; the "
+            "inventory runs on PostGIS (postgresql+psycopg://...) or a SpatiaLite file."
+        )
+    return backend(url).normalise_url(url)
 
 
 def render(url: URL) -> str:

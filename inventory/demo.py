@@ -24,6 +24,7 @@ from inventory.defaults import DEMO_DB
 from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
+from inventory.scenario import load_scenario
 
 #: The sample files in import order: boundaries first, so spaces find their community.
 SAMPLE_FILES = (
@@ -84,7 +85,7 @@ def run(
     # a community canteen of 150 m² within 300 m of the estate's centre
     result.hosts = hosts(spaces, 150, near=JINSONG_CENTRE, radius_m=300)
     result.revenue = revenue.estimate(
-        spaces, revenue.load_scenario("jinsong_north"), managed_floor_area_m2=floor_area
+        spaces, load_scenario("jinsong_north"), managed_floor_area_m2=floor_area
     )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     result.plot = revenue.plot(result.revenue, Path(out_dir) / "demo_cash_flow.png")

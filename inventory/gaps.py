@@ -301,9 +301,13 @@ def annotate(
     """Return ``spaces`` with their title gaps.
 
     Adds ``gaps`` (gap codes, most severe first), ``gap_severity`` (the worst, or None for
-    a clean title) and ``gap_detail`` (bilingual text).
+    a clean title) and ``gap_detail`` (bilingual text). The title status is computed once
+    per request: a frame already annotated for the same day and warning period (its
+    ``attrs``) comes back as it is, and :func:`worst_severity` reads it.
     """
     today = today or date.today()
+    if _annotated_for(spaces, today, expiring_months):
+        return spaces.copy()
     out = spaces.copy()
     columns = _Columns(spaces)
     hits = pd.DataFrame(
@@ -326,7 +330,16 @@ def annotate(
         np.array(severity, dtype=object)[which], index=out.index, dtype=object
     )
     out["gap_detail"] = pd.Series(np.array(detail, dtype=object)[which], index=out.index)
+    out.attrs[_ANNOTATED] = (today, expiring_months)
     return out
+
+
+#: Key in a frame's ``attrs`` recording for which (day, warning months) it was annotated.
+_ANNOTATED = "inventory_title_status"
+
+
+def _annotated_for(spaces: pd.DataFrame, today: date, months: int) -> bool:
+    return spaces.attrs.get(_ANNOTATED) == (today, months) and "gap_severity" in spaces
 
 
 def worst_severity(
@@ -334,6 +347,8 @@ def worst_severity(
 ) -> np.ndarray:
     """Return each space's worst gap severity, or "clean" (what :func:`annotate` says, faster)."""
     today = today or date.today()
+    if _annotated_for(spaces, today, expiring_months):
+        return spaces["gap_severity"].fillna("clean").to_numpy(dtype=object)
     columns = _Columns(spaces)
     hit = {
         s: np.logical_or.reduce(

@@ -33,7 +33,7 @@ from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import RULES_BY_GAP, annotate
 from inventory.geodesy import metres_per_degree
-from inventory.revenue import USE_CLASSES
+from inventory.scenario import USE_CLASSES
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
 FULL_LIMIT = 3_000  # above this many spaces, mode "auto" draws the city map
@@ -635,7 +635,8 @@ def map_from_store(
     from inventory import listing
     from inventory.bundles import bundles_in_store
 
-    spaces = listing.spaces(engine, community=community, kinds=kinds)
+    # the title status of each space, once for the bundles and the popups
+    spaces = annotate(listing.spaces(engine, community=community, kinds=kinds))
     if spaces.empty:
         raise InputError(
             "No spaces to map: import a survey first, or check `community` and `kinds`."

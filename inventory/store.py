@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, inspect, select
 from inventory.backends import backend
 from inventory.config import render
 from inventory.errors import InputError, SchemaError
-from inventory.models import Community, ImportBatch, RejectedFeature, Space
+from inventory.models import Base, Community, ImportBatch, RejectedFeature, Space
 
 #: The Alembic migrations travel inside the package, so an installed wheel can ``init``.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -57,12 +57,52 @@ def init(engine: Engine) -> str:
         BackendUnavailableError: the spatial extension is missing from the server.
 
     """
+    _check_upgradable(engine)
     cfg = alembic_config()
     with engine.begin() as conn:
         backend(conn).ensure_spatial_extension(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     return head_revision()
+
+
+def known_revisions() -> set[str]:
+    """Return every schema revision this version of the inventory knows."""
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def _newer_message(where: str, current: str) -> str:
+    return (
+        f"The store {where} is at schema revision {current}, which this version of the "
+        f"inventory ({head_revision()}) does not know: it was written by a newer version. "
+        "Upgrade the inventory (pip install --upgrade stock-space-inventory) and run the "
+        "command again; do not run `inventory init` with this version."
+    )
+
+
+def _check_upgradable(engine: Engine) -> None:
+    """Refuse, before Alembic does with its own words, a store init cannot upgrade.
+
+    Raises:
+        SchemaError: the store is at a revision this version does not know, or holds the
+            inventory's tables without a schema revision (made by hand, or by another tool).
+
+    """
+    current = current_revision(engine)
+    where = render(engine.url)
+    if current is not None and current not in known_revisions():
+        raise SchemaError(_newer_message(where, current))
+    if current is None:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names()) & set(Base.metadata.tables)
+        if tables:
+            raise SchemaError(
+                f"The store {where} holds inventory tables ({', '.join(sorted(tables))}) but "
+                "no schema revision (no alembic_version table), so it cannot be upgraded "
+                "safely. Export what it holds, then start from a new store (inventory init "
+                "--db NEW), or, if it is exactly this version's schema, record that with "
+                "`alembic stamp head`."
+            )
 
 
 def init_and_describe(engine: Engine) -> StoreInfo:
@@ -92,6 +132,8 @@ def require_schema(engine: Engine) -> None:
         raise SchemaError(
             f"The store {where} has no inventory schema yet. Run `inventory init` first."
         )
+    if current not in known_revisions():
+        raise SchemaError(_newer_message(where, current))
     raise SchemaError(
         f"The store {where} is at schema revision {current}, this version needs {head}. "
         "Run `inventory init` to upgrade it."

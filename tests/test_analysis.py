@@ -580,3 +580,19 @@ def test_capacity_near_from_the_command_line(sample, db_url, tmp_path):
     assert np.allclose(got["usable_area_m2"], expected["usable_area_m2"])
     bad = runner.invoke(app, [*args[:3], "--radius", "-5", "--db", db_url])
     assert bad.exit_code != 0 and "greater than 0" in bad.output
+
+
+def test_title_status_is_computed_once_per_request(sample, monkeypatch):
+    from inventory import gaps
+
+    once = gaps.annotate(sample)
+    calls = []
+    real = gaps.Rule.applies
+    monkeypatch.setattr(gaps.Rule, "applies", lambda self, *a: calls.append(1) or real(self, *a))
+    again = gaps.annotate(once)
+    assert calls == [] and again["gap_severity"].equals(once["gap_severity"])
+    assert list(gaps.worst_severity(once)) == list(once["gap_severity"].fillna("clean"))
+    assert calls == []
+    # a frame annotated for another warning period is annotated anew
+    gaps.annotate(once, expiring_months=3)
+    assert calls

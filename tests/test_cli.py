@@ -323,3 +323,31 @@ def test_text_from_the_data_is_not_markup_or_escape_codes(engine, db_url, tmp_pa
     assert result.exit_code == 0, result.output
     assert "[bold red]x[/]" in result.output and "\x1b[31m" not in result.output
     assert "\u241b[31mred" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bundles", "--max-gap", "nan"], "--max-gap nan must be 0 m or more"),
+        (["bundles", "--min-area", "inf"], "--min-area inf must be 0 m² or more"),
+        (["capacity", "--near", "116.4655,39.8795", "--radius", "1e309"], "--radius inf"),
+        (["capacity", "--need-area", "nan"], "--need-area nan"),
+    ],
+)
+def test_absurd_numbers_are_refused(sample, db_url, args, message):
+    result = runner.invoke(app, [*args, "--db", db_url])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_a_polygon_the_size_of_a_district_is_quarantined(engine, db_url, tmp_path):
+    from inventory.importer import import_file
+    from tests.util import frame, room, write
+
+    rows = [
+        {"编号": "BIG", "类型": "闲置空地", "geometry": room(0, 0, 30_000, 38_000)},
+        {"编号": "OK", "类型": "门房", "geometry": room(0, 0)},
+    ]
+    (report,) = import_file(engine, write(frame(rows), tmp_path / "big.geojson"), community="X")
+    assert (report.loaded, report.rejected) == (1, 1)
+    (issue,) = [i for i in report.issues if i.status == "rejected"]
+    assert issue.survey_ref == "BIG" and "larger than any stock space" in issue.reasons[0]

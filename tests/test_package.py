@@ -94,3 +94,41 @@ def test_alembic_from_a_checkout(tmp_path):
     _run([alembic, "upgrade", "head"], ROOT, env)
     check = _run([alembic, "check"], ROOT, env)
     assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+
+def test_the_public_api_resolves_and_is_typed():
+    import inventory
+
+    assert set(inventory.__all__) == {"__version__", *inventory._EXPORTS}
+    for name in inventory.__all__:
+        assert getattr(inventory, name) is not None, name
+    assert (ROOT / "inventory" / "py.typed").exists()
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    code = "import sys, inventory, inventory.cli; print(sorted({'geopandas', 'folium', 'scipy', 'pandas'} & set(sys.modules)))"
+    out = _run([sys.executable, "-c", code], ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_notebook_example(tmp_path, sample_dir):
+    """The README's Python example, as an analyst runs it."""
+    import geopandas as gpd
+
+    import inventory as inv
+
+    store = inv.connect(str(tmp_path / "nb.sqlite"), create=True)
+    inv.init(store)
+    inv.import_file(store, sample_dir / "jinsong_north_community.shp", communities=True)
+    inv.import_file(store, sample_dir / "jinsong_north_spaces.shp")
+    spaces = inv.spaces(store)
+    assert isinstance(spaces, gpd.GeoDataFrame) and len(spaces) == 21
+    gaps, totals = inv.title_gaps_in_store(store)
+    bundles, members = inv.bundles_in_store(store, 30)
+    assert len(gaps) and len(bundles) and isinstance(bundles, gpd.GeoDataFrame)
+    assert inv.capacity_in_store(store, ["kind"])["usable_area_m2"].sum() > 0
+    result = inv.estimate_in_store(store, "jinsong_north")
+    assert result.summary().loc[0, "revenue_wan"] > 0
+    path, n = inv.map_from_store(store, tmp_path / "m.html")
+    assert n == 21 and path.exists()
+    store.dispose()

@@ -12,17 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from inventory.cli import app
-from inventory.revenue import (
-    SHIPPED,
-    ScenarioError,
-    allocate,
-    cash_flow,
-    estimate,
-    load_scenario,
-    metrics,
-    monthly_cash_flow,
-    parse_scenario,
-)
+from inventory.errors import ScenarioError
+from inventory.revenue import allocate, cash_flow, estimate, metrics, monthly_cash_flow
+from inventory.scenario import SHIPPED, load_scenario, parse_scenario
 from tests.util import frame, room
 
 

@@ -139,3 +139,28 @@ def test_postgis_that_may_not_be_enabled_says_what_to_do(request):
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_a_store_of_a_newer_version_is_named_not_initialised(engine):
+    from sqlalchemy import text
+
+    from inventory.errors import SchemaError
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    store._UP_TO_DATE.discard(engine)
+    for call in (store.init, store.require_schema):
+        with pytest.raises(SchemaError, match="9999_future, which this version") as err:
+            call(engine)
+        assert "Upgrade the inventory" in str(err.value)
+
+
+def test_tables_without_a_revision_are_explained(engine):
+    from sqlalchemy import text
+
+    from inventory.errors import SchemaError
+
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    with pytest.raises(SchemaError, match="no schema revision .*alembic stamp head"):
+        store.init(engine)

@@ -24,6 +24,10 @@ __all__ = [
 ]
 
 
+#: The SQLAlchemy backend names the inventory runs on.
+BACKEND_NAMES = ("postgresql", "sqlite")
+
+
 @cache
 def _for(backend_name: str) -> Backend:
     if backend_name == "postgresql":

@@ -29,6 +29,10 @@ class Backend(ABC):
     clusters_in_sql: bool = False
 
     @abstractmethod
+    def normalise_url(self, url: URL) -> URL:
+        """Return ``url`` with the driver the inventory uses, or raise ConfigurationError."""
+
+    @abstractmethod
     def create_engine(self, url: URL, **kwargs: Any) -> Engine:
         """Create an engine for ``url`` with the spatial extension ready on every connection."""
 

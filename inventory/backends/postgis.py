@@ -27,7 +27,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.sql.expression import cast
 
 from inventory.backends.base import Backend
-from inventory.errors import BackendUnavailableError
+from inventory.config import render
+from inventory.errors import BackendUnavailableError, ConfigurationError
 from inventory.geodesy import metres_per_degree, near_bounds
 
 POSTGIS_INSTALL_HINT = (
@@ -51,6 +52,20 @@ class PostGIS(Backend):
 
     label = "PostGIS"
     clusters_in_sql = True
+
+    def normalise_url(self, url: URL) -> URL:
+        """Use psycopg 3: one driver keeps behaviour identical between developers and servers.
+
+        Raises:
+            ConfigurationError: the URL names another driver.
+
+        """
+        if url.get_driver_name() not in ("psycopg", ""):
+            raise ConfigurationError(
+                f"The database URL {render(url)!r} uses the driver "
+                f"{url.get_driver_name()!r}; use postgresql+psycopg://..."
+            )
+        return url.set(drivername="postgresql+psycopg")
 
     def create_engine(self, url: URL, **kwargs: Any) -> Engine:
         """Create a pooled engine that checks connections before use."""

@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from inventory.backends.base import Backend
-from inventory.errors import BackendUnavailableError
+from inventory.config import render
+from inventory.errors import BackendUnavailableError, ConfigurationError
 
 #: How long a SpatiaLite writer waits for another writer before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -100,6 +101,20 @@ class SpatiaLite(Backend):
 
     label = "SpatiaLite"
     render_as_batch = True
+
+    def normalise_url(self, url: URL) -> URL:
+        """Refuse an in-memory database: the store would be lost when the command ends.
+
+        Raises:
+            ConfigurationError: the URL names no file.
+
+        """
+        if not url.database or url.database == ":memory:":
+            raise ConfigurationError(
+                f"The database URL {render(url)!r} names no file; an in-memory store would "
+                "be lost when the command ends. Give a path, e.g. sqlite:///inventory.sqlite."
+            )
+        return url.set(drivername="sqlite")
 
     def create_engine(self, url: URL, **kwargs: Any) -> Engine:
         """Create an engine that loads SpatiaLite on each connection.

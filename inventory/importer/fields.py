@@ -214,18 +214,46 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def parse_text(column: pd.Series) -> tuple[list[str | None], list[str | None]]:
-    """Return the column's values as stripped text, verbatim otherwise."""
-    return _by_unique(column, lambda v: (_text(v), None))
+def parse_text(
+    column: pd.Series, label: str = "text", max_length: int | None = None
+) -> tuple[list[str | None], list[str | None]]:
+    """Return the column's values as stripped text, verbatim otherwise.
+
+    A value longer than ``max_length`` characters (the store's column) or holding a NUL
+    character is an error naming it: the same limits on both backends.
+    """
+
+    def one(raw: object) -> Parsed:
+        text = _text(raw)
+        if text is None:
+            return None, None
+        if "\x00" in text:
+            return None, f"{label} holds a NUL character (\\x00); remove it"
+        if max_length is not None and len(text) > max_length:
+            return None, (
+                f"{label} is {len(text)} characters long ({text[:20]!r}…); at most "
+                f"{max_length} fit: shorten it"
+            )
+        return text, None
+
+    return _by_unique(column, one)
 
 
-def parse_code(column: pd.Series, list_name: str, label: str) -> tuple[list, list]:
-    """Match each value against a code list; unknown values are an error naming the valid codes."""
+def parse_code(
+    column: pd.Series, list_name: str, label: str, required: bool = False
+) -> tuple[list, list]:
+    """Match each value against a code list; unknown values are an error naming the valid codes.
+
+    With ``required``, an empty cell is an error too.
+    """
     codes = ALL_CODE_LISTS[list_name]
 
     def one(raw: object) -> Parsed:
         text = _text(raw)
         if text is None:
+            if required:
+                valid = ", ".join(f"{e.zh}/{e.code}" for e in codes)
+                return None, f"{label} is empty; give one of {valid}"
             return None, None
         code = codes.match(text)
         if code is not None:

@@ -1,0 +1,279 @@
+"""Importing surveyors' files into the store: nothing lost, all or nothing, a report out.
+
+Every feature read ends up loaded, updated, unchanged or quarantined in
+``rejected_feature`` with its raw attributes, raw geometry and reasons, so that
+``read == loaded + updated + unchanged + rejected`` always (the database checks it too).
+A batch is one transaction holding the store's write lock: it commits whole or not at
+all, and re-running an interrupted or repeated import is safe. Spaces are matched to
+what the store holds by (community, survey reference); changed tenure and status
+fields are written to ``space_history``.
+
+The job is split by step: :mod:`.sources` reads files, :mod:`.fields` maps columns and
+parses values, :mod:`.base` holds what every import shares, :mod:`.spaces` and
+:mod:`.communities` import each kind of layer, :mod:`.report` describes the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine
+
+from inventory._gc import gc_paused
+from inventory.backends import write_transaction
+from inventory.errors import InputError, InventoryError
+from inventory.importer.base import (
+    CHUNK_FEATURES,
+    COMMUNITY_LAYER_NAMES,
+    Progress,
+    _duplicates,
+    _overlap_flags,
+)
+from inventory.importer.communities import _CommunityImport
+from inventory.importer.fields import FieldMapping, load_profile, parse_overrides, save_profile
+from inventory.importer.report import FeatureIssue, ImportReport, write_reports
+from inventory.importer.sources import Source, can_read_in_parts, count_features, list_layers, read
+from inventory.importer.spaces import _SpaceImport
+from inventory.store import require_schema
+
+__all__ = [
+    "FeatureIssue",
+    "ImportReport",
+    "ImportRun",
+    "import_file",
+    "import_files",
+    "write_reports",
+]
+
+
+def import_file(
+    engine: Engine,
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    all_layers: bool = False,
+    communities: bool = False,
+    crs: str | None = None,
+    encoding: str | None = None,
+    community: str | None = None,
+    field_map: list[str] | dict[str, str] | None = None,
+    profile: str | Path | None = None,
+    save_profile_to: str | Path | None = None,
+    dry_run: bool = False,
+    imported_by: str | None = None,
+    progress: Progress | None = None,
+) -> list[ImportReport]:
+    """Import a surveyor's file (every chosen layer) into the store; return one report per layer.
+
+    Args:
+        engine: the store (see :func:`inventory.db.connect`).
+        path: Shapefile (or a .zip of one), GeoPackage, GeoJSON, KML, CSV or XLSX.
+        layer: the layer to read, for files with several.
+        all_layers: read every layer; those named like ``community``/``社区`` are taken
+            as community boundaries and imported first.
+        communities: the file holds community boundaries, not spaces.
+        crs: the coordinates' CRS when the file has none or a wrong one (``EPSG:4548``,
+            ``gcj02``, ``bd09``...).
+        encoding: the attribute text's encoding, when detection gets it wrong.
+        community: put every space in this community (created if new).
+        field_map: overrides, ``["面积=floor_area_m2"]`` or ``{"面积": "floor_area_m2"}``.
+        profile: a saved mapping profile (JSON) to apply; explicit options win over it.
+        save_profile_to: write the mapping used to this profile file.
+        dry_run: validate and count, then roll back: the store is left as it was.
+        imported_by: who ran the import (default: the login name).
+        progress: callback(stage, done, total).
+
+    Raises:
+        InputError: the file cannot be read or used (see the message for the fix).
+        SchemaError: the store has no schema yet.
+
+    """
+    require_schema(engine)
+    settings = load_profile(profile) if profile else {}
+    overrides = dict(settings.get("fields", {}))
+    overrides.update(field_map if isinstance(field_map, dict) else parse_overrides(field_map))
+    crs = crs or settings.get("crs")
+    encoding = encoding or settings.get("encoding")
+    community = community or settings.get("community")
+    path = Path(path)
+    if all_layers:
+        names = list_layers(path)
+        targets = sorted(
+            ((name, name.casefold() in COMMUNITY_LAYER_NAMES) for name in names),
+            key=lambda t: not t[1],
+        )
+    else:
+        targets = [(layer, communities)]
+    reports = []
+    for name, is_community in targets:
+        in_parts = not is_community and can_read_in_parts(path)
+        limit = CHUNK_FEATURES if in_parts else None
+        source = read(path, layer=name, encoding=encoding, crs=crs, limit=limit)
+        if len(source) == 0:
+            raise InputError(
+                f"{path.name}{f' (layer {name})' if name else ''} holds no features: nothing "
+                "to import. Check that the right file or layer was exported."
+            )
+        options = (overrides, community, dry_run, imported_by, progress)
+        total = count_features(path, source.layer) if len(source) == limit else len(source)
+        if is_community:
+            report = _CommunityImport(engine, source, *options).run()
+        elif total > len(source):
+            report = _import_in_parts(engine, source, total, crs, options)
+        else:
+            with gc_paused():
+                report = _SpaceImport(engine, source, *options).run()
+        if save_profile_to and not is_community:
+            save_profile(
+                save_profile_to,
+                FieldMapping(fields={t: s for s, t in report.fields.items()}),
+                crs=crs,
+                encoding=encoding,
+                community=community,
+            )
+        reports.append(report)
+    return reports
+
+
+@dataclass
+class ImportRun:
+    """What importing several files did: one report per file or layer, and the failures."""
+
+    reports: list[ImportReport] = field(default_factory=list)
+    failed: list[tuple[Path, InventoryError]] = field(default_factory=list)
+    report_file: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every file was read and imported something."""
+        return not self.failed and all(r.imported for r in self.reports)
+
+
+def import_files(
+    engine: Engine,
+    paths: list[str | Path],
+    *,
+    report_to: str | Path | None = None,
+    save_profile_to: str | Path | None = None,
+    **options,
+) -> ImportRun:
+    """Import files in turn (``options``: see :func:`import_file`); a failure stops no other.
+
+    A file that cannot be imported is kept in :attr:`ImportRun.failed` with its error.
+
+    ``report_to`` (.json or .csv) receives the reports of all files. Where the report and
+    the profile go is checked before anything is imported, so a bad name never fails
+    after data were committed.
+
+    Raises:
+        InputError: ``report_to`` or ``save_profile_to`` cannot be written.
+
+    """
+    if report_to is not None:
+        _check_output(Path(report_to), (".json", ".csv"), "the report")
+    if save_profile_to is not None:
+        _check_output(Path(save_profile_to), (".json",), "the profile")
+    run = ImportRun()
+    for path in paths:
+        try:
+            run.reports += import_file(engine, path, save_profile_to=save_profile_to, **options)
+        except InventoryError as exc:
+            run.failed.append((Path(path), exc))
+    if report_to is not None and run.reports:
+        write_reports(run.reports, report_to)
+        run.report_file = Path(report_to)
+    return run
+
+
+def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse, before any work, an output file that could not be written."""
+    if path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"Cannot write {what} to {path.name!r}: give a {' or '.join(suffixes)} file name."
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(
+            f"Cannot write {what} to {str(path)!r}: "
+            + (
+                "it is a folder"
+                if path.is_dir()
+                else f"the folder {str(folder)!r} is missing or not writable"
+            )
+            + "; give a file in a folder you can write to."
+        )
+
+
+def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportReport:
+    """Import a large layer ``CHUNK_FEATURES`` features at a time, in one transaction.
+
+    Memory holds one part of the file, not all of it. What depends on the whole file is
+    found in a first pass that validates every part and keeps only the survey
+    references and the polygons that take part in the overlap test; the second pass
+    validates each part again and writes it with the whole file's duplicates and
+    overlaps, so the store and the report are the same as from reading it all at once.
+    """
+    path, layer = first.path, first.layer
+
+    def parts():
+        yield 0, first
+        for start in range(len(first), total, CHUNK_FEATURES):
+            part = read(path, layer=layer, crs=crs, skip=start, limit=CHUNK_FEATURES, decided=first)
+            if len(part):
+                yield start, part
+
+    report_progress = options[-1] or (lambda stage, done, count: None)
+
+    def job(start: int, part: Source, stage: str) -> _SpaceImport:
+        j = _SpaceImport(engine, part, *options)
+        j.offset = start
+        # one bar per pass over the whole file, not one per part
+        j.progress = lambda step, done, count: (
+            report_progress(stage, start + done, total) if step == "validate" else None
+        )
+        return j
+
+    with write_transaction(engine) as conn:
+        refs: list = []
+        good_rows, good_geoms = [], []
+        for start, part in parts():
+            with gc_paused():
+                j = job(start, part, "check (pass 1 of 2)")
+                geoms, part_refs = j.validate(duplicates={})
+                j.assign(conn, geoms)
+                good = j.overlap_candidates(geoms)
+            good_rows += [start + i for i in good]
+            good_geoms.append(geoms[good])
+            refs += part_refs
+        duplicates = _duplicates(refs)
+        # duplicates are rejected, so they take no part in the overlap test
+        keep = [k for k, r in enumerate(good_rows) if refs[r] not in duplicates]
+        rows = [good_rows[k] for k in keep]
+        polygons = np.concatenate(good_geoms)[keep] if good_geoms else np.array([])
+        found = _overlap_flags(polygons, [refs[r] for r in rows])
+        overlaps = {rows[k]: messages for k, messages in found.items()}
+        del refs, good_rows, good_geoms, polygons
+        report, batch_id = None, None
+        for start, part in parts():
+            with gc_paused():
+                j = job(start, part, "import (pass 2 of 2)")
+                geoms, part_refs = j.validate(duplicates=duplicates)
+                names = j.assign(conn, geoms)
+                j.flag_overlaps(geoms, overlaps)
+                if batch_id is None:
+                    batch_id = j.new_batch(conn)
+                j.store(conn, batch_id, geoms, names, part_refs)
+            if report is None:
+                report = j.report
+            else:
+                for count in ("read", "loaded", "updated", "unchanged", "rejected"):
+                    setattr(report, count, getattr(report, count) + getattr(j.report, count))
+                report.issues += j.report.issues
+                report.communities_created += j.report.communities_created
+        report.communities_created = sorted(report.communities_created)
+        j.report = report  # the whole file's report closes the batch
+        j.close(conn, batch_id)
+    return report
