@@ -61,6 +61,7 @@ FLAGS = {
     "need_area_m2": "--need-area",
     "period": "--period",
     "radius_m": "--radius",
+    "role": "--limit",
     "scenario": "--scenario",
     "tiles": "--tiles",
 }
@@ -151,6 +152,15 @@ def main_options(
 ) -> None:
     """Spatial inventory of stock spaces (存量空间) in old residential communities."""
     console.quiet = quiet
+    # the library's notices (a writer waiting for another) go to stderr as one line
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("inventory")
+    if not logger.handlers:
+        logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
 
 
 # ---- running library calls ------------------------------------------------------------
@@ -1001,6 +1011,51 @@ def export(
     written = _in_store(db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap))
     for name, target, rows in written:
         _say(f"{rows} rows ({name}) written to {target}")
+
+
+@app.command()
+def roles(
+    limit: Annotated[
+        str | None,
+        typer.Option(help="Limit this role (a login or group) to --district / --street-office."),
+    ] = None,
+    district: Annotated[str | None, typer.Option(help="With --limit: only this district.")] = None,
+    street_office: Annotated[
+        str | None, typer.Option(help="With --limit: only this street office.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Create the group roles of a shared PostGIS store, or limit one to an area.
+
+    surveyor (import, edit), analyst (read), planner (read, export), admin (schema);
+    give them with GRANT inventory_surveyor TO alice. Safe to run again. A limited role
+    sees (and a surveyor writes) only the communities of its district or street office.
+
+    Example:
+        inventory roles
+        inventory roles --limit alice --street-office 劲松街道
+
+    """
+    from inventory import roles as roles_job
+
+    if limit is not None:
+        _in_store(
+            db,
+            lambda e: roles_job.limit_role(
+                e, limit, district=district, street_office=street_office
+            ),
+        )
+        where = ", ".join(f for f in (district, street_office) if f) or "everything (no limit)"
+        _say(f"{limit} now sees {where}.")
+        return
+    import pandas as pd
+
+    found = _in_store(db, roles_job.create_roles)
+    frame = pd.DataFrame(
+        [(r.name, r.purpose, r.rights, ", ".join(r.members)) for r in found],
+        columns=["role", "for", "rights on the tables", "members"],
+    )
+    console.print(_table(frame, "Group roles"))
 
 
 @app.command()

@@ -67,7 +67,8 @@ def run(
             write_jinsong_north(tmp)
             return run(db, out_dir, tmp)
     db = Path(db)
-    db.unlink(missing_ok=True)
+    for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        stale.unlink(missing_ok=True)
     engine = connect(str(db), create=True)
     try:
         result = DemoResult(db=db, revision=store.init(engine))

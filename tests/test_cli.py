@@ -27,6 +27,7 @@ COMMANDS = [
     "export",
     "demo",
     "sample-data",
+    "roles",
 ]
 
 

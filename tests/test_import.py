@@ -614,3 +614,175 @@ def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):
 
     names = set(listing.spaces(engine)["name"])
     assert {"原锅炉房", "原堆煤场", "1号院门房"} <= names
+
+
+# ---- every database constraint has a validation rule before it (#17) -----------------
+
+
+def test_values_the_store_cannot_hold_are_quarantined_alike_on_both_backends(engine, tmp_path):
+    rows = [
+        {"编号": "R" * 101, "类型": "门房", "geometry": room(0, 0)},
+        {"编号": "NAME", "类型": "门房", "名称": "长" * 201, "geometry": room(20, 0)},
+        {"编号": "OWNER", "类型": "门房", "产权单位": "x" * 201, "geometry": room(40, 0)},
+        {"编号": "EMPTY", "类型": "", "geometry": room(80, 0)},
+        {
+            "编号": "PERIOD",
+            "类型": "门房",
+            "经营起始": "2025-01-01",
+            "经营终止": "2024-01-01",
+            "geometry": room(100, 0),
+        },
+        {"编号": "OK", "类型": "门房", "geometry": room(120, 0)},
+    ]
+    path = write(frame(rows), tmp_path / "limits.gpkg")
+    (report,) = import_file(engine, path, community="X")
+    validate_report(report, engine)
+    assert (report.loaded, report.rejected) == (1, 5)
+    why = {i.survey_ref: "; ".join(i.reasons) for i in report.issues if i.status == "rejected"}
+    assert "at most 100 fit" in why[None] or any("at most 100 fit" in w for w in why.values())
+    assert "name is 201 characters long" in why["NAME"]
+    assert "owner name is 201 characters long" in why["OWNER"]
+    assert "kind is empty" in why["EMPTY"]
+    assert "ends (2024-01-01) before it starts (2025-01-01)" in why["PERIOD"]
+
+
+def test_a_community_name_too_long_for_the_store(engine, tmp_path):
+    rows = [{"编号": "A", "类型": "门房", "geometry": room(0, 0)}]
+    with pytest.raises(InputError, match="community is 201 characters long"):
+        import_file(engine, write(frame(rows), tmp_path / "c.gpkg"), community="社" * 201)
+    assert count(engine) == 0
+
+
+def test_nul_characters_are_refused_by_the_text_parser():
+    import pandas as pd
+
+    from inventory.importer.fields import parse_text
+
+    values, errors = parse_text(pd.Series(["a\x00b", "ok", None]), "notes", 10)
+    assert values == [None, "ok", None]
+    assert "NUL character" in errors[0] and errors[1:] == [None, None]
+
+
+def test_files_without_references_never_overwrite_each_other(engine, tmp_path):
+    """Refs come from the outline, not the row (#17 item 3)."""
+    first = frame([{"类型": "门房", "geometry": room(i * 20, 0)} for i in range(3)])
+    other = frame([{"类型": "门房", "geometry": room(i * 20, 100)} for i in range(3)])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (one,) = import_file(engine, write(first, tmp_path / "a" / "rooms.gpkg"), community="X")
+    (two,) = import_file(engine, write(other, tmp_path / "b" / "rooms.gpkg"), community="X")
+    assert (one.loaded, two.loaded, two.updated) == (3, 3, 0)
+    assert count(engine) == 6
+    reordered = first.iloc[::-1].reset_index(drop=True)
+    (again,) = import_file(engine, write(reordered, tmp_path / "rooms.gpkg"), community="X")
+    assert (again.loaded, again.updated, again.unchanged) == (0, 0, 3)
+    refs = {r for r in listing_refs(engine)}
+    assert len(refs) == 6 and all(r.startswith("G-") and len(r) == 14 for r in refs)
+
+
+def test_the_same_outline_twice_in_a_file_without_references(engine, tmp_path):
+    rows = [{"类型": "门房", "geometry": room(0, 0)}, {"类型": "门房", "geometry": room(0, 0)}]
+    (report,) = import_file(engine, write(frame(rows), tmp_path / "d.gpkg"), community="X")
+    validate_report(report, engine)
+    assert report.rejected == 2
+    assert "the same outline as row 1" in "; ".join(report.issues[1].reasons)
+
+
+def listing_refs(engine) -> list[str]:
+    from inventory import listing
+
+    return listing.spaces(engine)["survey_ref"].tolist()
+
+
+# ---- the store under abuse: kill -9 and parallel writers, on both backends -----------
+
+
+@pytest.mark.parametrize("after_s", [1.5, 4.0])
+def test_kill_9_during_an_import_leaves_no_partial_batch(engine, db_url, tmp_path, after_s):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from inventory.models import ImportBatch
+
+    path = write(rooms(6000), tmp_path / "many.gpkg")
+    env = {k: v for k, v in os.environ.items() if k != "INVENTORY_DATABASE_URL"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inventory",
+            "-q",
+            "import",
+            str(path),
+            "--community",
+            "K",
+            "--db",
+            db_url,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    spaces, batches = count(engine), count(engine, ImportBatch)
+    assert (spaces, batches) in ((0, 0), (6000, 1)), (spaces, batches)
+    # the store works on: the same file imports whole, or changes nothing
+    (report,) = import_file(engine, path, community="K")
+    validate_report(report, engine)
+    assert count(engine) == 6000
+
+
+def test_eight_parallel_imports_neither_duplicate_nor_lose(engine, db_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    files = []
+    for i in range(4):
+        gdf = rooms(50)
+        gdf["编号"] = [f"P{i}-{j:03d}" for j in range(50)]
+        files.append(write(gdf, tmp_path / f"part{i}.gpkg"))
+    env = {k: v for k, v in os.environ.items() if k != "INVENTORY_DATABASE_URL"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "inventory",
+                "-q",
+                "import",
+                str(f),
+                "--community",
+                "P",
+                "--db",
+                db_url,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files * 2  # each file twice, at the same time
+    ]
+    outcomes = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert all(code == 0 for _, _, code in outcomes), [err for _, err, _ in outcomes]
+    assert count(engine) == 200
+
+
+def test_m_coordinates_are_dropped_and_said(engine, tmp_path):
+    import shapely
+
+    m_room = shapely.from_wkt(
+        f"POLYGON M (({LON0} {LAT0} 1, {LON0 + 1e-4} {LAT0} 2, {LON0 + 1e-4} {LAT0 + 1e-4} 3, "
+        f"{LON0} {LAT0 + 1e-4} 4, {LON0} {LAT0} 1))"
+    )
+    path = tmp_path / "m.csv"
+    path.write_text(f'编号,类型,wkt\nM1,门房,"{shapely.to_wkt(m_room)}"\n', encoding="utf-8")
+    (report,) = import_file(engine, path, community="X", crs="EPSG:4326")
+    assert report.loaded == 1
+    assert any("M coordinates dropped" in r for i in report.issues for r in i.reasons)

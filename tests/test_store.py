@@ -164,3 +164,42 @@ def test_tables_without_a_revision_are_explained(engine):
         conn.execute(text("DROP TABLE alembic_version"))
     with pytest.raises(SchemaError, match="no schema revision .*alembic stamp head"):
         store.init(engine)
+
+
+def test_a_spatialite_writer_waits_for_another_and_says_so(tmp_path, spatialite_template, caplog):
+    """No 'database is locked' after 30 s: the second writer queues (#17 item 6)."""
+    import shutil
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from inventory.backends import spatialite as sl
+    from inventory.backends import write_transaction
+
+    path = tmp_path / "busy.sqlite"
+    shutil.copyfile(spatialite_template, path)
+    first, second = connect(str(path)), connect(str(path))
+    held = threading.Event()
+
+    def hold():
+        with write_transaction(first) as conn:
+            conn.execute(text("INSERT INTO community (name) VALUES ('A')"))
+            held.set()
+            time.sleep((sl.WRITE_WAIT_NOTICE_MS + 1500) / 1000)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    held.wait(10)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="inventory"):
+        with write_transaction(second) as conn:
+            conn.execute(text("INSERT INTO community (name) VALUES ('B')"))
+    worker.join()
+    assert time.monotonic() - started > sl.WRITE_WAIT_NOTICE_MS / 1000
+    assert "waiting for it to finish" in caplog.text
+    # readers were never blocked, and both writes are there
+    with first.connect() as conn:
+        assert sorted(conn.scalars(text("SELECT name FROM community"))) == ["A", "B"]
+    first.dispose()
+    second.dispose()

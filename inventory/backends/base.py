@@ -94,6 +94,30 @@ class Backend(ABC):
         """Return ``column`` to order by as Python sorts text (by code point), gaps last."""
         return column.asc().nulls_last()
 
+    def session_user(self, conn: Connection) -> str | None:
+        """Return who the database says is connected, or None where it has no users."""
+        return None
+
+
+def insert_rows(conn, table: Table, frame: pd.DataFrame, geoms, geom_column: str, from_wkb) -> None:
+    """Insert ``frame`` with ``geoms`` into ``table`` through one prepared ``executemany``.
+
+    ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``).
+    """
+    import shapely
+    from sqlalchemy import bindparam, insert
+
+    geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
+    wkb_param = f"{geom_column}__wkb"
+    stmt = insert(table).values(
+        {c: bindparam(c) for c in frame.columns}
+        | {geom_column: from_wkb(bindparam(wkb_param), 4326)}
+    )
+    params = frame.to_dict("records")
+    for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
+        row[wkb_param] = wkb
+    conn.execute(stmt, params)
+
 
 #: SpatiaLite's and PostGIS's own bookkeeping tables: not ours to migrate.
 EXTENSION_TABLES = frozenset(
@@ -123,8 +147,14 @@ EXTENSION_TABLES = frozenset(
 )
 
 
+#: Tables of ours that no migration manages: ``inventory roles`` makes them (PostGIS).
+UNMANAGED_TABLES = frozenset({"role_scope"})
+
+
 def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:
     """Alembic filter: leave out the spatial extensions' own tables and indexes."""
+    if obj_type == "table" and reflected and compare_to is None and name in UNMANAGED_TABLES:
+        return False
     if obj_type == "table" and reflected and compare_to is None:
         if name.startswith(("spatial_ref_sys", "geometry_columns", "idx_", "virts_", "views_")):
             return False

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sqlite3
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-import shapely
 from geoalchemy2.admin.dialects.sqlite import init_spatialite
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
     Table,
-    bindparam,
     create_engine,
     event,
     func,
-    insert,
     text,
 )
 from sqlalchemy.engine import URL
 
-from inventory.backends.base import Backend
+from inventory.backends.base import Backend, insert_rows
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 
-#: How long a SpatiaLite writer waits for another writer before giving up (ms).
+#: How long a reader (or a writer, before it says it is waiting) waits for a lock (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A writer that has waited this long for another writer says so, then waits on (ms).
+WRITE_WAIT_NOTICE_MS = 2_000
+#: How long each further wait for the write lock lasts before it is tried again (ms).
+WRITE_WAIT_STEP_MS = 3_600_000
+
+log = logging.getLogger("inventory")
 
 SPATIALITE_INSTALL_HINT = (
     "Install the SpatiaLite extension: on Debian/Ubuntu `apt-get install "
@@ -82,6 +85,8 @@ def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
     # We open transactions ourselves (see _begin) so that DDL and SAVEPOINTs are
     # transactional too; the driver's implicit BEGIN only covers DML.
     dbapi_conn.isolation_level = None
+    # write-ahead logging: readers never wait for a writer, nor a writer for readers
+    dbapi_conn.execute("PRAGMA journal_mode = WAL")
     dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     dbapi_conn.execute("PRAGMA foreign_keys = ON")
     # Only the WGS84 family of SRIDs: the store keeps EPSG:4326 and reprojects with pyproj.
@@ -89,11 +94,30 @@ def _load_spatialite(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock at once, so two writers queue (busy_timeout)
-    # instead of one failing when it upgrades a read lock half-way through.
-    conn.exec_driver_sql(
-        "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
-    )
+    if not conn.get_execution_options().get("write"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    # IMMEDIATE takes the write lock at once, so two writers queue instead of one failing
+    # when it upgrades a read lock half-way through. A writer queues for as long as the
+    # other takes (an import of a city can take minutes), saying once that it waits.
+    raw = conn.connection.dbapi_connection
+    raw.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_NOTICE_MS}")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except Exception as exc:  # the driver's own OperationalError class
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if raw.execute("PRAGMA busy_timeout").fetchone()[0] == WRITE_WAIT_NOTICE_MS:
+                    log.warning(
+                        "Another import is writing to %s; waiting for it to finish…",
+                        conn.engine.url.database,
+                    )
+                    raw.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_STEP_MS}")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class SpatiaLite(Backend):
@@ -163,16 +187,7 @@ class SpatiaLite(Backend):
         """Insert through one prepared ``executemany``, geometry from WKB."""
         if len(frame) == 0:
             return
-        geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
-        wkb_param = f"{geom_column}__wkb"
-        stmt = insert(table).values(
-            {c: bindparam(c) for c in frame.columns}
-            | {geom_column: func.GeomFromWKB(bindparam(wkb_param), 4326)}
-        )
-        params = frame.to_dict("records")
-        for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
-            row[wkb_param] = wkb
-        conn.execute(stmt, params)
+        insert_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB)
 
     def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
         """Use the R*Tree through SpatiaLite's ``SpatialIndex`` virtual table."""

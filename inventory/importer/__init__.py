@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Engine
 
 from inventory._gc import gc_paused
@@ -33,10 +34,17 @@ from inventory.importer.base import (
     _overlap_flags,
 )
 from inventory.importer.communities import _CommunityImport
-from inventory.importer.fields import FieldMapping, load_profile, parse_overrides, save_profile
+from inventory.importer.fields import (
+    FieldMapping,
+    load_profile,
+    parse_overrides,
+    parse_text,
+    save_profile,
+)
 from inventory.importer.report import FeatureIssue, ImportReport, write_reports
 from inventory.importer.sources import Source, can_read_in_parts, count_features, list_layers, read
 from inventory.importer.spaces import _SpaceImport
+from inventory.models import Community
 from inventory.store import require_schema
 
 __all__ = [
@@ -98,6 +106,7 @@ def import_file(
     crs = crs or settings.get("crs")
     encoding = encoding or settings.get("encoding")
     community = community or settings.get("community")
+    _check_community_name(community)
     path = Path(path)
     if all_layers:
         names = list_layers(path)
@@ -186,6 +195,15 @@ def import_files(
         write_reports(run.reports, report_to)
         run.report_file = Path(report_to)
     return run
+
+
+def _check_community_name(name: str | None) -> None:
+    """Refuse a community name the store cannot hold, before anything is read."""
+    if name is None:
+        return
+    _, error = parse_text(pd.Series([name]), "community", Community.name.type.length)
+    if error[0]:
+        raise InputError(f"`community={name[:20]}…`: {error[0]}.")
 
 
 def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import insert, update
 
+from inventory.backends import backend
 from inventory.chinacoords import bd09_to_wgs84, gcj02_to_wgs84
 from inventory.errors import InputError
 from inventory.geodesy import CHINA_ALBERS, area_m2, reproject
@@ -143,7 +144,7 @@ class _Import(ABC):
         self.offset = 0  # rows of the file before this source's first (files read in parts)
         self.community = community
         self.dry_run = dry_run
-        self.imported_by = imported_by or _login()
+        self.imported_by = imported_by or _who(engine)
         self.progress = progress or (lambda stage, done, total: None)
         columns = list(source.attributes.columns)
         self.mapping = map_columns(columns, self.known, overrides)
@@ -229,11 +230,15 @@ class _Import(ABC):
             self.reasons[i].append("empty geometry")
         ok = present & ~empty
         has_z = np.zeros(n, dtype=bool)
+        has_m = np.zeros(n, dtype=bool)
         has_z[ok] = shapely.has_z(geoms[ok])
-        if has_z.any():
-            geoms[has_z] = shapely.force_2d(geoms[has_z])
-            for i in np.flatnonzero(has_z):
-                self.repairs[i].append("Z/M coordinates dropped")
+        has_m[ok] = shapely.has_m(geoms[ok])  # measures (M) are dropped too, and said
+        if (has_z | has_m).any():
+            dropped = has_z | has_m
+            geoms[dropped] = shapely.force_2d(geoms[dropped])
+            for i in np.flatnonzero(dropped):
+                what = "/".join(d for d, hit in (("Z", has_z[i]), ("M", has_m[i])) if hit)
+                self.repairs[i].append(f"{what} coordinates dropped")
         # lat/lon swapped: only decidable for lon/lat CRSs
         if src.crs is not None and src.crs.is_geographic and ok.any():
             b = shapely.bounds(geoms[ok])
@@ -402,7 +407,12 @@ def _polygonal_part(geom):
     return shapely.MultiPolygon(polys) if polys else None
 
 
-def _login() -> str | None:
+def _who(engine) -> str | None:
+    """Who imports: the database's session user on a shared store, else the login name."""
+    with engine.connect() as conn:
+        user = backend(engine).session_user(conn)
+    if user:
+        return user
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -75,25 +77,37 @@ class _SpaceImport(_Import):
         self.progress("validate", 0, n)
         self.parse_fields()
         refs = self.values["survey_ref"]
-        if "survey_ref" not in self.mapping.fields:
-            refs = [f"{src.path.stem}#{self.offset + i + 1}" for i in range(n)]
-            self.values["survey_ref"] = refs
-        else:
+        derive = "survey_ref" not in self.mapping.fields
+        if not derive:
             for i, ref in enumerate(refs):
                 if ref is None:
                     self.reasons[i].append("no survey reference (编号)")
+        spaces = np.array([v or 0 for v in self.values["parking_spaces"]])
+        kinds = np.array(self.values["kind"], dtype=object)
+        geoms = self.clean_geometries((kinds == "parking") & (spaces > 0))
+        if derive:
+            # from the outline, not the row: a re-export in another order, or another file
+            # of the same name, cannot overwrite a space it does not describe
+            refs = outline_refs(geoms, [f"{src.path.stem}#{self.offset + i + 1}" for i in range(n)])
+            self.values["survey_ref"] = refs
+        starts, ends = self.values["operating_right_start"], self.values["operating_right_end"]
+        for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            if start is not None and end is not None and end < start:
+                self.reasons[i].append(
+                    f"the operating right ends ({end}) before it starts ({start}); "
+                    "check the two dates"
+                )
         if duplicates is None:
             duplicates = _duplicates(refs)
         for i, ref in enumerate(refs):
             if ref is not None and ref in duplicates:
                 self.reasons[i].append(
-                    f"survey reference {ref!r} appears more than once in the file (first at row "
-                    f"{duplicates[ref] + 1}); give each space its own"
+                    f"the same outline as row {duplicates[ref] + 1} (the file has no survey "
+                    "reference column, so its spaces are told apart by their outlines)"
+                    if derive
+                    else f"survey reference {ref!r} appears more than once in the file (first "
+                    f"at row {duplicates[ref] + 1}); give each space its own"
                 )
-        spaces = np.array([v or 0 for v in self.values["parking_spaces"]])
-        kinds = np.array(self.values["kind"], dtype=object)
-        allow_points = (kinds == "parking") & (spaces > 0)
-        geoms = self.clean_geometries(allow_points)
         self._area_checks(geoms)
         self.progress("validate", n, n)
         return geoms, refs
@@ -270,3 +284,20 @@ class _SpaceImport(_Import):
             row["geom"] = shapely.from_wkb(row.pop("wkb"))
             result[(row["community_id"], row["survey_ref"])] = row
         return result
+
+
+def outline_refs(geoms: np.ndarray, fallback: list[str]) -> list[str]:
+    """Return survey references derived from each outline (``G-`` and 12 hex digits).
+
+    The same outline (to 1e-6°, about 0.1 m, in any vertex order) always gives the same
+    reference, so importing a file without a reference column again, reordered or under
+    another name, updates or keeps its spaces and never overwrites another's. A row with
+    no usable geometry (it is rejected anyway) keeps ``fallback``.
+    """
+    out = list(fallback)
+    present = np.array([g is not None for g in geoms], dtype=bool)
+    if present.any():
+        snapped = shapely.normalize(shapely.set_precision(geoms[present], 1e-6))
+        for i, wkb in zip(np.flatnonzero(present), shapely.to_wkb(snapped), strict=True):
+            out[i] = "G-" + hashlib.sha1(wkb, usedforsecurity=False).hexdigest()[:12]
+    return out
