@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import TypedDict, Unpack
 
 import geopandas as gpd
 import numpy as np
@@ -304,21 +305,29 @@ def find_bundles(
     return bundles, membership
 
 
+class BundleOptions(TypedDict, total=False):
+    """The options of :func:`find_bundles` that :func:`bundles_in_store` takes as well."""
+
+    kinds: list[str] | None
+    min_area_m2: float | None
+    exclude_blocking: bool
+    across_communities: bool
+    min_members: int
+    today: date | None
+
+
 def bundles_in_store(
     engine: Engine,
     max_gap_m: float = DEFAULT_MAX_GAP_M,
     *,
     community: str | None = None,
-    kinds: list[str] | None = None,
-    min_area_m2: float | None = None,
-    exclude_blocking: bool = False,
-    across_communities: bool = False,
-    min_members: int = 2,
-    today: date | None = None,
     loaded: gpd.GeoDataFrame | None = None,
+    **options: Unpack[BundleOptions],
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Group the spaces of the store (of one ``community``, or all) into bundles.
 
+    ``options`` are :func:`find_bundles`'s (kinds, min_area_m2, exclude_blocking,
+    across_communities, min_members, today), with the same defaults.
     The same bundles as :func:`find_bundles` on the loaded spaces. On PostGIS the work
     stays in the database: the title-gap rules (:func:`inventory.gaps.severity_sql`), the
     clustering, the summaries and the hulls, and only the bundles come back. On the
@@ -329,8 +338,13 @@ def bundles_in_store(
         InputError: max_gap_m or min_area_m2 is negative, or a kind is unknown.
 
     """
+    unknown = set(options) - set(BundleOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"bundles_in_store() got unexpected options: {', '.join(sorted(unknown))}")
+    min_area_m2 = options.get("min_area_m2")
+    today = options.get("today")
     _check_sizes(max_gap_m, min_area_m2)
-    codes = kind_codes(kinds)
+    codes = kind_codes(options.get("kinds"))
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
     severity = severity_sql(space, today)
@@ -353,7 +367,7 @@ def bundles_in_store(
         stmt = stmt.where(Community.name == community)
     if min_area_m2:
         stmt = stmt.where(area >= min_area_m2)
-    if exclude_blocking:
+    if options.get("exclude_blocking"):
         stmt = stmt.where(func.coalesce(severity, "") != "blocking")
     require_schema(engine)
     require_community(engine, community)
@@ -361,17 +375,14 @@ def bundles_in_store(
     if backend(engine).clusters_in_sql:
         with engine.connect() as conn:
             rows = _clusters_in_postgis(
-                conn, stmt.subquery("chosen"), max_gap_m, across_communities, min_members, codes
+                conn,
+                stmt.subquery("chosen"),
+                max_gap_m,
+                options.get("across_communities", False),
+                options.get("min_members", 2),
+                codes,
             )
-    in_memory = {
-        "max_gap_m": max_gap_m,
-        "kinds": codes,
-        "min_area_m2": min_area_m2,
-        "exclude_blocking": exclude_blocking,
-        "across_communities": across_communities,
-        "min_members": min_members,
-        "today": today,
-    }
+    in_memory = {**options, "max_gap_m": max_gap_m, "kinds": codes}
     found = None if rows is None else _from_rows(rows, codes)
     if found is None:
         # the embedded store, or a community name or survey reference holding the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from inventory.backends import backend
 from inventory.config import hide_secrets, render, resolve_url
@@ -34,12 +34,11 @@ def connect(db: str | os.PathLike[str] | None = None, *, create: bool = False) -
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
+    except DBAPIError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         reason = hide_secrets(reason, url)
         raise BackendUnavailableError(
-            f"Cannot connect to the store {render(url)} ({reason}). Check that the server is "
-            "running and the URL's host, port, user, password and database name are right."
+            f"Cannot open the store {render(url)} ({reason}). {backend(url).connect_hint}"
         ) from None
     return engine

@@ -335,7 +335,7 @@ def test_z_coordinates_are_dropped(engine, tmp_path):
         write(frame([{"编号": "Z", "类型": "门房", "geometry": poly}]), tmp_path / "z.geojson"),
         community="X",
     )
-    assert report.loaded == 1 and "Z/M coordinates dropped" in reasons(report)
+    assert report.loaded == 1 and "Z coordinates dropped" in reasons(report)
 
 
 def test_swapped_and_outside_china_coordinates(engine, tmp_path):

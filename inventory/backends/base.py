@@ -24,6 +24,8 @@ class Backend(ABC):
     label: str
     #: Alembic must rebuild tables to alter them (SQLite's ALTER TABLE is limited).
     render_as_batch: bool = False
+    #: What to check when the store cannot be opened.
+    connect_hint: str = ""
     #: The database clusters spaces itself (``ST_ClusterDBSCAN``); else bundles are found
     #: in memory.
     clusters_in_sql: bool = False

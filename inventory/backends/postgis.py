@@ -51,6 +51,10 @@ class PostGIS(Backend):
     """PostgreSQL with PostGIS, through psycopg 3."""
 
     label = "PostGIS"
+    connect_hint = (
+        "Check that the server is running and the URL's host, port, user, password and "
+        "database name are right."
+    )
     clusters_in_sql = True
 
     def normalise_url(self, url: URL) -> URL:

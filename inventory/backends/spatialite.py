@@ -124,6 +124,10 @@ class SpatiaLite(Backend):
     """SQLite with the SpatiaLite extension, through an extension-loading sqlite3."""
 
     label = "SpatiaLite"
+    connect_hint = (
+        "Give the path of an inventory store (a SpatiaLite file made by `inventory init`), "
+        "or make a new one with `inventory init --db NEW.sqlite`."
+    )
     render_as_batch = True
 
     def normalise_url(self, url: URL) -> URL:

@@ -217,11 +217,15 @@ class _Import(ABC):
         geoms = src.geometries.copy()
         n = len(geoms)
         missing = pd.isna(geoms)
+        problems = src.geometry_problems or [None] * n
         for i in np.flatnonzero(missing):
             self.reasons[i].append(
-                "geometry cannot be read (unclosed ring, too few points or corrupt)"
-                if src.raw_geometry[i]
-                else "no geometry"
+                problems[i]
+                or (
+                    "geometry cannot be read (unclosed ring, too few points or corrupt)"
+                    if src.raw_geometry[i]
+                    else "no geometry"
+                )
             )
         present = ~missing
         empty = np.zeros(n, dtype=bool)

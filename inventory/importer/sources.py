@@ -57,6 +57,8 @@ class Source:
     geometries: np.ndarray  # shapely geometries, None where missing or unparsable
     raw_geometry: list[str | None]  # what the file held where it could not be parsed
     notes: list[str] = field(default_factory=list)
+    #: why a geometry could not be made, where the reader knows better than "unreadable"
+    geometry_problems: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.attributes)
@@ -231,14 +233,15 @@ def _guess(raw: bytes) -> str | None:
 def check_mojibake(frame: pd.DataFrame, where: str) -> None:
     """Raise InputError when decoded text looks garbled (Chinese read with the wrong encoding).
 
-    The heuristic: a column name or value (the first 2,000 of each column) that holds
-    U+FFFD, or that holds Latin-1 letters and symbols (``¹øÂ¯·¿``) but no Chinese
-    character while its Latin-1 bytes decode as Chinese in GBK.
+    The heuristic: a column name or value (every distinct value of every text column, so
+    a garbled row far down a file is found too) that holds U+FFFD, or that holds Latin-1
+    letters and symbols (``¹øÂ¯·¿``) but no Chinese character while its Latin-1 bytes
+    decode as Chinese in GBK.
     """
     samples = [str(c) for c in frame.columns]
     for col in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[col]):
-            samples.extend(str(v) for v in frame[col].dropna().head(2000))
+            samples.extend(str(v) for v in pd.unique(frame[col].dropna()))
     if any("\ufffd" in value for value in samples):
         raise InputError(
             f"The text of {where} holds undecodable characters (�): the encoding is wrong. "
@@ -291,13 +294,42 @@ def resolve_crs(
         if file_crs and CRS.from_user_input(file_crs) != crs:
             label += f" (overrides the file's {_crs_name(CRS.from_user_input(file_crs))})"
         return crs, label, None
+    named = _geojson_crs_member(path)
+    if named is not None:
+        try:
+            CRS.from_user_input(named)
+        except CRSError:
+            # GDAL reads an unknown "crs" member as WGS84: the coordinates would be misplaced
+            raise InputError(
+                f'{path.name} names its coordinate system {named!r} (its "crs" member), '
+                f"which is not a known CRS. Pass the right one: {CRS_HELP}."
+            ) from None
     if not file_crs:
+        prj = path.with_suffix(".prj") if path.suffix.lower() == ".shp" else None
+        if prj is not None and (prj.exists() or path.with_suffix(".PRJ").exists()):
+            found = prj if prj.exists() else path.with_suffix(".PRJ")
+            first = found.read_bytes()[:60].decode("utf-8", errors="replace").strip()
+            raise InputError(
+                f"{path.name} has a .prj file, but it does not describe a coordinate "
+                f"system (it begins {first!r}). Replace it with the right .prj, or pass {CRS_HELP}."
+            )
         what = ".prj file" if path.suffix.lower() == ".shp" else "coordinate reference system"
         raise InputError(
             f"{path.name} has no {what}, so its coordinates cannot be placed. Pass {CRS_HELP}."
         )
     crs = CRS.from_user_input(file_crs)
     return crs, f"{_crs_name(crs)}, from the file", None
+
+
+def _geojson_crs_member(path: Path) -> str | None:
+    """Return the name in a GeoJSON file's (old-style) "crs" member, if it has one."""
+    if path.suffix.lower() not in (".geojson", ".json"):
+        return None
+    head = path.read_bytes()[:65536].decode("utf-8", errors="replace")
+    found = re.search(
+        r'"crs"\s*:\s*\{[^{}]*"properties"\s*:\s*\{[^{}]*"name"\s*:\s*"([^"]+)"', head
+    )
+    return found.group(1) if found else None
 
 
 def _crs_name(crs: CRS) -> str:
@@ -331,7 +363,7 @@ def read(
     if suffix == ".zip":
         return _read_zip(path, layer=layer, encoding=encoding, crs=crs)
     if suffix in TABLE_SUFFIXES:
-        return _read_table(path, encoding=encoding, crs=crs)
+        return _read_table(path, layer=layer, encoding=encoding, crs=crs)
     return _read_vector(
         path, layer=layer, encoding=encoding, crs=crs, skip=skip, limit=limit, decided=decided
     )
@@ -366,7 +398,10 @@ def _read_zip(path: Path, **kwargs) -> Source:
                 f"{path.name} should hold exactly one dataset (.shp, .gpkg, ...); it holds: "
                 f"{names}. Import the files one by one."
             )
-        source = read(found[0], **kwargs)
+        try:
+            source = read(found[0], **kwargs)
+        except InputError as exc:
+            raise InputError(f"{path.name}: {exc}") from None
         source.path = path
         return source
 
@@ -445,13 +480,17 @@ def _read_vector(
     )
 
 
-def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
+def _read_table(
+    path: Path, *, layer: str | None = None, encoding: str | None, crs: str | None
+) -> Source:
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xls"):
-        try:
-            frame = pd.read_excel(path, dtype=object)
-        except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
-            raise InputError(f"{path.name} cannot be read as a spreadsheet ({exc}).") from None
+    if suffix == ".xls":
+        raise InputError(
+            f"{path.name} is an old Excel 97-2003 workbook (.xls), which is not read: open it "
+            "in Excel or LibreOffice and save it as .xlsx, then import that."
+        )
+    if suffix == ".xlsx":
+        frame, layer = _read_sheet(path, layer)
         enc, enc_note = None, "the workbook's own (Unicode)"
     else:
         raw = path.read_bytes()
@@ -463,10 +502,15 @@ def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
                 raise InputError(f"Cannot tell the text encoding of {path.name}; pass `encoding`.")
             enc = "UTF-8-SIG" if guess in ("ASCII", "UTF-8") else guess
             enc_note = f"detected: {guess if guess != 'GB18030' else 'GBK/GB18030 Chinese text'}"
+        sep = _delimiter(raw.decode(enc, errors="replace"))
         try:
-            frame = pd.read_csv(path, dtype=object, encoding=enc, keep_default_na=False)
+            frame = pd.read_csv(path, dtype=object, encoding=enc, keep_default_na=False, sep=sep)
         except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise InputError(f"{path.name} cannot be read as CSV ({exc}).") from None
+            raise InputError(
+                f"{path.name} cannot be read as CSV ({_first_line(exc)}): check that every row "
+                f"has as many {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated fields as the "
+                "header."
+            ) from None
         frame = frame.replace("", None)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.where(frame.notna(), None).reset_index(drop=True)
@@ -477,17 +521,28 @@ def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
     lat_col = next((lower[c] for c in _LAT_COLUMNS if c in lower), None)
     n = len(frame)
     raw_geometry: list[str | None] = [None] * n
+    problems: list[str | None] | None = None
     if wkt_col:
         texts = frame.pop(wkt_col)
         geometries = np.array([_parse_wkt(t) for t in texts], dtype=object)
         for i in np.flatnonzero(pd.isna(geometries)):
             raw_geometry[i] = None if texts[i] is None else str(texts[i])
     elif lon_col and lat_col:
-        lon = pd.to_numeric(frame.pop(lon_col), errors="coerce").to_numpy(dtype="float64")
-        lat = pd.to_numeric(frame.pop(lat_col), errors="coerce").to_numpy(dtype="float64")
+        lon_text, lat_text = frame.pop(lon_col), frame.pop(lat_col)
+        lon = pd.to_numeric(lon_text, errors="coerce").to_numpy(dtype="float64")
+        lat = pd.to_numeric(lat_text, errors="coerce").to_numpy(dtype="float64")
         ok = np.isfinite(lon) & np.isfinite(lat)
         geometries = np.full(n, None, dtype=object)
         geometries[ok] = shapely.points(lon[ok], lat[ok])
+        problems = [None] * n
+        for i in np.flatnonzero(~ok):
+            if lon_text[i] is None and lat_text[i] is None:
+                continue  # no coordinates at all: "no geometry"
+            # kept in the quarantine as typed, so the row can be fixed and imported back
+            raw_geometry[i] = f"{lon_col}={lon_text[i]}, {lat_col}={lat_text[i]}"
+            problems[i] = (
+                f"the coordinates are not finite numbers ({raw_geometry[i]}); give decimal degrees"
+            )
     else:
         raise InputError(
             f"{path.name} has no geometry: give a WKT column (named one of "
@@ -496,7 +551,7 @@ def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
     target_crs, crs_label, shift = resolve_crs(crs, None, path)
     return Source(
         path=path,
-        layer=None,
+        layer=layer if suffix == ".xlsx" else None,
         driver="CSV" if suffix != ".xlsx" else "XLSX",
         encoding=enc,
         encoding_note=enc_note,
@@ -506,7 +561,86 @@ def _read_table(path: Path, *, encoding: str | None, crs: str | None) -> Source:
         attributes=frame,
         geometries=geometries,
         raw_geometry=raw_geometry,
+        geometry_problems=problems,
     )
+
+
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+
+
+def _delimiter(text: str) -> str:
+    """Return the field separator of a CSV file (comma, or a semicolon, tab or bar)."""
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    counts = {sep: header.count(sep) for sep in _SEPARATOR_NAMES}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > counts[","] else ","
+
+
+def _read_sheet(path: Path, layer: str | None) -> tuple[pd.DataFrame, str | None]:
+    """Read the sheet ``layer`` (or the first) of a workbook, refusing formulas without values.
+
+    Raises:
+        InputError: the workbook cannot be read, the sheet does not exist, the first sheet
+            has no geometry columns while another has, or cells hold formulas whose values
+            were never saved (a file written by a program, not by Excel).
+
+    """
+    try:
+        sheets = pd.read_excel(path, dtype=object, sheet_name=None)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+        raise InputError(
+            f"{path.name} cannot be read as a spreadsheet ({_first_line(exc)})."
+        ) from None
+    names = list(sheets)
+    if layer is not None and layer not in sheets:
+        raise InputError(
+            f"{path.name} has no sheet {layer!r}; its sheets: {', '.join(names)} (`layer=NAME`)."
+        )
+    name = layer or names[0]
+    if layer is None and not _has_geometry_columns(sheets[name]):
+        others = [n for n in names[1:] if _has_geometry_columns(sheets[n])]
+        if others:
+            raise InputError(
+                f"The first sheet of {path.name} ({name!r}) has no geometry columns, but "
+                f"sheet {others[0]!r} has: import it with `layer={others[0]}`."
+            )
+    _refuse_unsaved_formulas(path, name, sheets[name])
+    return sheets[name], (name if len(names) > 1 else None)
+
+
+def _has_geometry_columns(frame: pd.DataFrame) -> bool:
+    lower = {str(c).strip().lower() for c in frame.columns}
+    return bool(lower & set(_WKT_COLUMNS)) or (
+        bool(lower & set(_LON_COLUMNS)) and bool(lower & set(_LAT_COLUMNS))
+    )
+
+
+def _refuse_unsaved_formulas(path: Path, sheet: str, frame: pd.DataFrame) -> None:
+    """Refuse cells holding a formula whose value was never saved: they would read as empty."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=False)
+    try:
+        unsaved = []
+        for r, row in enumerate(book[sheet].iter_rows(min_row=2, values_only=True)):
+            for c, value in enumerate(row):
+                if isinstance(value, str) and value.startswith("=") and r < len(frame):
+                    if c < frame.shape[1] and pd.isna(frame.iat[r, c]):
+                        unsaved.append(f"{_cell_name(r + 2, c + 1)} {value}")
+    finally:
+        book.close()
+    if unsaved:
+        raise InputError(
+            f"{len(unsaved)} cell(s) of {path.name} hold formulas whose values were never "
+            f"saved (first: {unsaved[0]}), so they would import as empty. Open the file in "
+            "Excel or LibreOffice, save it, and import it again."
+        )
+
+
+def _cell_name(row: int, column: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return f"{get_column_letter(column)}{row}"
 
 
 def _parse_wkt(text: object):
