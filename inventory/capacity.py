@@ -28,9 +28,6 @@ from inventory.importer.sources import read
 from inventory.models import Community, Space
 from inventory.store import require_community, require_schema
 
-#: What capacity can be grouped by.
-GROUPS = CAPACITY_GROUPS
-
 
 def parse_point(text: str) -> tuple[float, float]:
     """Parse "LON,LAT" (WGS84 degrees).
@@ -91,10 +88,10 @@ def filter_spaces(
 
 
 def _check_groups(by) -> None:
-    unknown = [g for g in by if g not in GROUPS]
+    unknown = [g for g in by if g not in CAPACITY_GROUPS]
     if unknown:
         raise InputError(
-            f"`by={','.join(unknown)!r}`: group by one or more of {', '.join(GROUPS)}."
+            f"`by={','.join(unknown)!r}`: group by one or more of {', '.join(CAPACITY_GROUPS)}."
         )
 
 
@@ -352,9 +349,8 @@ def answer_in_store(
         return "capacity", capacity_in_store(
             engine, groups, near=point, radius_m=radius_m, community=community, max_gap_m=max_gap_m
         )
-    if (point is None) != (radius_m is None):
-        raise InputError("`near` and `radius_m` go together: a point and a distance in metres.")
     # the spatial index narrows the load to the box around the point; exact below
+    # (filter_spaces refuses a point without a radius, or the reverse)
     bounds = near_bounds(*point, radius_m) if point and radius_m else None
     spaces = filter_spaces(
         listing.spaces(engine, bounds=bounds),

@@ -188,8 +188,14 @@ def _user_errors() -> Iterator[None]:
         )
 
 
-def _fail(message: str) -> None:
+def _error(message: str) -> None:
+    """Print one error line on stderr (the command goes on)."""
     err_console.print(Text("Error: ", style="bold red") + Text(_safe(message)), soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    """Print one error line on stderr and end the command with exit code 1."""
+    _error(message)
     raise typer.Exit(1)
 
 
@@ -548,9 +554,7 @@ def import_(
             ),
         )
     for _path, exc in run.failed:
-        err_console.print(
-            Text("Error: ", style="bold red") + Text(_safe(as_flags(str(exc)))), soft_wrap=True
-        )
+        _error(as_flags(str(exc)))
     for r in run.reports:
         _print_report(r)
     if run.report_file:

@@ -179,9 +179,9 @@ def spaces_and_count(
 ) -> tuple[gpd.GeoDataFrame, int]:
     """Return the first ``limit`` spaces (all with None) and how many there are in all."""
     frame = spaces(engine, community=community, kinds=kinds, batch=batch, limit=limit)
-    if limit is None or len(frame) < limit:
-        return frame, len(frame)
-    return frame, count_spaces(engine, community=community, kinds=kinds, batch=batch)
+    return _with_total(
+        frame, limit, lambda: count_spaces(engine, community=community, kinds=kinds, batch=batch)
+    )
 
 
 def rejects_and_count(
@@ -189,9 +189,12 @@ def rejects_and_count(
 ) -> tuple[pd.DataFrame, int]:
     """Return the first ``limit`` quarantined features (all with None) and how many in all."""
     frame = rejects(engine, batch=batch, limit=limit)
-    if limit is None or len(frame) < limit:
-        return frame, len(frame)
-    return frame, count_rejects(engine, batch=batch)
+    return _with_total(frame, limit, lambda: count_rejects(engine, batch=batch))
+
+
+def _with_total(frame, limit: int | None, count) -> tuple:
+    """Pair a page of rows with how many there are: counted only when the page is full."""
+    return frame, len(frame) if limit is None or len(frame) < limit else count()
 
 
 def communities(engine: Engine, names: list[str] | None = None) -> gpd.GeoDataFrame:

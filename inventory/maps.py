@@ -637,12 +637,10 @@ def map_from_store(
 
     # the title status of each space, once for the bundles and the popups
     spaces = annotate(listing.spaces(engine, community=community, kinds=kinds))
-    if spaces.empty:
-        raise InputError(
-            "No spaces to map: import a survey first, or check `community` and `kinds`."
-        )
-    found, members = bundles_in_store(
-        engine, max_gap_m, community=community, kinds=kinds, loaded=spaces
+    found, members = (
+        bundles_in_store(engine, max_gap_m, community=community, kinds=kinds, loaded=spaces)
+        if len(spaces)
+        else (None, None)  # build_map says there is nothing to map
     )
     estimate = None
     if scenario:

@@ -40,6 +40,14 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
     return chosen
 
 
+def _with_wkt(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` as a plain table, its geometry (if any) as WKT text."""
+    table = pd.DataFrame(frame)
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        table[frame.geometry.name] = frame.geometry.to_wkt()
+    return table
+
+
 def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
     """Turn lists and dicts into JSON text, for formats with flat columns."""
     out = frame.copy()
@@ -92,9 +100,7 @@ def write(
                 flat, p, driver="GPKG", layer=layer or p.stem, geometry_type="Unknown"
             )
         return p
-    table = pd.DataFrame(frame)
-    if spatial:
-        table[frame.geometry.name] = frame.geometry.to_wkt()
+    table = _with_wkt(frame)
     if chosen == "json":
         p.write_text(
             table.to_json(orient="records", force_ascii=False, date_format="iso", indent=2),
@@ -150,10 +156,7 @@ def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
     book.remove(book.active)
     header_font, header_fill = Font(bold=True), PatternFill("solid", fgColor="DDE6F0")
     for name, frame in sheets.items():
-        table = pd.DataFrame(frame)
-        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
-            table[frame.geometry.name] = frame.geometry.to_wkt()
-        table = _flatten(table)
+        table = _flatten(_with_wkt(frame))
         sheet = book.create_sheet(_sheet_name(name, book.sheetnames))
         widths = [len(str(c)) for c in table.columns]
         sheet.append([str(c) for c in table.columns])
@@ -213,9 +216,7 @@ def to_text(frame: pd.DataFrame, fmt: str = "csv") -> str:
     """
     if fmt not in ("csv", "json"):
         raise InputError(f"`fmt={fmt}` cannot go to stdout: use csv or json, or a file name.")
-    table = pd.DataFrame(frame)
-    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
-        table[frame.geometry.name] = frame.geometry.to_wkt()
+    table = _with_wkt(frame)
     if fmt == "json":
         return (
             table.to_json(orient="records", force_ascii=False, date_format="iso", indent=2) + "\n"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 
 from inventory.backends import backend
+from inventory.backends.base import ROLE_SCOPE_TABLE
 from inventory.errors import ConfigurationError, InputError
 from inventory.models import Base
 from inventory.store import require_schema
@@ -35,7 +36,7 @@ ROLES = {
 }
 #: Tables whose rows a scope limits (the others hold no place).
 SCOPED_TABLES = ("community", "space")
-_SCOPE_TABLE = "role_scope"
+_SCOPE_TABLE = ROLE_SCOPE_TABLE
 
 
 @dataclass
@@ -49,7 +50,7 @@ class RoleSummary:
 
 
 def _require_postgis(engine: Engine) -> None:
-    if backend(engine).label != "PostGIS":
+    if not backend(engine).has_roles:
         raise ConfigurationError(
             "Roles need PostGIS: a SpatiaLite file has no users, so whoever can open the "
             "file can do everything. Point the inventory at a PostGIS store "
@@ -71,7 +72,7 @@ def create_roles(engine: Engine) -> list[RoleSummary]:
     _require_postgis(engine)
     require_schema(engine)
     prep = engine.dialect.identifier_preparer
-    tables = [t for t in Base.metadata.tables]
+    tables = list(Base.metadata.tables)
     with engine.begin() as conn:
         for role in ROLES:
             exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})

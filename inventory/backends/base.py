@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import shapely
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import ColumnElement, Connection, Engine, Table
+from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, insert
 from sqlalchemy.engine import URL
 
 
@@ -26,6 +27,8 @@ class Backend(ABC):
     render_as_batch: bool = False
     #: What to check when the store cannot be opened.
     connect_hint: str = ""
+    #: The database has users, so group roles and row-level security can share it.
+    has_roles: bool = False
     #: The database clusters spaces itself (``ST_ClusterDBSCAN``); else bundles are found
     #: in memory.
     clusters_in_sql: bool = False
@@ -106,9 +109,6 @@ def insert_rows(conn, table: Table, frame: pd.DataFrame, geoms, geom_column: str
 
     ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``).
     """
-    import shapely
-    from sqlalchemy import bindparam, insert
-
     geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
     wkb_param = f"{geom_column}__wkb"
     stmt = insert(table).values(
@@ -149,8 +149,10 @@ EXTENSION_TABLES = frozenset(
 )
 
 
-#: Tables of ours that no migration manages: ``inventory roles`` makes them (PostGIS).
-UNMANAGED_TABLES = frozenset({"role_scope"})
+#: The table of role scopes ``inventory roles`` makes (PostGIS): no migration manages it.
+ROLE_SCOPE_TABLE = "role_scope"
+#: Tables of ours that no migration manages.
+UNMANAGED_TABLES = frozenset({ROLE_SCOPE_TABLE})
 
 
 def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:

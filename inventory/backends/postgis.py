@@ -51,6 +51,7 @@ class PostGIS(Backend):
     """PostgreSQL with PostGIS, through psycopg 3."""
 
     label = "PostGIS"
+    has_roles = True
     connect_hint = (
         "Check that the server is running and the URL's host, port, user, password and "
         "database name are right."

@@ -102,6 +102,7 @@ def _begin(conn: Any) -> None:
     # other takes (an import of a city can take minutes), saying once that it waits.
     raw = conn.connection.dbapi_connection
     raw.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_NOTICE_MS}")
+    told = False
     try:
         while True:
             try:
@@ -110,12 +111,13 @@ def _begin(conn: Any) -> None:
             except Exception as exc:  # the driver's own OperationalError class
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
-                if raw.execute("PRAGMA busy_timeout").fetchone()[0] == WRITE_WAIT_NOTICE_MS:
+                if not told:
                     log.warning(
                         "Another import is writing to %s; waiting for it to finish…",
                         conn.engine.url.database,
                     )
                     raw.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_STEP_MS}")
+                    told = True
     finally:
         raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
