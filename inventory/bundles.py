@@ -38,7 +38,7 @@ from sqlalchemy.sql.expression import cast
 from inventory import listing
 from inventory._gc import gc_paused
 from inventory.backends import backend
-from inventory.codes import KIND
+from inventory.codes import KIND, NOT_MICRO_SPACE
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import severity_sql, worst_severity
@@ -81,16 +81,18 @@ BUNDLE_COLUMNS = [
 
 
 def kind_codes(kinds: list[str] | None) -> list[str]:
-    """Return the kind codes that may join bundles: ``kinds`` (codes or aliases) or all but parking.
+    """Return the kind codes that may join bundles: ``kinds`` (codes or aliases) or the stock rooms.
 
-    Parking capacity is counted in spaces, not m², so it joins only when asked for.
+    Parking capacity is counted in spaces, not m², so it joins only when asked for; so do
+    the renewal models' other resources (dwellings, shops, land parcels, counted
+    facilities: :data:`~inventory.codes.NOT_MICRO_SPACE`).
 
     Raises:
         InputError: a kind is not known.
 
     """
     codes = KIND.match_all(kinds, "kinds")
-    return codes or [k for k in KIND.codes if k != "parking"]
+    return codes or [k for k in KIND.codes if k not in NOT_MICRO_SPACE]
 
 
 def select_spaces(

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select, true
 from inventory import listing
 from inventory.backends import backend
 from inventory.bundles import find_bundles
+from inventory.codes import NOT_MICRO_SPACE
 from inventory.defaults import CAPACITY_GROUPS, DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import annotate
@@ -95,6 +96,12 @@ def _check_groups(by) -> None:
         )
 
 
+#: What capacity adds up: areas (m²), and counts of parking spaces and of units (flats,
+#: shops, charging posts, lifts, advertising spots).
+_SUMS = ("footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces", "units")
+_COUNTS = ("parking_spaces", "units")
+
+
 def capacity(
     spaces: gpd.GeoDataFrame,
     by: list[str] | tuple[str, ...] = ("community", "kind"),
@@ -119,22 +126,20 @@ def capacity(
         lookup = dict(zip(keys, members["bundle_id"], strict=True))
         own = zip(frame["community"], frame["survey_ref"], strict=True)
         frame["bundle"] = [lookup.get(k, "-") for k in own]
-    for col in ("footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces"):
+    for col in _SUMS:
         frame[col] = frame[col].astype(float).fillna(0.0)
     grouped = (
         frame.assign(spaces=1)
-        .groupby(list(by), as_index=False, dropna=False)[
-            ["spaces", "footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces"]
-        ]
+        .groupby(list(by), as_index=False, dropna=False)[["spaces", *_SUMS]]
         .sum()
     )
-    grouped["parking_spaces"] = grouped["parking_spaces"].astype(int)
+    for col in _COUNTS:
+        grouped[col] = grouped[col].astype(int)
     return grouped.round(1)
 
 
 #: Groupings that are columns of the store, so that SQL can group by them.
 STORE_GROUPS = ("community", "district", "street_office", "kind", "vacancy")
-_SUMS = ("footprint_area_m2", "floor_area_m2", "usable_area_m2", "parking_spaces")
 
 
 def capacity_near(
@@ -224,7 +229,8 @@ def capacity_in_store(
     frame["spaces"] = np.asarray(data[len(by)], dtype="int64")
     for col, values in zip(_SUMS, data[len(by) + 1 :], strict=True):
         frame[col] = np.round(np.asarray(values, dtype=float), 1)
-    frame["parking_spaces"] = frame["parking_spaces"].astype(int)
+    for col in _COUNTS:
+        frame[col] = frame[col].astype(int)
     return pd.DataFrame(frame)
 
 
@@ -252,7 +258,8 @@ def hosts(
             f"`need_area_m2={need_area_m2}`: give the area the need takes, in m², greater than 0."
         )
     single = annotate(spaces)
-    single = single[single["kind"] != "parking"]
+    # parking, flats, shops, parcels and counted facilities host a need only when asked for
+    single = single[single["kind"].isin(kinds) if kinds else ~single["kind"].isin(NOT_MICRO_SPACE)]
     area = single["usable_area_m2"].astype(float).fillna(single["footprint_area_m2"].astype(float))
     rows = gpd.GeoDataFrame(
         {

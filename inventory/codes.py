@@ -153,9 +153,42 @@ KIND = CodeList(
             "Service / public rental room",
             ("公房", "配套", "公共用房", "社区用房", "公建配套", "public rental room", "service"),
         ),
+        # Resources of the renewal models (see inventory.scenario): flats for conversion
+        # and master lease, shops for block operation, land parcels for fat-thin pooling,
+        # and facilities counted rather than measured (points, or one point per community,
+        # with a count in ``units``).
+        Code(
+            "dwelling",
+            "住宅",
+            "Dwelling / residential building",
+            ("住宅楼", "居民楼", "住宅单元", "商品房", "dwelling", "residential", "housing"),
+        ),
+        Code(
+            "public_housing",
+            "公房住宅",
+            "Public-housing flats",
+            ("直管公房", "公有住房", "公租房", "单位公房", "public housing", "publichousing"),
+        ),
+        Code("shop", "店铺", "Street shop", ("底商", "商铺", "门面", "门面房", "沿街商铺", "shop")),
+        Code(
+            "land_parcel",
+            "资源地块",
+            "Resource land parcel",
+            ("地块", "出让地块", "经营性地块", "land parcel", "parcel"),
+        ),
+        Code("ev_charger", "充电桩", "EV charging posts", ("充电设施", "charging post", "charger")),
+        Code(
+            "ad_spot", "广告位", "Advertising spots", ("广告牌", "广告", "advertising", "billboard")
+        ),
+        Code("lift", "电梯", "Lifts", ("加装电梯", "直梯", "elevator", "lift")),
         Code("other", "其他", "Other", ("其它",)),
     ),
 )
+#: Kinds counted rather than measured: a point (or one point for a community) with ``units``.
+COUNTED_KINDS = ("ev_charger", "ad_spot", "lift")
+#: Kinds that are not stock micro-spaces: bundles and the stock-space totals leave them out
+#: unless asked for by name (they are resources the renewal models count or sell).
+NOT_MICRO_SPACE = ("parking", "dwelling", "public_housing", "shop", "land_parcel", *COUNTED_KINDS)
 
 OWNER_TYPE = CodeList(
     "owner type",

@@ -144,6 +144,8 @@ class Space(Base):
     floors: Mapped[int | None] = mapped_column(Integer)
     usable_area_m2: Mapped[float | None] = mapped_column(Float)
     parking_spaces: Mapped[int | None] = mapped_column(Integer)
+    # Countable resources: flats of a dwelling, shops, charging posts, lifts, ad spots.
+    units: Mapped[int | None] = mapped_column(Integer)
     condition: Mapped[str | None] = mapped_column(String(20))
     current_use: Mapped[str | None] = mapped_column(String(200))
     vacancy: Mapped[str | None] = mapped_column(String(20))
@@ -184,6 +186,7 @@ class Space(Base):
         CheckConstraint("usable_area_m2 IS NULL OR usable_area_m2 >= 0", name="usable_area_m2"),
         CheckConstraint("floors IS NULL OR floors BETWEEN -10 AND 100", name="floors"),
         CheckConstraint("parking_spaces IS NULL OR parking_spaces >= 0", name="parking_spaces"),
+        CheckConstraint("units IS NULL OR units >= 0", name="units"),
         CheckConstraint(
             "operating_right_end IS NULL OR operating_right_start IS NULL "
             "OR operating_right_end >= operating_right_start",
@@ -229,6 +232,7 @@ TRACKED_FIELDS: tuple[str, ...] = (
     "floor_area_m2",
     "usable_area_m2",
     "parking_spaces",
+    "units",
     "condition",
     "current_use",
     "vacancy",

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, text
 
 from inventory import store
 from inventory.backends import include_in_migrations
@@ -203,3 +203,56 @@ def test_a_spatialite_writer_waits_for_another_and_says_so(tmp_path, spatialite_
         assert sorted(conn.scalars(text("SELECT name FROM community"))) == ["A", "B"]
     first.dispose()
     second.dispose()
+
+
+def test_upgrading_a_populated_store_keeps_every_space(empty_db_url):
+    """Revision 0002 (model resources) on a store filled under 0001: nothing lost, new kinds in."""
+    from alembic import command
+    from geoalchemy2 import WKTElement
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from inventory.backends import backend
+    from inventory.models import Space
+
+    engine = connect(empty_db_url, create=True)
+    cfg = store.alembic_config()
+    with engine.begin() as conn:
+        backend(conn).ensure_spatial_extension(conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    columns = ("survey_ref", "kind", "floor_area_m2", "owner_name", "certificate_status")
+    rows = [
+        ("JS-013", "boiler_room", 3000.0, "北京市热力集团", "complete"),
+        ("JS-011", "basement", 230.0, "劲松一建公司/劲松房管所", "partial"),
+        ("JS-P01", "parking", None, "劲松街道办事处", None),
+    ]
+    with engine.begin() as conn:
+        cid = conn.execute(insert(Community).values(name="劲松北社区").returning(Community.id))
+        cid = cid.scalar_one()
+        for i, row in enumerate(rows):
+            geom = WKTElement(f"POINT(116.46{i} 39.88)", srid=4326)
+            conn.execute(
+                insert(Space.__table__).values(
+                    community_id=cid, geom=geom, **dict(zip(columns, row, strict=True))
+                )
+            )
+    assert store.init(engine) == store.head_revision()
+    with engine.connect() as conn:
+        kept = conn.execute(select(*[Space.__table__.c[c] for c in columns]).order_by(Space.id))
+        assert [tuple(r) for r in kept] == rows
+    point = WKTElement("POINT(116.47 39.88)", srid=4326)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Space.__table__).values(
+                community_id=cid, survey_ref="GM-D01", kind="public_housing", units=29, geom=point
+            )
+        )
+    for bad in ({"kind": "castle"}, {"kind": "lift", "units": -1}):
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                insert(Space.__table__).values(community_id=cid, survey_ref="X", geom=point, **bad)
+            )
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Space.__table__)) == 4
+    engine.dispose()

@@ -60,6 +60,14 @@ class Backend(ABC):
         """Return an expression for the distance between two EPSG:4326 geometries, in metres."""
 
     @abstractmethod
+    def replace_check(self, conn: Connection, table: str, name: str, condition: str) -> None:
+        """Replace the CHECK constraint ``name`` of ``table`` by one testing ``condition``.
+
+        For migrations that widen a code list: the rows already stored satisfy the new
+        condition, so no data moves.
+        """
+
+    @abstractmethod
     def lock_for_writing(self, conn: Connection) -> None:
         """Prepare ``conn``, before its transaction begins, to hold the store's write lock."""
 

@@ -116,6 +116,14 @@ class PostGIS(Backend):
         """``ST_Distance`` on geography: the ellipsoid."""
         return func.ST_Distance(_geography(a), _geography(b))
 
+    def replace_check(self, conn: Connection, table: str, name: str, condition: str) -> None:
+        """Drop and add the constraint in one ALTER TABLE (the rows are checked once)."""
+        preparer = conn.dialect.identifier_preparer
+        t, n = preparer.quote(table), preparer.quote(name)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {t} DROP CONSTRAINT {n}, ADD CONSTRAINT {n} CHECK ({condition})"
+        )
+
     def lock_for_writing(self, conn: Connection) -> None:
         """Nothing before the transaction: the lock is an advisory lock inside it."""
 

@@ -185,6 +185,34 @@ class SpatiaLite(Backend):
         """``ST_Distance(a, b, 1)``: on the ellipsoid."""
         return func.ST_Distance(a, b, 1)
 
+    def replace_check(self, conn: Connection, table: str, name: str, condition: str) -> None:
+        """Rewrite the constraint in the table's schema text (see the comment)."""
+        # SQLite cannot alter a constraint, and rebuilding a table with a SpatiaLite
+        # geometry column would have to re-register it; a CHECK constraint touches no
+        # stored data, so the schema text is rewritten in place, the procedure SQLite's
+        # ALTER TABLE documentation gives for changing CHECK constraints.
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).scalar_one()
+        start = sql.index(f"CONSTRAINT {name} CHECK (")
+        depth, end = 0, sql.index("(", start)
+        while True:  # to the bracket that closes the CHECK's own
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            if depth == 0:
+                break
+            end += 1
+        new_sql = f"{sql[:start]}CONSTRAINT {name} CHECK ({condition}){sql[end + 1 :]}"
+        version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+        conn.exec_driver_sql("PRAGMA writable_schema = ON")
+        try:
+            conn.exec_driver_sql(
+                "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+                (new_sql, table),
+            )
+            conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+        finally:
+            conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+
     def lock_for_writing(self, conn: Connection) -> None:
         """Begin with ``BEGIN IMMEDIATE``: the file's write lock at once."""
         conn.execution_options(write=True)

@@ -73,6 +73,9 @@ _SPACE_PARSERS: dict[str, Callable[[pd.Series], tuple[list, list]]] = {
     "parking_spaces": lambda c: parse_number(
         c, "parking spaces", integer=True, positive=False, minimum=0, maximum=100_000
     ),
+    "units": lambda c: parse_number(
+        c, "units", integer=True, positive=False, minimum=0, maximum=1_000_000
+    ),
     "condition": lambda c: parse_code(c, "condition", "condition"),
     "current_use": _text_field(Space, "current_use"),
     "vacancy": lambda c: parse_code(c, "vacancy", "vacancy"),

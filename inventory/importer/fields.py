@@ -39,6 +39,7 @@ SPACE_FIELDS: dict[str, tuple[str, ...]] = {
     "usable_area_m2": ("usable_area_m2", "使用面积", "可用面积", "usable_area", "usable"),
     "floors": ("floors", "层数", "楼层数", "storeys"),
     "parking_spaces": ("parking_spaces", "车位数", "车位", "泊位数", "spaces"),
+    "units": ("units", "数量", "个数", "套数", "户数", "间数", "台数", "count"),
     "condition": ("condition", "房屋状况", "状况", "房屋质量", "完好程度"),
     "current_use": ("current_use", "当前用途", "现用途", "使用情况", "现用途说明"),
     "vacancy": ("vacancy", "现状", "使用状态", "闲置状态", "利用状态"),

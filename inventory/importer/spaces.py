@@ -10,6 +10,7 @@ import shapely
 from sqlalchemy import func, insert, select, update
 
 from inventory.backends import backend, write_transaction
+from inventory.codes import COUNTED_KINDS
 from inventory.importer.base import (
     _COMPARED,
     _SPACE_COLUMNS,
@@ -41,9 +42,12 @@ class _SpaceImport(_Import):
         kind = self.values["kind"][i]
         if kind == "parking":
             return "a parking point needs a space count (车位数) greater than 0"
+        if kind in COUNTED_KINDS:
+            return f"a {kind} point needs a count (数量/units) greater than 0"
         return (
             f"a point where a polygon is expected: a {kind or 'space'} needs its outline; only "
-            "parking may be recorded as points (with a space count)"
+            "parking (with a space count) and counted facilities (charging posts, lifts, "
+            "advertising spots, with a count) may be recorded as points"
         )
 
     def run(self) -> ImportReport:
@@ -83,8 +87,11 @@ class _SpaceImport(_Import):
                 if ref is None:
                     self.reasons[i].append("no survey reference (编号)")
         spaces = np.array([v or 0 for v in self.values["parking_spaces"]])
+        units = np.array([v or 0 for v in self.values["units"]])
         kinds = np.array(self.values["kind"], dtype=object)
-        geoms = self.clean_geometries((kinds == "parking") & (spaces > 0))
+        geoms = self.clean_geometries(
+            ((kinds == "parking") & (spaces > 0)) | (np.isin(kinds, COUNTED_KINDS) & (units > 0))
+        )
         if derive:
             # from the outline, not the row: a re-export in another order, or another file
             # of the same name, cannot overwrite a space it does not describe
