@@ -51,6 +51,8 @@ _EXPORTS = {
     "load_scenario": "inventory.scenario",
     "estimate": "inventory.revenue",
     "estimate_in_store": "inventory.revenue",
+    "compare": "inventory.revenue",
+    "compare_in_store": "inventory.revenue",
     "RevenueResult": "inventory.revenue",
     "build_map": "inventory.maps",
     "map_from_store": "inventory.maps",
@@ -90,6 +92,8 @@ __all__ = [
     "load_scenario",
     "estimate",
     "estimate_in_store",
+    "compare",
+    "compare_in_store",
     "RevenueResult",
     "build_map",
     "map_from_store",
@@ -137,6 +141,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
     from inventory.maps import build_map, map_from_store
     from inventory.maps import save as save_map
     from inventory.outputs import write
-    from inventory.revenue import RevenueResult, estimate, estimate_in_store
+    from inventory.revenue import (
+        RevenueResult,
+        compare,
+        compare_in_store,
+        estimate,
+        estimate_in_store,
+    )
     from inventory.scenario import load_scenario
     from inventory.store import StoreInfo, info, init

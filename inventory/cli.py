@@ -834,10 +834,24 @@ def capacity(
 
 @app.command("revenue")
 def revenue_(
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Scenario files (TOML) or shipped names; several with --compare.",
+            show_default=False,
+        ),
+    ] = None,
     scenario: Annotated[
-        str, typer.Option(help="Scenario file (TOML), or the name of a shipped one: jinsong_north.")
-    ] = "jinsong_north",
-    community: CommunityOption = None,
+        str | None,
+        typer.Option(help="Scenario file (TOML), or the name of a shipped one: jinsong_north."),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Compare the scenarios side by side.")
+    ] = False,
+    community: Annotated[
+        str | None,
+        typer.Option(help="Run on this community instead of the scenario's own (or package)."),
+    ] = None,
     format_: Annotated[
         str | None,
         typer.Option("--format", help="csv, json or xlsx (default: from --output's suffix)."),
@@ -845,11 +859,13 @@ def revenue_(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Write the summary, the cash flows (by --period) and the allocation to this file (three files, or sheets of one xlsx)."
+            help="Write every table (summary, stages, streams, communities, cash flows, "
+            "allocation; or the comparison) to this file: sheets of one xlsx, or files."
         ),
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Write a PNG of cumulative cash flow per variant.")
+        Path | None,
+        typer.Option(help="Write a PNG of cumulative cash flow per variant (or per scenario)."),
     ] = None,
     period: Annotated[
         str,
@@ -860,36 +876,38 @@ def revenue_(
     ] = "year",
     db: DbOption = None,
 ) -> None:
-    """Revenue estimate of a concession: does it balance, and what hangs on title gaps.
+    """Revenue of a renewal model: both stages, each stream, each community, and the gaps.
 
     Runs the scenario as surveyed, with clean-title spaces only, and with every gap
-    resolved: mature revenue by stream (万元), costs, payback year, NPV, IRR.
+    resolved: the renovation stage (Ro, Co, So), the mature year of operation by stream
+    (Rk, Ck, Sk), payback, NPV, IRR (万元). With --compare, the scenarios side by side.
+    Shipped scenarios: jinsong_north, jinsong_north_3100, jinsong_north_phased,
+    jinsong_master_lease, zhegong, guangming, heyuan, hongyupo.
 
     Example:
         inventory revenue
-        inventory revenue --scenario my_scenario.toml --community 劲松北社区 --plot cash.png
+        inventory revenue my_scenario.toml --community 劲松北社区 --plot cash.png
         inventory revenue --period month --output cash_flow.xlsx
+        inventory revenue --compare jinsong_north jinsong_north_phased jinsong_master_lease
 
     """
     from inventory import revenue
 
-    result = _in_store(db, lambda e: revenue.estimate_in_store(e, scenario, community))
+    names = [*([scenario] if scenario else []), *(scenarios or [])] or ["jinsong_north"]
+    if compare:
+        if len(names) < 2:
+            _fail("--compare needs two scenarios or more, e.g. `revenue --compare a.toml b.toml`.")
+        _compare(names, community, output, format_, plot, db)
+        return
+    if len(names) > 1:
+        _fail(f"{len(names)} scenarios given ({', '.join(names)}); add --compare to compare them.")
+    result = _in_store(db, lambda e: revenue.estimate_in_store(e, names[0], community))
     tables = _call(lambda: result.tables(period))
     if plot:
         _say(f"Plot written to {_call(lambda: revenue.plot(result, plot))}")
     _print_revenue(result)
-    columns = [
-        period,
-        "rent",
-        "parking",
-        "property_fee",
-        "services",
-        "subsidy",
-        "operating_cost",
-        "capex",
-        "net",
-        "cumulative",
-    ]
+    streams = [st.name for st in result.scenario.streams]
+    columns = [period, *streams, "subsidy", "operating_cost", "renovation_net", "net", "cumulative"]
     flows = tables[f"{period}ly"]
     surveyed = flows[flows["variant"] == "as surveyed"]
     console.print(_table(surveyed, f"{period.title()}ly cash flow as surveyed, 万元", columns))
@@ -897,20 +915,89 @@ def revenue_(
         _emit(tables, output, format_, "")
 
 
+def _compare(names, community, output, format_, plot, db) -> None:
+    from inventory import revenue
+
+    table, results = _in_store(db, lambda e: revenue.compare_in_store(e, names, community))
+    if plot:
+        _say(f"Plot written to {_call(lambda: revenue.plot_compare(results, plot))}")
+    # one column per scenario, one row per figure: fits a terminal
+    view = Table(title="Renewal models compared (as surveyed), 万元", title_justify="left")
+    view.add_column("", no_wrap=True)
+    for i in range(len(table)):
+        view.add_column(str(i + 1), justify="right", overflow="fold")
+    for col in table.columns:
+        view.add_row(col, *[_cell(v) for v in table[col]])
+    console.print(view)
+    if output is not None:
+        _emit(revenue.comparison_tables(results), output, format_, "")
+
+
 def _print_revenue(result) -> None:
     summary = result.summary()
     # one column per variant, one row per figure: fits an 80-column terminal
-    table = Table(title=f"{result.scenario.name} — mature year, 万元", title_justify="left")
+    title = f"{result.scenario.name} — {result.scenario.model_label} — 万元"
+    table = Table(title=_safe(title), title_justify="left")
     table.add_column("", no_wrap=True, min_width=max(map(len, summary.columns)))
     for name in summary["variant"]:
         table.add_column(str(name), justify="right", overflow="fold")
     for col in summary.columns.drop("variant"):
         table.add_row(col, *[_cell(v) for v in summary[col]])
     console.print(table)
-    _say(
-        f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
-        f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
+    m = result.surveyed.metrics
+    console.print(
+        _table(
+            result.stages(),
+            f"Stages as surveyed: renovation So = Ro − Co, operation (year {m.mature_year}) "
+            "Sk = Rk − Ck, 万元",
+            ["stage", "line", "item", "party", "year", "amount_wan"],
+        )
     )
+    pnl = result.streams()
+    console.print(
+        _table(
+            pnl,
+            f"Profit and loss by stream, year {m.mature_year}, 万元",
+            ["stream", "revenue_wan", "cost_wan", "result_wan"],
+        )
+    )
+    for row in pnl.itertuples():
+        if row.result_wan < 0:
+            share = row.loss_share_of_other_revenue_pct
+            _say(
+                f"{row.stream} runs {-row.result_wan:,.1f} 万元 a year short"
+                + (f": {share:.1f}% of the other streams' revenue" if share else "")
+                + (
+                    f"; it breaks even at {row.break_even_managed_area_m2:,.0f} m² of managed "
+                    "floor area"
+                    if row.break_even_managed_area_m2
+                    else ""
+                )
+                + "."
+            )
+    if result.inventory is not None and len(result.inventory.communities) > 1:
+        console.print(_table(result.communities(), "Communities of the package, 万元"))
+        cov = result.coverage()
+        _say(
+            f"Coverage: the revenue can fund {cov['coverage']:.0%} of the works, i.e. "
+            f"{cov['funded_floor_area_m2']:,.0f} of {cov['floor_area_m2']:,.0f} m² of floor area."
+        )
+    pays = result.who_pays()
+    if pays:
+        total = sum(pays.values()) or 1.0
+        _say(
+            "Who pays the renovation: " + ", ".join(f"{p} {v / total:.0%}" for p, v in pays.items())
+        )
+    if result.at_risk_rent_share or result.blocked:
+        _say(
+            f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
+            f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
+        )
+    if result.blocked:
+        _say(
+            f"Blocking gaps keep {', '.join(result.blocked)} from earning: "
+            f"{result.foregone_rent_wan:,.1f} 万元 a year once resolved."
+        )
     for v in result.variants.values():
         if not v.metrics.irr_unique:
             _say(
@@ -1126,17 +1213,32 @@ def sample_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the files into.")] = Path(
         "sample_data"
     ),
+    cases: Annotated[
+        bool,
+        typer.Option(
+            "--cases",
+            help="Also write the other published cases (zhegong, guangming, heyuan, hongyupo) "
+            "as GeoPackages with layers communities and spaces.",
+        ),
+    ] = False,
 ) -> None:
     """Write the Jinsong North sample survey (shapefiles in GBK + a GeoPackage).
 
     Example:
         inventory sample-data /tmp/jinsong
+        inventory sample-data /tmp/cases --cases
+        inventory import /tmp/cases/zhegong.gpkg --layer communities --communities
+        inventory import /tmp/cases/zhegong.gpkg --layer spaces
+        inventory revenue zhegong
 
     """
-    from inventory.samples import write_jinsong_north
+    from inventory.samples import write_jinsong_north, write_renewal_cases
 
     for path in _call(lambda: write_jinsong_north(out_dir)):
         _say(str(path))
+    if cases:
+        for path in _call(lambda: write_renewal_cases(out_dir)):
+            _say(str(path))
 
 
 def _examples_verbatim() -> None:

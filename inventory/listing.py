@@ -26,6 +26,7 @@ SPACE_COLUMNS = (
     "floors",
     "usable_area_m2",
     "parking_spaces",
+    "units",
     "vacancy",
     "condition",
     "current_use",
@@ -211,3 +212,28 @@ def communities(engine: Engine, names: list[str] | None = None) -> gpd.GeoDataFr
         geometry=[shapely.from_wkb(bytes(r[1])) for r in rows],
         crs=4326,
     )
+
+
+def community_table(engine: Engine) -> pd.DataFrame:
+    """Return every community's attributes, without its boundary.
+
+    Columns: name, district, street office, built year, households, residents, floor area
+    and site area.
+    """
+    require_schema(engine)
+    columns = [
+        "name",
+        "district",
+        "street_office",
+        "built_year",
+        "households",
+        "residents",
+        "floor_area_m2",
+        "site_area_m2",
+    ]
+    stmt = select(*[getattr(Community, c) for c in columns]).order_by(
+        backend(engine).codepoint_order(Community.name)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return pd.DataFrame(rows, columns=columns)

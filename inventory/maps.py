@@ -33,7 +33,6 @@ from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import RULES_BY_GAP, annotate
 from inventory.geodesy import metres_per_degree
-from inventory.scenario import USE_CLASSES
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
 FULL_LIMIT = 3_000  # above this many spaces, mode "auto" draws the city map
@@ -217,9 +216,9 @@ def _revenue_columns(refs: pd.Series, revenue: pd.DataFrame | None, lang: str, t
         values = by_ref[column].reindex(refs.to_numpy()).to_numpy(dtype=float)
         return ["" if np.isnan(v) else f"{v:,.1f}" for v in values]
 
-    labels = {code: zh if lang == "zh" else en for code, (zh, en) in USE_CLASSES.items()}
-    use = by_ref["use_class"].reindex(refs.to_numpy()).map(labels).to_numpy(dtype=object)
-    then = by_ref["use_resolved"].reindex(refs.to_numpy()).map(labels).to_numpy(dtype=object)
+    suffix = "zh" if lang == "zh" else "en"
+    use = by_ref[f"use_{suffix}"].reindex(refs.to_numpy()).to_numpy(dtype=object)
+    then = by_ref[f"use_resolved_{suffix}"].reindex(refs.to_numpy()).to_numpy(dtype=object)
     # the use after resolving shows when it changes (the target shares rebalance)
     resolved = [
         r + (f" ({b})" if isinstance(b, str) and b != a else "")
@@ -238,21 +237,33 @@ def revenue_by_space(result) -> pd.DataFrame:
     Rent as surveyed, and with every title gap resolved (which may bring in spaces the
     surveyed case leaves out); for :func:`build_map`'s ``revenue``.
     """
-    columns = ["survey_ref", "use_class", "rent_wan_year_mature"]
-    surveyed = result.variants["as surveyed"].allocation[columns]
+    columns = ["survey_ref", "use_class", "use_class_zh", "use_class_en", "rent_wan_year_mature"]
+    names = {
+        "use_class": "use",
+        "use_class_zh": "use_zh",
+        "use_class_en": "use_en",
+        "rent_wan_year_mature": "rent_wan",
+    }
+    surveyed = result.variants["as surveyed"].allocation[columns].rename(columns=names)
     resolved = (
         result.variants["all gaps resolved"]
         .allocation[columns]
-        .rename(columns={"use_class": "use_resolved", "rent_wan_year_mature": "rent_resolved_wan"})
+        .rename(
+            columns={
+                k: v.replace("use", "use_resolved").replace("rent_wan", "rent_resolved_wan")
+                for k, v in names.items()
+            }
+        )
     )
-    out = surveyed.rename(columns={"rent_wan_year_mature": "rent_wan"}).merge(
-        resolved, on="survey_ref", how="outer"
-    )
+    out = surveyed.merge(resolved, on="survey_ref", how="outer")
     # a space the surveyed case leaves out has no use there, only once gaps are resolved
     out["rent_wan"] = out["rent_wan"].fillna(0.0)
     out["rent_resolved_wan"] = out["rent_resolved_wan"].fillna(out["rent_wan"])
-    out["use_resolved"] = out["use_resolved"].fillna(out["use_class"])
-    return out[["survey_ref", "use_class", "rent_wan", "use_resolved", "rent_resolved_wan"]]
+    for col in ("use", "use_zh", "use_en"):
+        out[col.replace("use", "use_resolved")] = out[col.replace("use", "use_resolved")].fillna(
+            out[col]
+        )
+    return out.rename(columns={"use": "use_class"})
 
 
 def build_map(

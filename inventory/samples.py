@@ -176,7 +176,7 @@ _ROOMS: tuple[_Room, ...] = (
         600,
         260,
         "在用",
-        "养老驿站",
+        "便利店",
         condition="良好",
     ),
     # Stock rooms outside the demonstration area.
@@ -486,6 +486,267 @@ def synthetic_inventory(
         crs=4326,
     )
     return comm, spaces
+
+
+# ---- the other published cases of the six models (Tang et al., Table 1) ----------------------
+#
+# Each case's inventory holds the resources its scenario (inventory/scenarios/<case>.toml)
+# needs. Published figures are used where there are any (households, buildings, floor
+# area); everything else (positions, the split into buildings and rooms, areas the
+# studies do not give) is invented with a fixed seed and marked so in the scenario.
+
+
+@dataclass(frozen=True)
+class _Case:
+    centre: tuple[float, float]  # lon, lat (approximate)
+    communities: tuple[dict, ...]
+    spaces: tuple[dict, ...]  # each: ref, community, kind, floor_area_m2 (or None), units, ...
+
+
+def _dwellings(
+    prefix: str,
+    community: str,
+    buildings: int,
+    floor_area: float,
+    units: int,
+    kind: str = "dwelling",
+) -> list[dict]:
+    """Return ``buildings`` dwellings sharing ``floor_area`` and ``units`` (flats) evenly."""
+    per = np.full(buildings, units // buildings)
+    per[: units % buildings] += 1
+    return [
+        {
+            "ref": f"{prefix}-D{i + 1:02d}",
+            "community": community,
+            "kind": kind,
+            "floor_area_m2": round(floor_area * per[i] / units, 1),
+            "floors": 6 if kind == "dwelling" else 3,
+            "units": int(per[i]),
+            "vacancy": "in_use",
+            "owner_type": "government" if kind == "public_housing" else "private",
+            "land_type": "allocated" if kind == "public_housing" else "granted",
+            "certificate_status": "complete",
+        }
+        for i in range(buildings)
+    ]
+
+
+def _rooms(
+    prefix: str, community: str, areas: list[float], kinds: list[str], **tenure
+) -> list[dict]:
+    return [
+        {
+            "ref": f"{prefix}-{i + 1:03d}",
+            "community": community,
+            "kind": kind,
+            "floor_area_m2": area,
+            "floors": 1,
+            "vacancy": "idle",
+            "owner_type": "government",
+            "owner_name": "街道办事处",
+            "land_type": "granted",
+            "certificate_status": "complete",
+            **tenure,
+        }
+        for i, (area, kind) in enumerate(zip(areas, kinds, strict=True))
+    ]
+
+
+def _parking(ref: str, community: str, spaces: int) -> dict:
+    return {
+        "ref": ref,
+        "community": community,
+        "kind": "parking",
+        "floor_area_m2": None,
+        "parking_spaces": spaces,
+        "vacancy": "in_use",
+        "owner_type": "government",
+        "owner_name": "街道办事处",
+        "land_type": "granted",
+        "certificate_status": "complete",
+    }
+
+
+def _hongyupo() -> _Case:
+    # 14.8 hm², 88 buildings, 12.6万 m² (Tang et al.); the split into four communities and
+    # their rooms and parking are invented.
+    parts = (
+        ("红育坡一社区", 28, 40000.0, 120),
+        ("红育坡二社区", 25, 36000.0, 90),
+        ("红育坡三社区", 21, 30000.0, 40),
+        ("红育坡四社区", 14, 20000.0, 10),
+    )
+    spaces: list[dict] = []
+    for j, (name, buildings, area, parking) in enumerate(parts):
+        prefix = f"HYP{j + 1}"
+        spaces += _dwellings(prefix, name, buildings, area, round(area / 60))
+        rooms = [(300.0, 120.0, 80.0), (150.0, 60.0), (90.0, 40.0), (30.0,)][j]
+        spaces += _rooms(
+            prefix, name, list(rooms), ["service_room", "bike_shed", "gatehouse"][: len(rooms)]
+        )
+        spaces.append(_parking(f"{prefix}-P01", name, parking))
+    return _Case(
+        (106.5165, 29.5310),
+        tuple(
+            {
+                "name": n,
+                "district": "九龙坡区",
+                "street_office": "红育坡片区",
+                "floor_area_m2": a,
+                "households": round(a / 60),
+                "buildings": b,
+            }
+            for n, b, a, _ in parts
+        ),
+        tuple(spaces),
+    )
+
+
+CASES: dict[str, callable] = {
+    # 13 buildings demolished (Tang et al.); 30,000 m² of old flats and 600 households invented
+    "zhegong": lambda: _Case(
+        (120.1650, 30.2930),
+        (
+            {
+                "name": "浙工新村",
+                "district": "拱墅区",
+                "street_office": None,
+                "floor_area_m2": 30000.0,
+                "households": 600,
+                "buildings": 13,
+            },
+        ),
+        tuple(_dwellings("ZG", "浙工新村", 13, 30000.0, 600)),
+    ),
+    # 29 households in a 3-storey public-housing building (Tang et al.); 45 m² a flat invented
+    "guangming": lambda: _Case(
+        (116.4230, 39.8930),
+        (
+            {
+                "name": "光明楼17号楼",
+                "district": "东城区",
+                "street_office": None,
+                "floor_area_m2": 29 * 45.0,
+                "households": 29,
+                "buildings": 1,
+            },
+        ),
+        tuple(_dwellings("GM", "光明楼17号楼", 1, 29 * 45.0, 29, kind="public_housing")),
+    ),
+    # a shipyard parcel 1.2 km away sold with the renovation (Tang et al.); the community's
+    # size, rooms and the parcel's area invented
+    "heyuan": lambda: _Case(
+        (113.2410, 23.0960),
+        (
+            {
+                "name": "河源社区",
+                "district": "荔湾区",
+                "street_office": None,
+                "floor_area_m2": 150000.0,
+                "households": 2500,
+                "buildings": 40,
+            },
+        ),
+        (
+            *_dwellings("HY", "河源社区", 40, 150000.0, 2500),
+            *_rooms(
+                "HY", "河源社区", [200.0, 120.0, 60.0], ["service_room", "bike_shed", "gatehouse"]
+            ),
+            {
+                **_rooms(
+                    "HY-L",
+                    "河源社区",
+                    [40000.0],
+                    ["land_parcel"],
+                    owner_name="原船厂",
+                    owner_type="state_enterprise",
+                )[0],
+                "ref": "HY-L01",
+                "floors": None,
+                "name": "原船厂地块",
+                "offset_m": (1200.0, 0.0),
+            },
+        ),
+    ),
+    "hongyupo": _hongyupo,
+}
+
+
+def renewal_case(name: str, seed: int = SEED) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return (communities, spaces) in EPSG:4326 for a published case.
+
+    Cases: zhegong, guangming, heyuan or hongyupo (see :data:`CASES`); the columns are the
+    store's English field names.
+    """
+    if name not in CASES:
+        raise KeyError(f"{name!r} is not a sample case; cases: {', '.join(CASES)}")
+    case = CASES[name]()
+    rng = np.random.default_rng(seed)
+    local = local_metric_crs(*case.centre)
+    boundaries, spaces = [], []
+    for j, c in enumerate(case.communities):
+        x0 = j * 500.0  # communities side by side, 500 m apart
+        boundaries.append(box(x0, 0, x0 + 400, 400))
+        members = [s for s in case.spaces if s["community"] == c["name"]]
+        for k, space in enumerate(members):
+            floors = space.get("floors") or 1
+            footprint = (space["floor_area_m2"] or 40 * 2.5 * 5.3 * 1.0) / floors
+            if space["kind"] == "parking":
+                footprint = space["parking_spaces"] * 2.5 * 5.3 * 1.6
+            side = footprint**0.5
+            dx, dy = space.get("offset_m", (0.0, 0.0))
+            if space.get("offset_m"):
+                x, y = x0 + 200 + dx, 200 + dy
+            else:
+                col, row = k % 8, k // 8
+                x = x0 + 25 + col * 47 + rng.uniform(-3, 3)
+                y = 25 + row * 47 + rng.uniform(-3, 3)
+            geom = box(x - side / 2, y - side / 2, x + side / 2, y + side / 2)
+            if not space.get("offset_m") and side > 44:  # a large parcel or block: fit it in
+                geom = box(x0 + 10, y - side / 2, x0 + 10 + side, y + side / 2)
+            record = {k2: v for k2, v in space.items() if k2 not in ("ref", "offset_m")}
+            record["survey_ref"] = space["ref"]
+            record["surveyed_at"] = "2021-06-01"
+            record["geometry"] = MultiPolygon([geom])
+            spaces.append(record)
+    comm = gpd.GeoDataFrame(
+        pd.DataFrame(list(case.communities)).drop(columns=["buildings"]),
+        geometry=[MultiPolygon([b]) for b in boundaries],
+        crs=local,
+    ).to_crs(4326)
+    frame = pd.DataFrame(spaces)
+    defaults = {
+        "name": None,
+        "disputed": False,
+        "owner_name": "业主",
+        "parking_spaces": None,
+        "units": None,
+        "current_use": None,
+        "condition": "fair",
+        "operating_right_end": None,
+        "usable_area_m2": None,
+    }
+    for column, value in defaults.items():
+        if column not in frame:
+            frame[column] = value
+        else:
+            frame[column] = frame[column].where(frame[column].notna(), value)
+    return comm, gpd.GeoDataFrame(frame, geometry="geometry", crs=local).to_crs(4326)
+
+
+def write_renewal_cases(out_dir: str | Path) -> list[Path]:
+    """Write each published case as a GeoPackage (layers communities and spaces); return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in CASES:
+        comm, spaces = renewal_case(name)
+        path = out / f"{name}.gpkg"
+        path.unlink(missing_ok=True)
+        pyogrio.write_dataframe(comm, path, layer="communities")
+        pyogrio.write_dataframe(spaces, path, layer="spaces")
+        written.append(path)
+    return written
 
 
 def _main(argv: list[str]) -> int:
