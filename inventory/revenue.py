@@ -1099,6 +1099,8 @@ def package_communities(engine, scenario: Scenario, community: str | None = None
             )
     elif s.package.communities:
         names = s.package.communities
+    elif s.package.bundled_with:
+        names = bundled_communities(engine, s.package.bundled_with, s.package.max_gap_m)
     else:
         key, value = (
             ("street_office", s.package.street_office)
@@ -1123,6 +1125,35 @@ def package_communities(engine, scenario: Scenario, community: str | None = None
                 f"import its survey, or correct the name. {known}"
             ) from None
     return every.set_index("name").loc[names].reset_index()
+
+
+def bundled_communities(engine, community: str, max_gap_m: float = 30.0) -> list[str]:
+    """Return ``community`` and every community whose spaces bundle with its spaces.
+
+    Bundles are found across boundaries (:func:`inventory.bundles.find_bundles` with
+    ``across_communities``), around the package as it grows, until no bundle reaches a
+    community not yet in it: the communities that could run their small spaces together.
+    """
+    from inventory import listing, store
+    from inventory.bundles import find_bundles
+    from inventory.geodesy import near_bounds
+
+    store.require_community(engine, community)
+    names = {community}
+    loaded = listing.spaces(engine, community=community)
+    while len(loaded):
+        x0, y0, x1, y1 = loaded.total_bounds
+        w = near_bounds(x0, y0, max_gap_m)
+        e = near_bounds(x1, y1, max_gap_m)
+        around = listing.spaces(engine, bounds=(w[0], w[1], e[2], e[3]))
+        _, members = find_bundles(around, max_gap_m, across_communities=True)
+        package_bundles = members.loc[members["community"].isin(names), "bundle_id"]
+        reached = set(members.loc[members["bundle_id"].isin(package_bundles), "community"])
+        if reached <= names:
+            break
+        names |= reached
+        loaded = around[around["community"].isin(names)]
+    return sorted(names, key=lambda n: (n != community, n))
 
 
 def estimate_in_store(

@@ -117,6 +117,8 @@ SCHEMA: dict[str, dict[str, str]] = {
         "communities": "community names",
         "street_office": "every community of this street office",
         "district": "every community of this district",
+        "bundled_with": "this community and every one its spaces bundle with across boundaries",
+        "max_gap_m": "with bundled_with: the bundle gap, m (default 30)",
     },
     "use_classes.*": {
         "label_zh": "Chinese label",
@@ -420,11 +422,15 @@ class Package:
     communities: list[str] = field(default_factory=list)
     street_office: str | None = None
     district: str | None = None
+    bundled_with: str | None = None
+    max_gap_m: float = 30.0
 
     def describe(self) -> str:
         """How the package was chosen, for titles."""
         if self.communities:
             return "、".join(self.communities)
+        if self.bundled_with:
+            return f"{self.bundled_with} + bundled neighbours"
         return self.street_office or self.district or ""
 
 
@@ -806,12 +812,14 @@ def _package(top: _Reader, where: str) -> Package | None:
         communities=r.texts("communities"),
         street_office=r.text("street_office", None),
         district=r.text("district", None),
+        bundled_with=r.text("bundled_with", None),
+        max_gap_m=r.number("max_gap_m", 30.0),
     )
-    given = [bool(package.communities), bool(package.street_office), bool(package.district)]
-    if sum(given) != 1:
+    given = [package.communities, package.street_office, package.district, package.bundled_with]
+    if sum(map(bool, given)) != 1:
         raise ScenarioError(
-            f'{where}: [package] takes one of communities = [...], street_office = "..." '
-            'or district = "...".'
+            f'{where}: [package] takes one of communities = [...], street_office = "...", '
+            'district = "..." or bundled_with = "COMMUNITY".'
         )
     return package
 

@@ -763,3 +763,33 @@ def test_compare_on_a_package_of_a_generated_city(db_url, engine, tmp_path):
     )
     bad = CliRunner().invoke(app, ["revenue", str(missing), "--db", db_url])
     assert bad.exit_code == 1 and "street_office = 'S99999' has no community" in bad.output
+
+
+def test_a_package_of_the_communities_whose_spaces_bundle(engine, tmp_path):
+    from inventory.importer import import_file
+    from inventory.revenue import package_communities
+    from tests.util import write
+
+    def space(ref, community, dx):
+        return {
+            "编号": ref,
+            "社区": community,
+            "类型": "车棚",
+            "建筑面积": 100.0,
+            "geometry": room(dx, 0),
+        }
+
+    rows = [
+        space("A1", "甲社区", 0),
+        space("B1", "乙社区", 20),  # 10 m from A1, across the boundary
+        space("B2", "乙社区", 40),  # 10 m from B1: reached through B
+        space("C1", "丙社区", 2000),  # far away
+    ]
+    import_file(engine, write(frame(rows), tmp_path / "s.geojson"))
+    data = _tiny(package={"bundled_with": "甲社区", "max_gap_m": 15})
+    table = package_communities(engine, parse_scenario(data))
+    assert table["name"].tolist() == ["甲社区", "乙社区"]
+    data["package"]["max_gap_m"] = 5  # closer than the spaces are: A alone
+    assert package_communities(engine, parse_scenario(data))["name"].tolist() == ["甲社区"]
+    with pytest.raises(ScenarioError, match=r"\[package\] takes one of"):
+        parse_scenario(_tiny(package={"bundled_with": "甲社区", "district": "朝阳区"}))
