@@ -60,6 +60,7 @@ FLAGS = {
     "near": "--near",
     "need_area_m2": "--need-area",
     "period": "--period",
+    "policy": "--policy",
     "radius_m": "--radius",
     "role": "--limit",
     "scenario": "--scenario",
@@ -128,6 +129,13 @@ CommunityOption = Annotated[str | None, typer.Option(help="Only this community."
 KindOption = Annotated[
     list[str] | None,
     typer.Option(help="Only these kinds (repeatable; code or Chinese name: 锅炉房, boiler_room)."),
+]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Title-gap rules: default, beijing-2021 (京规自发〔2021〕120号), or a policy file "
+        "(TOML; see inventory/policies)."
+    ),
 ]
 MaxGapOption = Annotated[
     float, typer.Option(help="Largest gap (m) between two spaces of one bundle.")
@@ -660,27 +668,33 @@ def gaps(
     expiring_months: Annotated[
         int, typer.Option(help="Warn of operating rights ending within this many months.")
     ] = 12,
+    policy: PolicyOption = None,
     format_: FormatOption = None,
     output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """Title gaps: every space whose tenure is not clean, the kind of gap and its severity.
 
-    Severity (rules in inventory/gaps.py): blocking (allocated land, dispute, unknown
-    owner, expired operating right), transitional (missing/partial certificate, several
-    owners), minor (operating right ending soon). Also lists data-quality flags, and
-    totals per community.
+    Severity (default rules, inventory/policies/default.toml): blocking (allocated land,
+    dispute, unknown owner, expired operating right), transitional (missing/partial
+    certificate, several owners), minor (operating right ending soon). --policy
+    beijing-2021: allocated-land boiler rooms, coal yards, bike sheds, gatehouses and
+    community rooms become transitional for community services. Also lists data-quality
+    flags, and totals per community.
 
     Example:
         inventory gaps
         inventory gaps --community 劲松北社区 --output gaps.xlsx
+        inventory gaps --policy beijing-2021
 
     """
     from inventory.gaps import title_gaps_in_store
 
     rows, totals = _in_store(
         db,
-        lambda e: title_gaps_in_store(e, community=community, expiring_months=expiring_months),
+        lambda e: title_gaps_in_store(
+            e, community=community, expiring_months=expiring_months, policy=policy
+        ),
     )
     _emit(
         {"gaps": rows, "gap_totals": totals},
@@ -874,6 +888,7 @@ def revenue_(
             "months; payback to the month is in the summary either way)."
         ),
     ] = "year",
+    policy: PolicyOption = None,
     db: DbOption = None,
 ) -> None:
     """Revenue of a renewal model: both stages, each stream, each community, and the gaps.
@@ -897,11 +912,13 @@ def revenue_(
     if compare:
         if len(names) < 2:
             _fail("--compare needs two scenarios or more, e.g. `revenue --compare a.toml b.toml`.")
-        _compare(names, community, output, format_, plot, db)
+        _compare(names, community, output, format_, plot, db, policy)
         return
     if len(names) > 1:
         _fail(f"{len(names)} scenarios given ({', '.join(names)}); add --compare to compare them.")
-    result = _in_store(db, lambda e: revenue.estimate_in_store(e, names[0], community))
+    result = _in_store(
+        db, lambda e: revenue.estimate_in_store(e, names[0], community, policy=policy)
+    )
     tables = _call(lambda: result.tables(period))
     if plot:
         _say(f"Plot written to {_call(lambda: revenue.plot(result, plot))}")
@@ -915,10 +932,12 @@ def revenue_(
         _emit(tables, output, format_, "")
 
 
-def _compare(names, community, output, format_, plot, db) -> None:
+def _compare(names, community, output, format_, plot, db, policy) -> None:
     from inventory import revenue
 
-    table, results = _in_store(db, lambda e: revenue.compare_in_store(e, names, community))
+    table, results = _in_store(
+        db, lambda e: revenue.compare_in_store(e, names, community, policy=policy)
+    )
     if plot:
         _say(f"Plot written to {_call(lambda: revenue.plot_compare(results, plot))}")
     # one column per scenario, one row per figure: fits a terminal
@@ -1038,6 +1057,7 @@ def map_(
             "resolved) from this revenue scenario (file, or a shipped name: jinsong_north)."
         ),
     ] = None,
+    policy: PolicyOption = None,
     db: DbOption = None,
 ) -> None:
     """Write a self-contained HTML map for meetings: opens offline, in any browser.
@@ -1067,6 +1087,7 @@ def map_(
             max_gap_m=max_gap,
             mode=mode,
             scenario=scenario,
+            policy=policy,
         ),
     )
     _say(

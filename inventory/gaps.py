@@ -1,7 +1,8 @@
 """Title gaps (产权/权属问题): which spaces cannot simply be operated, why, and how badly.
 
-The rules are written down once, in :data:`RULES`: each names a gap, its severity and
-the condition on a space's tenure. Severity follows the Jinsong North experience:
+The rules are data: a **policy regime** (TOML in ``inventory/policies``, or a file of the
+user's) names each gap, its severity and the condition on a space's tenure. ``default``
+holds the rules the Jinsong North experience teaches:
 
 - **blocking** — operation needs a decision nobody on site can take: allocated land
   (划拨) cannot change use to commercial without approval (the idle boiler room stayed
@@ -11,18 +12,25 @@ the condition on a space's tenure. Severity follows the Jinsong North experience
   office, as ~30% of Jinsong's activated rooms were: missing, partial or unknown
   certificate; several owners who must agree.
 - **minor** — to watch: the operating right ends within the warning period.
+
+``beijing-2021`` (京规自发〔2021〕120号) lets boiler rooms, coal yards, bike sheds,
+gatehouses and community rooms on allocated land take community services under a
+temporary permit: transitional for those uses, still blocking for commerce.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, case, false, func, or_, select
+from sqlalchemy import Engine, and_, case, false, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from inventory import listing
@@ -32,8 +40,6 @@ from inventory.models import Community, Space
 
 SEVERITIES = ("blocking", "transitional", "minor")
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-#: Characters that join several owners in one name: "劲松一建公司/劲松房管所", "A、B", "A和B".
-SEVERAL_OWNERS = "/／、;；,，&和及"
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -197,6 +203,49 @@ class AnyOf(Condition):
 
 
 @dataclass(frozen=True)
+class In(Condition):
+    """The column holds one of these values."""
+
+    column: str
+    values: tuple
+
+    def _frame(self, s, today, months):
+        return s.each(self.column, lambda v: v.isin(self.values), missing=False)
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column].in_(self.values), false())
+
+
+@dataclass(frozen=True)
+class AllOf(Condition):
+    """Every condition holds."""
+
+    conditions: tuple
+
+    def _frame(self, s, today, months):
+        out = self.conditions[0]._frame(s, today, months)
+        for cond in self.conditions[1:]:
+            out = out & cond._frame(s, today, months)
+        return out
+
+    def _sql(self, c, today, months):
+        return and_(*(cond._sql(c, today, months) for cond in self.conditions))
+
+
+@dataclass(frozen=True)
+class Not(Condition):
+    """The condition does not hold."""
+
+    condition: Condition
+
+    def _frame(self, s, today, months):
+        return ~self.condition._frame(s, today, months)
+
+    def _sql(self, c, today, months):
+        return not_(self.condition._sql(c, today, months))
+
+
+@dataclass(frozen=True)
 class Rule:
     """One kind of title gap: its code, severity, labels and the condition it names."""
 
@@ -211,81 +260,179 @@ class Rule:
         return self.when.frame(spaces, today, months)
 
 
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "allocated_land",
-        "blocking",
-        "划拨用地，改变用途须审批",
-        "allocated land: change of use needs approval",
-        Equals("land_type", "allocated"),
-    ),
-    Rule("disputed", "blocking", "权属争议", "ownership disputed", IsTrue("disputed")),
-    Rule(
-        "unknown_owner",
-        "blocking",
-        "产权人不明",
-        "owner unknown",
-        AnyOf((Equals("owner_type", "unknown"), Missing("owner_name"))),
-    ),
-    Rule(
-        "operating_right_expired",
-        "blocking",
-        "经营权已到期",
-        "operating right expired",
-        Before("operating_right_end"),
-    ),
-    Rule(
-        "missing_certificate",
-        "transitional",
-        "无房产证",
-        "no property certificate",
-        Equals("certificate_status", "missing"),
-    ),
-    Rule(
-        "partial_certificate",
-        "transitional",
-        "产权手续不全",
-        "incomplete title documents",
-        Equals("certificate_status", "partial"),
-    ),
-    Rule(
-        "unknown_certificate",
-        "transitional",
-        "产权证情况不明",
-        "certificate status unknown",
-        AnyOf((Missing("certificate_status"), Equals("certificate_status", "unknown"))),
-    ),
-    Rule(
-        "several_owners",
-        "transitional",
-        "多个产权单位",
-        "several owners must agree",
-        HasAnyOf("owner_name", SEVERAL_OWNERS),
-    ),
-    Rule(
-        "operating_right_expiring",
-        "minor",
-        "经营权即将到期",
-        "operating right ends soon",
-        WithinMonths("operating_right_end"),
-    ),
+POLICIES = Path(__file__).resolve().parent / "policies"
+#: Columns a policy's conditions may test (the space's tenure and kind).
+TESTABLE = (
+    "kind",
+    "land_type",
+    "owner_type",
+    "owner_name",
+    "certificate_status",
+    "disputed",
+    "vacancy",
+    "operating_right_end",
+    "operating_right_holder",
+    "current_use",
 )
-RULES_BY_GAP = {r.gap: r for r in RULES}
+_DATE_TESTS = {"before_today": Before, "within_warning": WithinMonths}
 
 
-def severity_sql(columns, today: date | None = None, expiring_months: int = 12) -> ColumnElement:
+@dataclass(frozen=True)
+class Policy:
+    """A regime of title-gap rules (see ``inventory/policies/default.toml``)."""
+
+    name: str
+    title: str
+    source: str
+    rules: tuple[Rule, ...]
+
+    @property
+    def by_gap(self) -> dict[str, Rule]:
+        """The rules by gap code."""
+        return {r.gap: r for r in self.rules}
+
+
+def shipped_policies() -> list[str]:
+    """Names of the policy regimes shipped with the inventory."""
+    return sorted(p.stem for p in POLICIES.glob("*.toml"))
+
+
+@lru_cache(maxsize=32)
+def _load(path: Path, mtime: float) -> Policy:
+    where = path.name
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{where} is not a UTF-8 TOML policy file ({exc}).") from None
+    unknown = sorted(set(data) - {"name", "title", "source", "rules"})
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key {unknown[0]}; a policy has name, title, source and [[rules]]."
+        )
+    rules = []
+    for i, raw in enumerate(data.get("rules", []), start=1):
+        at = f"{where}: rules[{i}]"
+        if not isinstance(raw, dict):
+            raise InputError(f"{at} should be a table ([[rules]]).")
+        extra = sorted(set(raw) - {"gap", "severity", "zh", "en", "when", "unless", "uses"})
+        if extra:
+            raise InputError(
+                f"{at}: unknown key {extra[0]}; a rule has gap, severity, zh, en, when, "
+                "unless and uses."
+            )
+        for key in ("gap", "severity", "zh", "en", "when"):
+            if key not in raw:
+                raise InputError(f"{at} has no {key}; add it.")
+        if raw["severity"] not in SEVERITIES:
+            raise InputError(f"{at}: severity = {raw['severity']!r}; use {', '.join(SEVERITIES)}.")
+        when = _condition(raw["when"], f"{at}.when")
+        if "unless" in raw:
+            when = AllOf((when, Not(_condition(raw["unless"], f"{at}.unless"))))
+        rules.append(Rule(raw["gap"], raw["severity"], raw["zh"], raw["en"], when))
+    if not rules:
+        raise InputError(f"{where} has no [[rules]]; a policy needs at least one.")
+    gaps = [r.gap for r in rules]
+    if len(set(gaps)) != len(gaps):
+        twice = sorted({g for g in gaps if gaps.count(g) > 1})
+        raise InputError(f"{where}: gap {twice[0]!r} has two rules; give each gap one.")
+    return Policy(
+        str(data.get("name", path.stem)),
+        str(data.get("title", path.stem)),
+        str(data.get("source", "")),
+        tuple(rules),
+    )
+
+
+def _condition(raw, at: str) -> Condition:
+    """Build a condition from a policy's ``when`` table (see default.toml)."""
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(f'{at} should be a table of clauses, e.g. {{ land_type = "allocated" }}.')
+    clauses = []
+    for key, value in raw.items():
+        if key == "any":
+            if not isinstance(value, list) or not value:
+                raise InputError(f"{at}.any should be a list of tables of clauses.")
+            clauses.append(AnyOf(tuple(_condition(v, f"{at}.any") for v in value)))
+        elif key == "missing":
+            clauses.append(Missing(_column(value, at)))
+        elif key in _DATE_TESTS:
+            clauses.append(_DATE_TESTS[key](_column(value, at)))
+        elif key == "contains_any":
+            if not (isinstance(value, list) and len(value) == 2):
+                raise InputError(f'{at}.contains_any should be ["column", "characters"].')
+            clauses.append(HasAnyOf(_column(value[0], at), str(value[1])))
+        elif isinstance(value, bool):
+            column = _column(key, at)
+            clauses.append(IsTrue(column) if value else Not(IsTrue(column)))
+        elif isinstance(value, list):
+            clauses.append(In(_column(key, at), tuple(map(str, value))))
+        elif isinstance(value, str):
+            clauses.append(Equals(_column(key, at), value))
+        else:
+            raise InputError(f"{at}.{key} = {value!r}: give a text, a list of texts or true/false.")
+    return clauses[0] if len(clauses) == 1 else AllOf(tuple(clauses))
+
+
+def _column(name, at: str) -> str:
+    if name not in TESTABLE:
+        raise InputError(
+            f"{at}: {name!r} is not a column a rule can test; use {', '.join(TESTABLE)}."
+        )
+    return name
+
+
+def load_policy(policy: str | Path | Policy | None = None) -> Policy:
+    """Return a policy regime: shipped (``default``, ``beijing-2021``), a file, or the default.
+
+    Raises:
+        InputError: no such policy, or a rule that cannot be read (its file, rule and key).
+
+    """
+    if isinstance(policy, Policy):
+        return policy
+    path = Path(policy) if policy else POLICIES / "default.toml"
+    if not path.exists() and (POLICIES / f"{path.name}.toml").exists():
+        path = POLICIES / f"{path.name}.toml"
+    if not path.is_file():
+        raise InputError(
+            f"`policy={str(policy)!r}` is neither a shipped policy ({', '.join(shipped_policies())}) "
+            "nor a policy file."
+        )
+    return _load(path.resolve(), path.stat().st_mtime)
+
+
+def gap_label(gap: str, lang: str = "en") -> str:
+    """Return the label of gap code ``gap`` in ``lang``, from whichever shipped policy names it."""
+    for name in ["default", *shipped_policies()]:
+        rule = load_policy(name).by_gap.get(gap)
+        if rule is not None:
+            return rule.zh if lang == "zh" else rule.en
+    return gap
+
+
+def __getattr__(name: str):
+    if name in ("RULES", "RULES_BY_GAP"):  # the default policy's rules, as before
+        default = load_policy()
+        return default.rules if name == "RULES" else default.by_gap
+    raise AttributeError(name)
+
+
+def severity_sql(
+    columns, today: date | None = None, expiring_months: int = 12, policy=None
+) -> ColumnElement:
     """Return the worst gap severity of a space as an SQL expression (NULL: clean title).
 
     ``columns`` maps each tenure column the rules name to a column of the query (the
-    ``space`` table's columns will do); the rules are those of :data:`RULES`, so the
-    store and :func:`annotate` agree.
+    ``space`` table's columns will do); the rules are the ``policy``'s (default: the
+    default regime), so the store and :func:`annotate` agree.
     """
     today = today or date.today()
+    rules = load_policy(policy).rules
     return case(
         *(
             (
                 or_(
-                    *(r.when.sql(columns, today, expiring_months) for r in RULES if r.severity == s)
+                    *(r.when.sql(columns, today, expiring_months) for r in rules if r.severity == s)
                 ),
                 s,
             )
@@ -296,25 +443,27 @@ def severity_sql(columns, today: date | None = None, expiring_months: int = 12) 
 
 
 def annotate(
-    spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12
+    spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12, policy=None
 ) -> gpd.GeoDataFrame:
     """Return ``spaces`` with their title gaps.
 
     Adds ``gaps`` (gap codes, most severe first), ``gap_severity`` (the worst, or None for
     a clean title) and ``gap_detail`` (bilingual text). The title status is computed once
-    per request: a frame already annotated for the same day and warning period (its
-    ``attrs``) comes back as it is, and :func:`worst_severity` reads it.
+    per request: a frame already annotated for the same day, warning period and policy
+    (its ``attrs``) comes back as it is, and :func:`worst_severity` reads it. ``policy``:
+    a regime of rules (:func:`load_policy`; default: the default regime).
     """
     today = today or date.today()
-    if _annotated_for(spaces, today, expiring_months):
+    rules = load_policy(policy)
+    if _annotated_for(spaces, today, expiring_months, rules.name):
         return spaces.copy()
     out = spaces.copy()
     columns = _Columns(spaces)
     hits = pd.DataFrame(
-        {r.gap: r.applies(columns, today, expiring_months) for r in RULES},
+        {r.gap: r.applies(columns, today, expiring_months) for r in rules.rules},
         index=spaces.index,
     )
-    ordered = [r for r in sorted(RULES, key=lambda r: _SEVERITY_RANK[r.severity])]
+    ordered = [r for r in sorted(rules.rules, key=lambda r: _SEVERITY_RANK[r.severity])]
     matrix = hits[[r.gap for r in ordered]].to_numpy()
     # few distinct combinations of gaps occur: describe each once, then look them up
     bits = matrix.astype(np.int64) @ (np.int64(1) << np.arange(len(ordered), dtype=np.int64))
@@ -330,29 +479,37 @@ def annotate(
         np.array(severity, dtype=object)[which], index=out.index, dtype=object
     )
     out["gap_detail"] = pd.Series(np.array(detail, dtype=object)[which], index=out.index)
-    out.attrs[_ANNOTATED] = (today, expiring_months)
+    out.attrs[_ANNOTATED] = (today, expiring_months, rules.name)
     return out
 
 
-#: Key in a frame's ``attrs`` recording for which (day, warning months) it was annotated.
+#: Key in a frame's ``attrs``: for which (day, warning months, policy) it was annotated.
 _ANNOTATED = "inventory_title_status"
 
 
-def _annotated_for(spaces: pd.DataFrame, today: date, months: int) -> bool:
-    return spaces.attrs.get(_ANNOTATED) == (today, months) and "gap_severity" in spaces
+def _annotated_for(spaces: pd.DataFrame, today: date, months: int, policy: str) -> bool:
+    return spaces.attrs.get(_ANNOTATED) == (today, months, policy) and "gap_severity" in spaces
+
+
+def annotated_policy(spaces: pd.DataFrame) -> str | None:
+    """Return the policy a frame was annotated under (:func:`annotate`), or None."""
+    marks = spaces.attrs.get(_ANNOTATED)
+    return marks[2] if marks and "gap_severity" in spaces else None
 
 
 def worst_severity(
-    spaces: pd.DataFrame, today: date | None = None, expiring_months: int = 12
+    spaces: pd.DataFrame, today: date | None = None, expiring_months: int = 12, policy=None
 ) -> np.ndarray:
     """Return each space's worst gap severity, or "clean" (what :func:`annotate` says, faster)."""
     today = today or date.today()
-    if _annotated_for(spaces, today, expiring_months):
+    regime = load_policy(policy)
+    if _annotated_for(spaces, today, expiring_months, regime.name):
         return spaces["gap_severity"].fillna("clean").to_numpy(dtype=object)
     columns = _Columns(spaces)
     hit = {
         s: np.logical_or.reduce(
-            [r.applies(columns, today, expiring_months) for r in RULES if r.severity == s]
+            [r.applies(columns, today, expiring_months) for r in regime.rules if r.severity == s]
+            or [np.zeros(len(spaces), dtype=bool)]
         )
         for s in SEVERITIES
     }
@@ -360,7 +517,7 @@ def worst_severity(
 
 
 def title_gaps(
-    spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12
+    spaces: gpd.GeoDataFrame, today: date | None = None, expiring_months: int = 12, policy=None
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Return (spaces with a title gap or a data-quality flag, totals per community).
 
@@ -368,7 +525,7 @@ def title_gaps(
     blocking gap, and the share (%) of usable area with a gap. Parking is counted in spaces
     but carries no usable floor area.
     """
-    annotated = annotate(spaces, today, expiring_months)
+    annotated = annotate(spaces, today, expiring_months, policy)
     usable = annotated["usable_area_m2"].astype(float).fillna(0.0)
     has_gap = annotated["gap_severity"].notna()
     blocking = annotated["gap_severity"] == "blocking"
@@ -396,6 +553,7 @@ def title_gaps_in_store(
     community: str | None = None,
     today: date | None = None,
     expiring_months: int = 12,
+    policy=None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Return :func:`title_gaps` of the spaces in the store (of one ``community``, or all).
 
@@ -405,11 +563,11 @@ def title_gaps_in_store(
     """
     today = today or date.today()
     c = Space.__table__.c
-    severity = severity_sql(c, today, expiring_months)
+    severity = severity_sql(c, today, expiring_months, policy)
     candidates = listing.spaces(
         engine, community=community, where=or_(severity.is_not(None), c.quality_flags.is_not(None))
     )
-    rows = _flagged(annotate(candidates, today, expiring_months))
+    rows = _flagged(annotate(candidates, today, expiring_months, policy))
     usable = func.coalesce(c.usable_area_m2, 0.0)
 
     def total(condition, value):

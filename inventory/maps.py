@@ -31,7 +31,7 @@ from jinja2 import Template
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
-from inventory.gaps import RULES_BY_GAP, annotate
+from inventory.gaps import annotate, annotated_policy, gap_label
 from inventory.geodesy import metres_per_degree
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
@@ -168,7 +168,7 @@ def _popup_frame(
 
     Text stays as typed: both renderers write it into the page as DOM text, never as HTML.
     """
-    g = annotate(spaces)
+    g = annotate(spaces, policy=annotated_policy(spaces))  # under the policy it was given
 
     def text(value: object) -> str:
         return _text(value, escape=False)
@@ -190,7 +190,7 @@ def _popup_frame(
             "land": g["land_type"].map(lambda v: code(LAND_TYPE, v)),
             "certificate": g["certificate_status"].map(lambda v: code(CERTIFICATE_STATUS, v)),
             "gap": [
-                text(", ".join(getattr(RULES_BY_GAP[gap], lang) for gap in gaps)) if gaps else ""
+                text(", ".join(gap_label(gap, lang) for gap in gaps)) if gaps else ""
                 for gaps in g["gaps"]
             ],
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
@@ -632,12 +632,15 @@ def map_from_store(
     max_gap_m: float = DEFAULT_MAX_GAP_M,
     mode: str = "auto",
     scenario: str | Path | None = None,
+    policy: str | Path | None = None,
 ) -> tuple[Path, int]:
     """Write the map of the store's spaces (one community, or all) to ``path``.
 
     Bundles come from the store (:func:`inventory.bundles.bundles_in_store`), as
     ``inventory bundles`` and ``export`` give them; with ``scenario`` the popups carry
-    each space's use and estimated rent. Returns the file and the number of spaces.
+    each space's use and estimated rent. Title gaps follow ``policy`` (a regime of
+    :func:`inventory.gaps.load_policy`; default: the default rules), and so does the
+    estimate. Returns the file and the number of spaces.
 
     Raises:
         InputError: an unknown kind, language, mode or tile source, or no spaces.
@@ -647,7 +650,7 @@ def map_from_store(
     from inventory.bundles import bundles_in_store
 
     # the title status of each space, once for the bundles and the popups
-    spaces = annotate(listing.spaces(engine, community=community, kinds=kinds))
+    spaces = annotate(listing.spaces(engine, community=community, kinds=kinds), policy=policy)
     found, members = (
         bundles_in_store(engine, max_gap_m, community=community, kinds=kinds, loaded=spaces)
         if len(spaces)
@@ -657,7 +660,7 @@ def map_from_store(
     if scenario:
         from inventory.revenue import estimate_in_store
 
-        estimate = estimate_in_store(engine, scenario, community)
+        estimate = estimate_in_store(engine, scenario, community, policy=policy)
     m = build_map(
         spaces,
         communities=listing.communities(engine, [community] if community else None),

@@ -939,9 +939,9 @@ def _break_even(stream: Stream, area_m2: float) -> float | None:
 
 
 def _inventory(
-    spaces: pd.DataFrame, communities: pd.DataFrame | None, scenario: Scenario
+    spaces: pd.DataFrame, communities: pd.DataFrame | None, scenario: Scenario, policy=None
 ) -> Inventory:
-    frame = annotate(spaces)
+    frame = annotate(spaces, policy=policy)
     if "community" not in frame or frame["community"].isna().all():
         frame = frame.assign(community=scenario.community or "community")
     names = (
@@ -969,13 +969,16 @@ def estimate(
     *,
     communities: pd.DataFrame | None = None,
     managed_floor_area_m2: float | None = None,
+    policy=None,
 ) -> RevenueResult:
     """Run the scenario on ``spaces`` (the spaces of its community or package).
 
     ``communities`` (name, floor_area_m2, households) gives each community's recorded
     floor area, the managed area of property fees and the key by which shared flows
     split; ``managed_floor_area_m2`` is a shortcut for one community. Parking spaces and
-    counted units come from the inventory unless the scenario gives them.
+    counted units come from the inventory unless the scenario gives them. Title gaps
+    follow ``policy`` (:func:`inventory.gaps.load_policy`), else the scenario's
+    ``policy``, else the default rules.
 
     Raises:
         ScenarioError: the scenario's spaces are not in the inventory, or an area is missing.
@@ -991,7 +994,7 @@ def estimate(
         communities = pd.DataFrame(
             {"name": [name], "floor_area_m2": [managed_floor_area_m2], "households": [np.nan]}
         )
-    inv = _inventory(spaces, communities, s)
+    inv = _inventory(spaces, communities, s, policy or s.policy)
     _check_communities(s, inv)
     frame = inv.spaces
     # spaces are let only when a rent stream and use classes say how
@@ -1157,7 +1160,7 @@ def bundled_communities(engine, community: str, max_gap_m: float = 30.0) -> list
 
 
 def estimate_in_store(
-    engine, scenario: str | Path | Scenario, community: str | None = None
+    engine, scenario: str | Path | Scenario, community: str | None = None, *, policy=None
 ) -> RevenueResult:
     """Run a scenario (a file, a shipped one by name, or a loaded one) on the store's spaces.
 
@@ -1178,7 +1181,7 @@ def estimate_in_store(
         raise ScenarioError(
             f"No spaces for {', '.join(table['name'])} in the store; import the survey first."
         )
-    return estimate(spaces, sc, communities=table)
+    return estimate(spaces, sc, communities=table, policy=policy)
 
 
 # ---- comparing models ------------------------------------------------------------------------------
@@ -1225,7 +1228,7 @@ def comparison_tables(results: list[RevenueResult]) -> dict[str, pd.DataFrame]:
 
 
 def compare_in_store(
-    engine, scenarios: list[str | Path], community: str | None = None
+    engine, scenarios: list[str | Path], community: str | None = None, *, policy=None
 ) -> tuple[pd.DataFrame, list[RevenueResult]]:
     """Run each scenario in the store and return (:func:`compare` of them, the results).
 
@@ -1233,7 +1236,7 @@ def compare_in_store(
     """
     if len(scenarios) < 2:
         raise InputError("Give at least two scenarios to compare.")
-    results = [estimate_in_store(engine, s, community) for s in scenarios]
+    results = [estimate_in_store(engine, s, community, policy=policy) for s in scenarios]
     return compare(results), results
 
 

@@ -94,6 +94,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "concession_years": "years of operation (1–70; default 20)",
         "discount_rate": "for NPV and discounted payback",
         "first_year": "calendar year of operation year 1 (adds calendar_year)",
+        "policy": "the title-gap regime (default, beijing-2021, or a policy file)",
         "spaces": "table",
         "package": "table",
         "use_classes": "table",
@@ -463,6 +464,7 @@ class Scenario:
     tax_rate: float = 0.0
     resolution_add: list[str] = field(default_factory=list)
     source: str = ""
+    policy: str | None = None
 
     @property
     def model_label(self) -> str:
@@ -801,6 +803,7 @@ def parse_scenario(data: dict, where: str = "scenario") -> Scenario:
         tax_rate=tax.share("rate_on_net", 0.0),
         resolution_add=resolution.texts("add_spaces"),
         source=where,
+        policy=top.text("policy", None),
     )
 
 

@@ -596,3 +596,73 @@ def test_title_status_is_computed_once_per_request(sample, monkeypatch):
     # a frame annotated for another warning period is annotated anew
     gaps.annotate(once, expiring_months=3)
     assert calls
+
+
+# ---- policy regimes ---------------------------------------------------------------------------
+
+
+def test_beijing_2021_makes_allocated_rooms_transitional_for_community_services(engine, sample):
+    from inventory.gaps import load_policy, title_gaps, title_gaps_in_store
+
+    default, _ = title_gaps_in_store(engine)
+    beijing, totals = title_gaps_in_store(engine, policy="beijing-2021")
+    before = default.set_index("survey_ref")["gap_severity"]
+    after = beijing.set_index("survey_ref")
+    assert before["JS-013"] == "blocking" == before["JS-015"]
+    assert after.loc["JS-013", "gap_severity"] == "transitional"  # the boiler room
+    assert after.loc["JS-015", "gap_severity"] == "transitional"  # the coal yard
+    assert after.loc["JS-013", "gaps"] == ["allocated_land_temporary_use"]
+    assert "京规自发〔2021〕120号" in after.loc["JS-013", "gap_detail"]
+    assert after.loc["JS-011", "gap_severity"] == "blocking"  # a dispute is still a dispute
+    # the store's totals apply the same rules as the frame
+    _, in_memory = title_gaps(sample, policy="beijing-2021")
+    assert totals["spaces_blocking"].tolist() == in_memory["spaces_blocking"].tolist() == [2]
+    # commerce still needs a change of use: a shop on allocated land stays blocked
+    shop = sample[sample["survey_ref"] == "JS-013"].assign(kind="shop")
+    rows, _ = title_gaps(shop, policy=load_policy("beijing-2021"))
+    assert rows["gap_severity"].tolist() == ["blocking"]
+
+
+def test_policy_files_are_checked(tmp_path, sample):
+    from inventory.gaps import load_policy, shipped_policies
+
+    assert {"default", "beijing-2021"} <= set(shipped_policies())
+    with pytest.raises(InputError, match="neither a shipped policy .*beijing-2021"):
+        load_policy("tokyo-1999")
+    cases = {
+        'name = "x"\ncolour = 1\n[[rules]]\n': "unknown key colour",
+        '[[rules]]\ngap = "g"\nseverity = "awful"\nzh = "z"\nen = "e"\nwhen = { kind = "shop" }\n': "severity = 'awful'; use blocking",
+        '[[rules]]\ngap = "g"\nseverity = "minor"\nzh = "z"\nen = "e"\nwhen = { colour = "red" }\n': "'colour' is not a column a rule can test",
+        '[[rules]]\ngap = "g"\nseverity = "minor"\nzh = "z"\nen = "e"\n': "rules\\[1\\] has no when",
+        'name = "empty"\n': "has no \\[\\[rules\\]\\]",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"p{i}.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message):
+            load_policy(path)
+    mine = tmp_path / "strict.toml"
+    mine.write_text(
+        'name = "strict"\n[[rules]]\ngap = "idle"\nseverity = "minor"\nzh = "闲置"\n'
+        'en = "idle"\nwhen = { vacancy = "idle" }\nunless = { kind = ["coal_yard"] }\n',
+        encoding="utf-8",
+    )
+    rows, _ = title_gaps(sample, policy=mine)
+    idle = sample[(sample["vacancy"] == "idle") & (sample["kind"] != "coal_yard")]
+    assert set(rows.loc[rows["gap_severity"] == "minor", "survey_ref"]) == set(idle["survey_ref"])
+    assert len(idle) > 0
+
+
+def test_gaps_command_takes_a_policy(sample, db_url):
+    from typer.testing import CliRunner
+
+    from inventory.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["gaps", "--policy", "beijing-2021", "--db", db_url, "--output", "-", "--format", "csv"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "allocated_land_temporary_use" in result.output
+    bad = CliRunner().invoke(app, ["gaps", "--policy", "nowhere", "--db", db_url])
+    assert bad.exit_code == 1 and "--policy 'nowhere' is neither a shipped policy" in bad.output

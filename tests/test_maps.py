@@ -462,3 +462,11 @@ def test_template_text_in_the_data_is_never_run(engine, tmp_path, mode):
         for text in (payloads["编号"], payloads["名称"], payloads["产权单位"]):
             assert text in page or json.dumps(text, ensure_ascii=False)[1:-1] in page
         assert html.escape(payloads["备注"]) in page or "os.popen" in page
+
+
+def test_map_follows_the_chosen_policy(engine, sample, tmp_path):
+    path, _ = maps.map_from_store(engine, tmp_path / "b.html", policy="beijing-2021", lang="en")
+    page = path.read_text(encoding="utf-8")
+    assert "community services under a temporary permit (Beijing 2021)" in page
+    default, _ = maps.map_from_store(engine, tmp_path / "d.html", lang="en")
+    assert "Beijing 2021" not in default.read_text(encoding="utf-8")

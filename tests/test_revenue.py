@@ -793,3 +793,26 @@ def test_a_package_of_the_communities_whose_spaces_bundle(engine, tmp_path):
     assert package_communities(engine, parse_scenario(data))["name"].tolist() == ["甲社区"]
     with pytest.raises(ScenarioError, match=r"\[package\] takes one of"):
         parse_scenario(_tiny(package={"bundled_with": "甲社区", "district": "朝阳区"}))
+
+
+# ---- policy regimes -------------------------------------------------------------------------------
+
+
+def test_beijing_2021_lets_the_boiler_room_take_elderly_care(sample):
+    beijing = _jinsong(sample, "jinsong_north_beijing_2021")
+    alloc = beijing.surveyed.allocation.set_index("survey_ref")
+    boiler = alloc.loc["JS-013"]
+    assert boiler["gap_severity"] == "transitional" and boiler["earns"]
+    assert boiler["use_class"] == "elderly_care" and boiler["rent_wan_year_mature"] >= 350
+    base = _jinsong(sample).surveyed.metrics
+    assert beijing.surveyed.metrics.mature_revenue_wan > base.mature_revenue_wan + 300
+    # the same scenario under the default rules: the boiler room stays blocked
+    default = estimate(
+        sample,
+        load_scenario("jinsong_north_beijing_2021"),
+        managed_floor_area_m2=JINSONG_FLOOR_AREA,
+        policy="default",
+    )
+    blocked = default.surveyed.allocation.set_index("survey_ref").loc["JS-013"]
+    assert blocked["gap_severity"] == "blocking" and not blocked["earns"]
+    assert "JS-013" in default.blocked
