@@ -64,6 +64,20 @@ FLAGS = {
     "radius_m": "--radius",
     "role": "--limit",
     "scenario": "--scenario",
+    "share": "--share",
+    "end": "--until",
+    "start": "--start",
+    "holder": "--holder",
+    "right": "--right",
+    "source_kind": "--attach",
+    "allowed_uses": "--uses",
+    "file": "--file",
+    "rights": "--proves",
+    "certificate_status": "--certificate",
+    "status": "--status",
+    "holder_type": "--holder-type",
+    "source": "--source",
+    "ref": "REF",
     "tiles": "--tiles",
 }
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
@@ -1096,6 +1110,223 @@ def map_(
     )
 
 
+@app.command("import-rights")
+def import_rights_(
+    path: Annotated[Path, typer.Argument(help="Rights table: .csv or .xlsx, one right per row.")],
+    community: Annotated[
+        str | None,
+        typer.Option(help="Community of the survey references, when a row does not say."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the quarantined rows with their reasons here.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Import a table of parties and rights by survey reference (zh or en headers).
+
+    Columns: 编号 survey_ref, 权利类型 right, 权利人 holder (required); 主体类型, 份额,
+    授权方, 起始日期, 终止日期, 年租金, 许可用途, 许可条件, 状态, and a source: 证件类型,
+    证件编号, 发证机关, 发证日期. A row that cannot be recorded is quarantined with its
+    reason; the others are recorded, in one transaction.
+
+    Example:
+        inventory import-rights sample_data/jinsong_north_rights.csv
+        inventory import-rights rights.xlsx --community 劲松北社区 --report rejected.csv
+
+    """
+    from inventory.tenure import import_rights
+
+    result = _in_store(db, lambda e: import_rights(e, path, community=community))
+    _print_rights(result)
+    if report is not None:
+        _emit({"rejected": result.issues_frame()}, report, None, "")
+    if result.rejected:
+        raise typer.Exit(2)
+
+
+def _print_rights(result) -> None:
+    if result is None:
+        return
+    _say(
+        f"{result.source}: {result.read} rows read, {result.loaded} rights recorded, "
+        f"{result.rejected} quarantined (batch {result.batch_id})."
+    )
+    if result.ignored_columns:
+        _say(f"Columns not used: {', '.join(result.ignored_columns)}.")
+    if result.issues:
+        console.print(_table(result.issues_frame(), "Quarantined rows"))
+
+
+def _date(value: str | None, flag: str):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{flag} {value!r} is not a date; write it as 2024-06-30.")
+
+
+@app.command()
+def tenure(
+    ref: Annotated[str, typer.Argument(help="Survey reference of the space (编号).")],
+    community: CommunityOption = None,
+    right: Annotated[
+        str | None,
+        typer.Option(
+            help="Record a right: ownership, use_right, operating_right, lease, "
+            "transitional_permit or change_of_use (or 所有权, 经营权, 租赁, 临时许可…)."
+        ),
+    ] = None,
+    holder: Annotated[
+        str | None, typer.Option(help="Who holds the right (a party's name).")
+    ] = None,
+    holder_type: Annotated[
+        str,
+        typer.Option(
+            help="The holder's type if new: person, work_unit, government, state_enterprise, "
+            "residents_committee, operator, collective, unknown."
+        ),
+    ] = "unknown",
+    granted_by: Annotated[str | None, typer.Option(help="Who granted it (lessor, issuer).")] = None,
+    parent: Annotated[
+        int | None, typer.Option(help="The right this one rests on (a lease on a lease).")
+    ] = None,
+    share: Annotated[float | None, typer.Option(help="Ownership share, e.g. 0.5.")] = None,
+    start: Annotated[str | None, typer.Option(help="From (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until (YYYY-MM-DD).")] = None,
+    rent: Annotated[float | None, typer.Option(help="Rent, 元 a year (a lease).")] = None,
+    uses: Annotated[
+        list[str] | None, typer.Option(help="Uses a permit allows (repeatable): 养老, 社区食堂…")
+    ] = None,
+    conditions: Annotated[str | None, typer.Option(help="A permit's conditions.")] = None,
+    status: Annotated[
+        str,
+        typer.Option(help="active, ended; for a change of use: none, applied, approved, refused."),
+    ] = "active",
+    attach: Annotated[
+        str | None,
+        typer.Option(
+            help="Record a source: certificate, contract, permit_letter, minutes or other."
+        ),
+    ] = None,
+    number: Annotated[str | None, typer.Option(help="The source's number (证号, 文号).")] = None,
+    issued: Annotated[str | None, typer.Option(help="The source's date (YYYY-MM-DD).")] = None,
+    issuer: Annotated[str | None, typer.Option(help="Who issued the source.")] = None,
+    file: Annotated[Path | None, typer.Option(help="The source's file, kept in the store.")] = None,
+    proves: Annotated[
+        list[int] | None, typer.Option(help="Rights the source proves (repeatable).")
+    ] = None,
+    source: Annotated[
+        int | None, typer.Option(help="A recorded source the change rests on.")
+    ] = None,
+    certificate: Annotated[
+        str | None, typer.Option(help="Change the certificate status: complete, partial…")
+    ] = None,
+    dispute: Annotated[
+        str | None, typer.Option(help="Open a dispute, with what it is about.")
+    ] = None,
+    settle: Annotated[bool, typer.Option("--settle", help="Settle the space's dispute.")] = False,
+    why: Annotated[
+        str | None, typer.Option(help="Why the change is made (kept in history).")
+    ] = None,
+    output: OutputOption = None,
+    format_: FormatOption = None,
+    db: DbOption = None,
+) -> None:
+    """Show or change a space's tenure: parties, shares, rights and chains, permits, sources.
+
+    With no change option, shows it. --right records a right (--holder, --share, --until,
+    --uses for a permit, --parent for a lease on a lease); --attach records a source with
+    its file; --certificate, --dispute and --settle change the space's status. Every change
+    is kept in the tenure history with who, when, --why and --source.
+
+    Example:
+        inventory tenure JS-011
+        inventory tenure JS-011 --right ownership --holder 劲松一建公司 --share 0.6 --why "协议"
+        inventory tenure JS-013 --right transitional_permit --holder 劲松街道办事处 --uses 养老 --until 2027-12-31
+        inventory tenure JS-013 --attach permit_letter --number "劲街〔2024〕12号" --file permit.pdf --proves 7
+        inventory tenure JS-011 --settle --why "两单位达成协议"
+
+    """
+    from inventory import tenure as t
+
+    def change(engine):
+        if right:
+            t.record_right(
+                engine,
+                ref,
+                right,
+                holder or "",
+                holder_type=holder_type,
+                community=community,
+                granted_by=granted_by,
+                parent=parent,
+                share=share,
+                start=_date(start, "--start"),
+                end=_date(until, "--until"),
+                rent_yuan_year=rent,
+                allowed_uses=uses,
+                conditions=conditions,
+                status=status,
+                source=source,
+                why=why,
+            )
+        if attach:
+            t.attach_source(
+                engine,
+                ref,
+                attach,
+                number=number,
+                issued_on=_date(issued, "--issued"),
+                issuer=issuer,
+                file=file,
+                rights=proves,
+                community=community,
+                why=why,
+            )
+        if certificate or dispute or settle:
+            if dispute and settle:
+                _fail("--dispute and --settle together: open a dispute or settle it, not both.")
+            t.set_status(
+                engine,
+                ref,
+                certificate_status=certificate,
+                disputed=True if dispute else (False if settle else None),
+                note=dispute,
+                community=community,
+                source=source,
+                why=why,
+            )
+        return t.tenure_of(engine, ref, community)
+
+    layers = _in_store(db, change)
+    if output is not None:
+        _emit(layers, output, format_, "")
+        return
+    console.print(
+        _table(
+            layers["rights"],
+            f"{ref}: rights",
+            ["right_id", "kind", "holder", "share", "end_date", "parent_id", "status", "sources"],
+        )
+    )
+    flags = layers["rights"]["shares_flag"].dropna().unique()
+    for flag in flags:
+        _say(f"{ref}: {flag}.", style="yellow")
+    if len(layers["sources"]):
+        console.print(
+            _table(
+                layers["sources"], f"{ref}: sources", ["source_id", "kind", "number", "file_name"]
+            )
+        )
+    if len(layers["history"]):
+        console.print(
+            _table(layers["history"], f"{ref}: history", ["when", "who", "what", "detail"])
+        )
+
+
 @app.command()
 def export(
     out: Annotated[
@@ -1194,6 +1425,7 @@ def demo(
     console.rule("2. Import the sample survey")
     for r in result.imports:
         _print_report(r)
+    _print_rights(result.rights)
     console.rule("3. What the store holds")
     _print_info(result.info)
     console.rule("4. Title gaps")

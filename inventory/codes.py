@@ -245,6 +245,59 @@ CONDITION = CodeList(
     ),
 )
 
+PARTY_TYPE = CodeList(
+    "party type",
+    "主体类型",
+    (
+        Code("person", "个人", "Person", ("居民", "业主", "自然人", "private")),
+        Code("work_unit", "单位", "Work unit", ("产权单位", "原单位", "事业单位")),
+        Code("government", "政府部门", "Government body", ("政府", "街道", "街道办事处", "房管局")),
+        Code("state_enterprise", "国有企业", "State enterprise", ("国企", "国有")),
+        Code("residents_committee", "居委会", "Residents' committee", ("社区居委会", "居民委员会")),
+        Code("operator", "运营方", "Operator", ("运营商", "运营单位", "社会资本")),
+        Code("collective", "集体", "Collective", ("集体所有", "村集体")),
+        Code("unknown", "不详", "Unknown", ("不明", "未知")),
+    ),
+)
+
+RIGHT_KIND = CodeList(
+    "right kind",
+    "权利类型",
+    (
+        Code("ownership", "所有权", "Ownership", ("产权", "房屋所有权", "owner")),
+        Code("use_right", "使用权", "Use right", ("土地使用权", "use")),
+        Code("operating_right", "经营权", "Operating right / concession", ("特许经营", "运营权")),
+        Code("lease", "租赁", "Lease", ("租约", "承租", "转租", "sublet")),
+        Code("transitional_permit", "临时许可", "Transitional permit", ("临时许可意见", "permit")),
+        Code("change_of_use", "用途变更", "Change-of-use approval", ("改变用途", "变更审批")),
+    ),
+)
+
+RIGHT_STATUS = CodeList(
+    "right status",
+    "权利状态",
+    (
+        Code("active", "有效", "Active", ("生效", "在用")),
+        Code("ended", "终止", "Ended", ("已终止", "到期")),
+        Code("none", "未申请", "Not applied for", ("无",)),
+        Code("applied", "已申请", "Applied for", ("申请中",)),
+        Code("approved", "已批准", "Approved", ("批准",)),
+        Code("refused", "未批准", "Refused", ("驳回", "不予批准")),
+    ),
+)
+
+SOURCE_KIND = CodeList(
+    "source kind",
+    "来源文件类型",
+    (
+        Code("certificate", "权属证书", "Certificate", ("房产证", "产权证", "不动产权证")),
+        Code("contract", "合同", "Contract", ("租赁合同", "协议", "特许经营协议")),
+        Code("permit_letter", "许可文件", "Permit letter", ("临时许可意见书", "批复")),
+        Code("minutes", "会议纪要", "Meeting minutes", ("纪要", "议事记录")),
+        Code("other", "其他", "Other", ("其它",)),
+    ),
+)
+
 ALL_CODE_LISTS: dict[str, CodeList] = {
     "kind": KIND,
     "owner_type": OWNER_TYPE,
@@ -252,4 +305,8 @@ ALL_CODE_LISTS: dict[str, CodeList] = {
     "certificate_status": CERTIFICATE_STATUS,
     "vacancy": VACANCY,
     "condition": CONDITION,
+    "party_type": PARTY_TYPE,
+    "right_kind": RIGHT_KIND,
+    "right_status": RIGHT_STATUS,
+    "source_kind": SOURCE_KIND,
 }

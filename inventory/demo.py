@@ -25,6 +25,7 @@ from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 from inventory.scenario import load_scenario
+from inventory.tenure import RightsReport, import_rights
 
 #: The sample files in import order: boundaries first, so spaces find their community.
 SAMPLE_FILES = (
@@ -41,6 +42,7 @@ class DemoResult:
     db: Path
     revision: str
     imports: list[ImportReport] = field(default_factory=list)
+    rights: RightsReport | None = None
     info: store.StoreInfo | None = None
     gaps: gpd.GeoDataFrame | None = None
     gap_totals: pd.DataFrame | None = None
@@ -74,6 +76,7 @@ def run(
         result = DemoResult(db=db, revision=store.init(engine))
         for name, is_community in SAMPLE_FILES:
             result.imports += import_file(engine, Path(sample_dir) / name, communities=is_community)
+        result.rights = import_rights(engine, Path(sample_dir) / "jinsong_north_rights.csv")
         result.info = store.info(engine)
         spaces = listing.spaces(engine)
         floor_area = store.community_floor_area(engine, "劲松北社区")

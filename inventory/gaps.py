@@ -72,13 +72,17 @@ class _Columns:
         return spaces if isinstance(spaces, cls) else cls(spaces)
 
     def __getitem__(self, column: str) -> pd.Series:
+        if column not in self.frame:  # e.g. permit_end of a frame not read from the store
+            return pd.Series(None, index=self.frame.index, dtype=object)
         return self.frame[column]
 
     def each(self, column: str, test, missing: bool) -> np.ndarray:
         """Return ``test`` of each row's value (a Series of distinct values in, booleans out).
 
-        Rows with no value get ``missing``.
+        Rows with no value get ``missing``; a frame without the column has no values.
         """
+        if column not in self.frame:
+            return np.full(len(self.frame), missing, dtype=bool)
         if column not in self._factorized:
             codes, uniques = pd.factorize(self.frame[column])
             self._factorized[column] = codes, np.asarray(uniques, dtype=object)
@@ -170,6 +174,19 @@ class Before(Condition):
 
     def _sql(self, c, today, months):
         return func.coalesce(c[self.column] < today, false())
+
+
+@dataclass(frozen=True)
+class NotBefore(Condition):
+    """A date today or later (a permit still valid)."""
+
+    column: str
+
+    def _frame(self, s, today, months):
+        return s.each(self.column, lambda v: _dates(v) >= pd.Timestamp(today), missing=False)
+
+    def _sql(self, c, today, months):
+        return func.coalesce(c[self.column] >= today, false())
 
 
 @dataclass(frozen=True)
@@ -273,8 +290,9 @@ TESTABLE = (
     "operating_right_end",
     "operating_right_holder",
     "current_use",
+    "permit_end",
 )
-_DATE_TESTS = {"before_today": Before, "within_warning": WithinMonths}
+_DATE_TESTS = {"before_today": Before, "within_warning": WithinMonths, "valid_today": NotBefore}
 
 
 @dataclass(frozen=True)
@@ -417,6 +435,33 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def permit_end_sql(space_id) -> ColumnElement:
+    """Return the end of a space's latest active transitional permit, as SQL (NULL: none)."""
+    from inventory.models import TenureRight
+
+    return (
+        select(func.max(TenureRight.end_date))
+        .where(
+            TenureRight.space_id == space_id,
+            TenureRight.kind == "transitional_permit",
+            TenureRight.status == "active",
+        )
+        .scalar_subquery()
+    )
+
+
+class _SqlColumns:
+    """The query's columns, and the permit's end worked out from its ``id`` when asked for."""
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def __getitem__(self, name: str):
+        if name == "permit_end" and "permit_end" not in self.columns:
+            return permit_end_sql(self.columns["id"])
+        return self.columns[name]
+
+
 def severity_sql(
     columns, today: date | None = None, expiring_months: int = 12, policy=None
 ) -> ColumnElement:
@@ -428,6 +473,7 @@ def severity_sql(
     """
     today = today or date.today()
     rules = load_policy(policy).rules
+    columns = _SqlColumns(columns)
     return case(
         *(
             (

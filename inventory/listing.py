@@ -40,6 +40,7 @@ SPACE_COLUMNS = (
     "operating_right_start",
     "operating_right_end",
     "tenure_source_ref",
+    "permit_end",
     "surveyed_at",
     "notes",
     "quality_flags",
@@ -65,6 +66,8 @@ def spaces(
     a further SQL condition on the ``space`` table.
     Raises InputError for an unknown kind, community or batch.
     """
+    from inventory.gaps import permit_end_sql  # gaps reads listings: imported when used
+
     require_schema(engine)
     stmt = select(
         *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
@@ -72,6 +75,7 @@ def spaces(
         Community.name.label("community"),
         Community.district,
         Community.street_office,
+        permit_end_sql(Space.id).label("permit_end"),
         func.ST_AsBinary(Space.geom).label("wkb"),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -37,6 +38,10 @@ from inventory.codes import (
     KIND,
     LAND_TYPE,
     OWNER_TYPE,
+    PARTY_TYPE,
+    RIGHT_KIND,
+    RIGHT_STATUS,
+    SOURCE_KIND,
     VACANCY,
     CodeList,
 )
@@ -224,6 +229,113 @@ class SpaceHistory(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
     changed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Party(Base):
+    """A party (LADM): a person, work unit, government body, enterprise, committee, operator."""
+
+    __tablename__ = "party"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    party_type: Mapped[str] = mapped_column(String(30))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (_in_code_list("party_type", PARTY_TYPE, nullable=False),)
+
+
+class TenureRight(Base):
+    """A right, restriction or responsibility on a space, held by a party.
+
+    Ownership (with its share), use right, operating right, lease, transitional permit
+    (allowed uses, conditions), change-of-use approval (status, decided on). A right on a
+    right (``parent_id``) makes a chain: owner → street office lease → operator sublet.
+    ``origin`` is "survey" for the rights the survey's flat columns give (replaced when a
+    re-survey changes them) and "record" for rights entered one by one.
+    """
+
+    __tablename__ = "tenure_right"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("party.id"), index=True)
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("party.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenure_right.id"))
+    share: Mapped[float | None] = mapped_column(Float)
+    start_date: Mapped[date | None] = mapped_column()
+    end_date: Mapped[date | None] = mapped_column()
+    rent_yuan_year: Mapped[float | None] = mapped_column(Float)
+    allowed_uses: Mapped[list[str] | None] = mapped_column(JSON)
+    conditions: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    decided_on: Mapped[date | None] = mapped_column()
+    origin: Mapped[str] = mapped_column(String(10), default="record")
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        _in_code_list("kind", RIGHT_KIND, nullable=False),
+        _in_code_list("status", RIGHT_STATUS, nullable=False),
+        CheckConstraint("share IS NULL OR (share > 0 AND share <= 1)", name="share"),
+        CheckConstraint(
+            "end_date IS NULL OR start_date IS NULL OR end_date >= start_date", name="period"
+        ),
+        CheckConstraint("rent_yuan_year IS NULL OR rent_yuan_year >= 0", name="rent"),
+        CheckConstraint("origin IN ('survey', 'record')", name="origin"),
+    )
+
+
+class TenureSource(Base):
+    """A source (LADM): certificate, contract, permit letter, minutes — with its file."""
+
+    __tablename__ = "tenure_source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    number: Mapped[str | None] = mapped_column(String(100))
+    issued_on: Mapped[date | None] = mapped_column()
+    issuer: Mapped[str | None] = mapped_column(String(200))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        _in_code_list("kind", SOURCE_KIND, nullable=False),
+        CheckConstraint("file_size IS NULL OR file_size >= 0", name="file_size"),
+    )
+
+
+class RightSource(Base):
+    """Which source proves which right."""
+
+    __tablename__ = "right_source"
+
+    right_id: Mapped[int] = mapped_column(
+        ForeignKey("tenure_right.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("tenure_source.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class TenureEvent(Base):
+    """One change of a space's tenure made without re-import: who, when, why, on what source."""
+
+    __tablename__ = "tenure_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"), index=True)
+    right_id: Mapped[int | None] = mapped_column(ForeignKey("tenure_right.id", ondelete="SET NULL"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenure_source.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str | None] = mapped_column(Text)
+    why: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 #: Fields whose changes are written to :class:`SpaceHistory`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -172,8 +173,8 @@ def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
                     continue
                 elif hasattr(value, "item"):  # numpy scalars
                     cell.value = value.item()
-                elif isinstance(value, pd.Timestamp):
-                    cell.value = value.to_pydatetime()
+                elif isinstance(value, datetime):  # pd.Timestamp too
+                    cell.value = _naive_utc(value)
                 else:
                     cell.value = value
                 if value is not None:
@@ -189,6 +190,15 @@ def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
         book.create_sheet("data")
     book.save(path)
     return Path(path)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """Return a time Excel can hold: with a time zone, as UTC without one (Excel has none)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def _display_width(value: object) -> int:

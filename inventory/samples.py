@@ -389,6 +389,69 @@ def _strip_dbf_codepage(shp: Path) -> None:
     dbf.write_bytes(bytes(data))
 
 
+#: The concession's operator, as the sample names it (the studies do not name one).
+OPERATOR = "社区运营单位"
+STREET_OFFICE = "劲松街道办事处"
+
+
+def jinsong_north_rights() -> pd.DataFrame:
+    """Return the Jinsong North rights table (Chinese headers), one right per row.
+
+    Records the published arrangements: the 20-year concession of the twelve activated
+    rooms to the operator (from 2018, rent-free), the transitional permits the street
+    office coordinated for the rooms without complete title (JS-003, JS-008), and the
+    shares of the two work units that both claim JS-011. Contract and permit numbers are
+    invented; the permits' terms are an assumption (renewed to 2027-05-31).
+    """
+    rows = [
+        {
+            "编号": f"JS-{i:03d}",
+            "权利类型": "经营权",
+            "权利人": OPERATOR,
+            "主体类型": "运营方",
+            "授权方": STREET_OFFICE,
+            "起始日期": "2018-01-01",
+            "终止日期": "2037-12-31",
+            "证件类型": "合同",
+            "证件编号": "劲松街道特许经营协议〔2018〕1号",
+            "发证机关": STREET_OFFICE,
+            "发证日期": "2018-01-01",
+            "说明": "20年特许经营，免租金",
+        }
+        for i in range(1, 13)
+    ]
+    for ref, uses in (("JS-003", "存车、便民服务"), ("JS-008", "便民服务、库房")):
+        rows.append(
+            {
+                "编号": ref,
+                "权利类型": "临时许可",
+                "权利人": OPERATOR,
+                "主体类型": "运营方",
+                "授权方": STREET_OFFICE,
+                "起始日期": "2019-06-01",
+                "终止日期": "2027-05-31",
+                "许可用途": uses,
+                "许可条件": "结构与消防安全经鉴定；不改变规划与权属",
+                "证件类型": "许可文件",
+                "证件编号": f"劲街临许〔2019〕{ref[-2:]}号",
+                "发证机关": STREET_OFFICE,
+                "发证日期": "2019-06-01",
+            }
+        )
+    for owner in ("劲松一建公司", "劲松房管所"):
+        rows.append(
+            {
+                "编号": "JS-011",
+                "权利类型": "所有权",
+                "权利人": owner,
+                "主体类型": "单位",
+                "份额": "0.5",
+                "说明": "两家单位均主张产权；份额待确认",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def write_jinsong_north(out_dir: str | Path) -> list[Path]:
     """Write the Jinsong North sample files into ``out_dir``; return their paths."""
     out = Path(out_dir)
@@ -413,6 +476,9 @@ def write_jinsong_north(out_dir: str | Path) -> list[Path]:
     pyogrio.write_dataframe(community, gpkg, layer="community")
     pyogrio.write_dataframe(spaces, gpkg, layer="spaces", geometry_type="Unknown")
     written.append(gpkg)
+    rights = out / "jinsong_north_rights.csv"
+    jinsong_north_rights().to_csv(rights, index=False, encoding="utf-8-sig")
+    written.append(rights)
     return written
 
 

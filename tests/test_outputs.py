@@ -61,3 +61,15 @@ def test_sheet_names_excel_accepts(tmp_path, name):
     path = outputs.write_layers(tmp_path / "s.xlsx", None, {name: pd.DataFrame({"a": [1]})})[0][1]
     (sheet,) = openpyxl.load_workbook(path).sheetnames
     assert len(sheet) <= 31 and "/" not in sheet
+
+
+def test_times_with_a_zone_go_to_excel_as_utc(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from inventory.outputs import write_workbook
+
+    beijing = timezone(timedelta(hours=8))
+    frame = pd.DataFrame({"when": [pd.Timestamp(datetime(2026, 12, 2, 14, 0, tzinfo=beijing))]})
+    write_workbook(tmp_path / "t.xlsx", {"history": frame})
+    back = pd.read_excel(tmp_path / "t.xlsx")
+    assert back.loc[0, "when"] == pd.Timestamp("2026-12-02 06:00")

@@ -13,6 +13,7 @@ from inventory.backends import include_in_migrations
 from inventory.db import connect
 from inventory.errors import BackendUnavailableError, SchemaError
 from inventory.models import Base, Community
+from tests.util import store_at_revision
 
 
 def test_init_creates_then_is_a_no_op(empty_db_url):
@@ -207,20 +208,13 @@ def test_a_spatialite_writer_waits_for_another_and_says_so(tmp_path, spatialite_
 
 def test_upgrading_a_populated_store_keeps_every_space(empty_db_url):
     """Revision 0002 (model resources) on a store filled under 0001: nothing lost, new kinds in."""
-    from alembic import command
     from geoalchemy2 import WKTElement
     from sqlalchemy import select
     from sqlalchemy.exc import IntegrityError
 
-    from inventory.backends import backend
     from inventory.models import Space
 
-    engine = connect(empty_db_url, create=True)
-    cfg = store.alembic_config()
-    with engine.begin() as conn:
-        backend(conn).ensure_spatial_extension(conn)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    engine = store_at_revision(empty_db_url, "0001")
     columns = ("survey_ref", "kind", "floor_area_m2", "owner_name", "certificate_status")
     rows = [
         ("JS-013", "boiler_room", 3000.0, "北京市热力集团", "complete"),

@@ -64,3 +64,20 @@ def validate_report(report, engine) -> None:
 def count(engine, model=Space) -> int:
     with engine.connect() as conn:
         return conn.scalar(select(func.count()).select_from(model))
+
+
+def store_at_revision(url: str, revision: str):
+    """Return an engine on a new store migrated only up to ``revision`` (to test upgrades)."""
+    from alembic import command
+
+    from inventory import store
+    from inventory.backends import backend
+    from inventory.db import connect
+
+    engine = connect(url, create=True)
+    cfg = store.alembic_config()
+    with engine.begin() as conn:
+        backend(conn).ensure_spatial_extension(conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine
