@@ -1026,6 +1026,15 @@ def _print_revenue(result) -> None:
             f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
             f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
         )
+    risk = result.at_risk()
+    if len(risk):
+        console.print(
+            _table(
+                risk,
+                "Spaces with title gaps: what each gap is, rent as surveyed and resolved, 万元",
+                ["survey_ref", "gap_severity", "rent_wan", "rent_resolved_wan", "gap_detail"],
+            )
+        )
     if result.blocked:
         _say(
             f"Blocking gaps keep {', '.join(result.blocked)} from earning: "

@@ -25,7 +25,7 @@ from inventory.gaps import title_gaps
 from inventory.importer import ImportReport, import_file
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 from inventory.scenario import load_scenario
-from inventory.tenure import RightsReport, import_rights
+from inventory.tenure import RightsReport, import_rights, records
 
 #: The sample files in import order: boundaries first, so spaces find their community.
 SAMPLE_FILES = (
@@ -81,6 +81,7 @@ def run(
         spaces = listing.spaces(engine)
         floor_area = store.community_floor_area(engine, "劲松北社区")
         boundaries = listing.communities(engine)
+        rights = records(engine)["rights"]
     finally:
         engine.dispose()
     result.gaps, result.gap_totals = title_gaps(spaces)
@@ -114,6 +115,7 @@ def run(
         bundles=result.bundles,
         members=members,
         revenue=maps.revenue_by_space(result.revenue),
+        rights=rights,
     )
     result.map_html = maps.save(m, Path(out_dir) / "demo.html")
     csv = outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")

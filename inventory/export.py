@@ -10,6 +10,7 @@ from inventory import listing, outputs
 from inventory.bundles import DEFAULT_MAX_GAP_M, bundles_in_store
 from inventory.gaps import title_gaps
 from inventory.listing import communities
+from inventory.tenure import records
 
 
 def export(
@@ -19,7 +20,7 @@ def export(
     community: str | None = None,
     max_gap_m: float = DEFAULT_MAX_GAP_M,
 ) -> list[tuple[str, Path, int]]:
-    """Write spaces, title gaps (and totals), bundles (and members) and communities.
+    """Write spaces, title gaps (and totals), bundles (and members), communities and tenure.
 
     A ``.gpkg`` gets them all as layers of one file, an ``.xlsx`` as sheets of one
     workbook; ``.geojson`` and ``.csv`` get one file per layer. Returns (layer, file, rows) for each.
@@ -38,5 +39,6 @@ def export(
         "bundles": bundles,
         "bundle_members": members,
         "communities": communities(engine, [community] if community else None),
+        **records(engine, community),  # parties, rights, sources
     }
     return outputs.write_layers(path, None, layers)

@@ -66,6 +66,7 @@ LABELS = {
         "bundle": "组团",
         "parking": "车位",
         "notes": "备注",
+        "rights": "权属记录",
         "use": "方案用途",
         "rent": "估算年租金（现状）万元",
         "rent_resolved": "产权理顺后年租金 万元",
@@ -101,6 +102,7 @@ LABELS = {
         "bundle": "Bundle",
         "parking": "Parking spaces",
         "notes": "Notes",
+        "rights": "Rights on record",
         "use": "Use in the scenario",
         "rent": "Est. rent as surveyed, 万元/yr",
         "rent_resolved": "Est. rent, gaps resolved, 万元/yr",
@@ -133,6 +135,8 @@ POPUP_FIELDS = (
 )
 #: Popup fields added when the map is given a revenue estimate.
 REVENUE_FIELDS = ("use", "rent", "rent_resolved")
+#: Popup fields added when the map is given the tenure records.
+TENURE_FIELDS = ("rights",)
 
 
 class _Verbatim(Element):
@@ -163,6 +167,7 @@ def _popup_frame(
     bundle_of: dict,
     lang: str,
     revenue: pd.DataFrame | None = None,
+    rights: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces with labelled text columns for popups, and their title status.
 
@@ -196,6 +201,7 @@ def _popup_frame(
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
             "notes": g["notes"].map(text),
             **_revenue_columns(g["survey_ref"], revenue, lang, text),
+            **_rights_column(g, rights, lang, text),
             "status": g["gap_severity"].fillna("clean"),
             "kind_code": g["kind"],
             "community": g["community"] if "community" in g else None,
@@ -205,6 +211,29 @@ def _popup_frame(
         crs=4326,
     )
     return out
+
+
+def _rights_column(g, rights: pd.DataFrame | None, lang: str, text) -> dict:
+    """Each space's owners with shares, leases and permits (with uses and end), as one text."""
+    if rights is None:
+        return {}
+    from inventory.codes import RIGHT_KIND
+
+    live = rights[rights["status"].isin(["active", "approved", "applied"])]
+    lines: dict[tuple, list[str]] = {}
+    for row in live.itertuples():
+        label = RIGHT_KIND.label(row.kind, lang)
+        part = f"{label}: {row.holder}"
+        if isinstance(row.share, float) and not np.isnan(row.share):
+            part += f" {row.share:.0%}"
+        uses = row.allowed_uses if isinstance(row.allowed_uses, list) else []
+        if uses:
+            part += f" ({'、'.join(uses)})"
+        if row.end_date is not None and not pd.isna(row.end_date):
+            part += f" {'至' if lang == 'zh' else 'until'} {row.end_date}"
+        lines.setdefault((row.community, row.survey_ref), []).append(part)
+    keys = zip(g["community"], g["survey_ref"], strict=True)
+    return {"rights": [text("; ".join(lines.get(k, []))) for k in keys]}
 
 
 def _revenue_columns(refs: pd.Series, revenue: pd.DataFrame | None, lang: str, text) -> dict:
@@ -278,11 +307,13 @@ def build_map(
     tiles: str | None = None,
     mode: str = "auto",
     revenue: pd.DataFrame | None = None,
+    rights: pd.DataFrame | None = None,
 ) -> folium.Map:
     """Return a Folium map of the spaces (EPSG:4326), ready for :func:`save`.
 
     ``revenue`` (from :func:`revenue_by_space`) adds each space's use in the scenario
-    and its estimated rent, as surveyed and with gaps resolved, to the popups.
+    and its estimated rent, as surveyed and with gaps resolved, to the popups; ``rights``
+    (:func:`inventory.tenure.records`) each space's owners with shares, leases and permits.
 
     ``mode``: ``full`` draws every space as a vector feature (a community: tens to
     thousands of spaces); ``city`` draws one circle of totals per community when zoomed
@@ -327,7 +358,9 @@ def build_map(
     has_bundles = bundles is not None and not bundles.empty
     draw = _draw_city if mode == "city" else _draw_full
     fields = [*POPUP_FIELDS, *(REVENUE_FIELDS if revenue is not None else ())]
-    features = _popup_frame(spaces, bundle_of, lang, revenue=revenue)
+    if rights is not None:
+        fields.insert(fields.index("owner") + 1, "rights")
+    features = _popup_frame(spaces, bundle_of, lang, revenue=revenue, rights=rights)
     space_layers, outline_layers = draw(
         m,
         features,
@@ -648,6 +681,7 @@ def map_from_store(
     """
     from inventory import listing
     from inventory.bundles import bundles_in_store
+    from inventory.tenure import records
 
     # the title status of each space, once for the bundles and the popups
     spaces = annotate(listing.spaces(engine, community=community, kinds=kinds), policy=policy)
@@ -671,6 +705,7 @@ def map_from_store(
         tiles=tiles,
         mode=mode,
         revenue=revenue_by_space(estimate) if estimate else None,
+        rights=records(engine, community)["rights"],
     )
     return save(m, path), len(spaces)
 

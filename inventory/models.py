@@ -261,7 +261,7 @@ class TenureRight(Base):
     kind: Mapped[str] = mapped_column(String(30))
     holder_id: Mapped[int] = mapped_column(ForeignKey("party.id"), index=True)
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("party.id"))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenure_right.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenure_right.id"), index=True)
     share: Mapped[float | None] = mapped_column(Float)
     start_date: Mapped[date | None] = mapped_column()
     end_date: Mapped[date | None] = mapped_column()
@@ -316,7 +316,7 @@ class RightSource(Base):
         ForeignKey("tenure_right.id", ondelete="CASCADE"), primary_key=True
     )
     source_id: Mapped[int] = mapped_column(
-        ForeignKey("tenure_source.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("tenure_source.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 
@@ -327,9 +327,11 @@ class TenureEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     space_id: Mapped[int] = mapped_column(ForeignKey("space.id", ondelete="CASCADE"), index=True)
-    right_id: Mapped[int | None] = mapped_column(ForeignKey("tenure_right.id", ondelete="SET NULL"))
+    right_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenure_right.id", ondelete="SET NULL"), index=True
+    )
     source_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tenure_source.id", ondelete="SET NULL")
+        ForeignKey("tenure_source.id", ondelete="SET NULL"), index=True
     )
     action: Mapped[str] = mapped_column(String(30))
     detail: Mapped[str | None] = mapped_column(Text)

@@ -888,6 +888,29 @@ class RevenueResult:
             paid["operator"] = paid.get("operator", 0.0) + rest
         return {k: round(v, 1) for k, v in sorted(paid.items(), key=lambda kv: -kv[1])}
 
+    def at_risk(self) -> pd.DataFrame:
+        """Return the let spaces with a title gap: what each gap is, earns and would earn.
+
+        One row per space: survey_ref, gap_severity, gap_detail (the rules' words: the
+        missing certificate, the dispute, the permit that ends soon…), rent as surveyed
+        (0 when blocked) and once every gap is resolved (万元 a year).
+        """
+        base = self.surveyed.allocation
+        gaps = base[base["gap_severity"].notna()][
+            ["survey_ref", "gap_severity", "rent_wan_year_mature"]
+        ]
+        detail = (
+            self.inventory.spaces.set_index("survey_ref")["gap_detail"] if self.inventory else None
+        )
+        resolved = self.variants["all gaps resolved"].allocation.set_index("survey_ref")
+        out = gaps.rename(columns={"rent_wan_year_mature": "rent_wan"}).assign(
+            gap_detail=lambda f: f["survey_ref"].map(detail) if detail is not None else None,
+            rent_resolved_wan=lambda f: f["survey_ref"].map(resolved["rent_wan_year_mature"]),
+        )
+        return out[
+            ["survey_ref", "gap_severity", "gap_detail", "rent_wan", "rent_resolved_wan"]
+        ].reset_index(drop=True)
+
     def yearly(self) -> pd.DataFrame:
         """All variants' yearly cash flows, one block per variant."""
         return pd.concat(
@@ -914,13 +937,14 @@ class RevenueResult:
     def tables(self, period: str = "year") -> dict[str, pd.DataFrame]:
         """Return, by name, every table of the estimate (what ``revenue --output`` writes).
 
-        summary, stages, streams (profit and loss), communities (with a package), the
-        cash flows by ``period`` and the allocation.
+        summary, stages, streams (profit and loss), at_risk (the gaps), communities (with
+        a package), the cash flows by ``period`` and the allocation.
         """
         out = {
             "summary": self.summary(),
             "stages": self.stages(),
             "streams": self.streams(),
+            "at_risk": self.at_risk(),
         }
         if self.inventory is not None and len(self.inventory.communities) > 1:
             out["communities"] = self.communities()

@@ -34,6 +34,8 @@ ROLES = {
     "inventory_planner": ("read and export", "SELECT"),
     "inventory_admin": ("the schema and every right on the data", "ALL PRIVILEGES"),
 }
+#: Tables a surveyor may also delete from: a re-survey replaces the rights its columns gave.
+SURVEYOR_DELETES = ("tenure_right", "right_source")
 #: Tables whose rows a scope limits (the others hold no place).
 SCOPED_TABLES = ("community", "space")
 _SCOPE_TABLE = ROLE_SCOPE_TABLE
@@ -88,6 +90,9 @@ def create_roles(engine: Engine) -> list[RoleSummary]:
                 conn.execute(text(f"GRANT SELECT ON {prep.quote(table)} TO {who}"))
             if rights != "SELECT":
                 conn.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {who}"))
+            if role == "inventory_surveyor":
+                for table in SURVEYOR_DELETES:
+                    conn.execute(text(f"GRANT DELETE ON {prep.quote(table)} TO {who}"))
         conn.execute(
             text(
                 f"CREATE TABLE IF NOT EXISTS {_SCOPE_TABLE} ("

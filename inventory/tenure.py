@@ -9,8 +9,8 @@ sublet.
 
 The survey's flat columns (one owner, one operating right, a certificate number) keep
 working: :func:`sync_survey_rights` turns them into records of origin "survey" — for the
-whole store when it is upgraded to the schema with records, and for a space whenever its
-tenure is read or recorded here, so a re-survey's changes show — while rights entered with
+whole store when it is upgraded to the schema with records, and for every space an
+import loads or updates, in the import's transaction — while rights entered with
 :func:`record_right` are of origin "record" and stay. Every change made here is written to ``tenure_event`` with who, when,
 why and on what source.
 """
@@ -71,15 +71,26 @@ def _party_id(conn: Connection, name: str, party_type: str, parties=Party.__tabl
     ).scalar_one()
 
 
-def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = None) -> int:
-    """Turn the survey's flat tenure columns of ``space_ids`` (all: None) into records.
+def _ids_by(conn: Connection, column, key, values) -> dict:
+    """Map ``values`` of ``column`` to ``key`` (chunked IN lists: any number of values)."""
+    out, values = {}, list(values)
+    for i in range(0, len(values), 5000):
+        chunk = values[i : i + 5000]
+        out.update(dict(conn.execute(select(column, key).where(column.in_(chunk))).all()))
+    return out
 
-    One ownership right per owner (share 1 for one owner; no share for several, so the
-    shares show as not adding up until recorded — recorded owners supersede these), the
-    operating right with its holder and
-    term, and the certificate number as a source. Rights of origin "survey" of those
-    spaces are replaced; recorded ones are kept. ``tables`` lets a migration pass its own
-    table definitions. Returns the number of rights written.
+
+def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = None) -> int:
+    """Turn the survey's flat tenure columns of ``space_ids`` into records (None: every space).
+
+    ``space_ids`` is a list, or an SQL selection of ids (an import batch's spaces). One
+    ownership right per owner (share 1 for one owner; no share for several, so the shares
+    show as not adding up until recorded — recorded owners supersede these), the
+    operating right with its holder and term (granted by the first owner), and the
+    certificate number as a source. Rights of origin "survey" of those spaces are replaced
+    (kept as ended where a recorded right rests on them); recorded ones stay. Written in
+    bulk: a few statements per call, whatever the number of spaces. ``tables`` lets a
+    migration pass its own table definitions. Returns the number of rights written.
     """
     t = tables or {
         "space": Space.__table__,
@@ -88,7 +99,7 @@ def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = N
         "source": TenureSource.__table__,
         "link": RightSource.__table__,
     }
-    s, r = t["space"], t["right"]
+    s, r, parties, src = t["space"], t["right"], t["party"], t["source"]
     stmt = select(
         s.c.id,
         s.c.owner_name,
@@ -100,72 +111,105 @@ def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = N
     )
     old = r.c.origin == "survey"
     if space_ids is not None:
-        ids = list(space_ids)
-        if not ids:
+        if isinstance(space_ids, list | tuple | set) and not space_ids:
             return 0
-        stmt = stmt.where(s.c.id.in_(ids))
-        old = old & r.c.space_id.in_(ids)
+        chosen = space_ids if not isinstance(space_ids, list | tuple | set) else list(space_ids)
+        stmt = stmt.where(s.c.id.in_(chosen))
+        old = old & r.c.space_id.in_(chosen)
     if "parent_id" in r.c:  # a recorded lease resting on a surveyed right keeps it, ended
         parents = select(r.c.parent_id).where(r.c.parent_id.is_not(None)).scalar_subquery()
         conn.execute(update(r).where(old, r.c.id.in_(parents)).values(status="ended"))
         old = old & r.c.id.not_in(parents)
     conn.execute(delete(r).where(old))
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return 0
     recorded = set(
         conn.execute(
             select(r.c.space_id).where(r.c.origin == "record", r.c.kind == "ownership")
         ).scalars()
     )
-    written = 0
-    for sid, owner, owner_type, holder, start, end, ref in conn.execute(stmt).all():
+    wanted: dict[str, str] = {}  # party name → type, for the parties not yet recorded
+    plans = []
+    for sid, owner, owner_type, holder, start, end, ref in rows:
         # owners recorded one by one (with their shares) supersede the survey's owner column
         owners = [] if sid in recorded else survey_owners(owner)
         kind = _PARTY_OF_OWNER.get(owner_type or "unknown", "unknown")
-        owner_rights, owner_ids = [], []
         for name in owners:
-            pid = _party_id(conn, name, kind, t["party"])
-            owner_ids.append(pid)
-            rid = conn.execute(
-                insert(r)
-                .values(
-                    space_id=sid,
-                    kind="ownership",
-                    holder_id=pid,
-                    share=1.0 if len(owners) == 1 else None,
-                    status="active",
-                    origin="survey",
-                )
-                .returning(r.c.id)
-            ).scalar_one()
-            owner_rights.append(rid)
-            written += 1
-        if holder and str(holder).strip():
-            pid = _party_id(conn, str(holder).strip(), "operator", t["party"])
-            conn.execute(
-                insert(r).values(
-                    space_id=sid,
-                    kind="operating_right",
-                    holder_id=pid,
-                    granted_by_id=owner_ids[0] if owner_ids else None,
-                    start_date=start,
-                    end_date=end,
-                    status="active",
-                    origin="survey",
-                )
+            wanted.setdefault(name, kind)
+        operator = str(holder).strip() if holder and str(holder).strip() else None
+        if operator:
+            wanted.setdefault(operator, "operator")
+        plans.append((sid, owners, operator, start, end, ref))
+    ids = _ids_by(conn, parties.c.name, parties.c.id, wanted)
+    new = [{"name": n, "party_type": k} for n, k in wanted.items() if n not in ids]
+    if new:
+        conn.execute(insert(parties), new)
+        ids.update(_ids_by(conn, parties.c.name, parties.c.id, [p["name"] for p in new]))
+    rights, certified = [], {}
+    for sid, owners, operator, start, end, ref in plans:
+        for name in owners:
+            rights.append(
+                {
+                    "space_id": sid,
+                    "kind": "ownership",
+                    "holder_id": ids[name],
+                    "granted_by_id": None,
+                    "share": 1.0 if len(owners) == 1 else None,
+                    "start_date": None,
+                    "end_date": None,
+                    "status": "active",
+                    "origin": "survey",
+                }
             )
-            written += 1
-        if ref and owner_rights:
-            src = t["source"]
-            source_id = conn.execute(
-                select(src.c.id).where(src.c.kind == "certificate", src.c.number == ref)
-            ).scalar()
-            if source_id is None:
-                source_id = conn.execute(
-                    insert(src).values(kind="certificate", number=ref).returning(src.c.id)
-                ).scalar_one()
-            conn.execute(
-                insert(t["link"]), [{"right_id": i, "source_id": source_id} for i in owner_rights]
+        if operator:
+            rights.append(
+                {
+                    "space_id": sid,
+                    "kind": "operating_right",
+                    "holder_id": ids[operator],
+                    "granted_by_id": ids[owners[0]] if owners else None,
+                    "share": None,
+                    "start_date": start,
+                    "end_date": end,
+                    "status": "active",
+                    "origin": "survey",
+                }
             )
-    return written
+        if ref and owners:
+            certified[sid] = ref
+    if rights:
+        conn.execute(insert(r), rights)
+    if certified:
+        numbers = set(certified.values())
+        known = dict(
+            conn.execute(
+                select(src.c.number, src.c.id).where(
+                    src.c.kind == "certificate", src.c.number.in_(list(numbers))
+                )
+            ).all()
+        )
+        missing = [{"kind": "certificate", "number": n} for n in numbers if n not in known]
+        if missing:
+            conn.execute(insert(src), missing)
+            known = dict(
+                conn.execute(
+                    select(src.c.number, src.c.id).where(
+                        src.c.kind == "certificate", src.c.number.in_(list(numbers))
+                    )
+                ).all()
+            )
+        owned = conn.execute(
+            select(r.c.id, r.c.space_id).where(
+                r.c.origin == "survey",
+                r.c.kind == "ownership",
+                r.c.space_id.in_(list(certified)),
+            )
+        ).all()
+        links = [{"right_id": rid, "source_id": known[certified[sid]]} for rid, sid in owned]
+        if links:
+            conn.execute(insert(t["link"]), links)
+    return len(rights)
 
 
 # ---- recording without re-import -----------------------------------------------------------------
@@ -504,9 +548,8 @@ def tenure_of(engine: Engine, ref: str, community: str | None = None) -> dict[st
 
     require_schema(engine)
     holder, grantor = aliased(Party), aliased(Party)
-    with write_transaction(engine) as conn:  # the survey's columns, as records first
+    with engine.connect() as conn:
         space_id = _space(conn, ref, community)
-        sync_survey_rights(conn, [space_id])
         rows = conn.execute(
             select(
                 TenureRight.id.label("right_id"),
@@ -855,3 +898,75 @@ def import_rights(
 def as_words(message: str) -> str:
     """Return a library message in a table row's words: ```share=1.5``` reads as share 1.5."""
     return re.sub(r"`(\w+)=([^`]*)`", r"\1 \2", message).replace("`", "")
+
+
+def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFrame]:
+    """Return the tenure records of the store (of one ``community``): parties, rights, sources.
+
+    Rights carry their space (survey reference, community), holder, grantor, chain
+    (``parent_id``), terms and the ids of their sources; sources their file's name, size
+    and hash (not the file: :func:`source_file` gives it). For export to GeoPackage and XLSX.
+    """
+    from sqlalchemy.orm import aliased
+
+    require_schema(engine)
+    holder, grantor = aliased(Party), aliased(Party)
+    stmt = (
+        select(
+            TenureRight.id.label("right_id"),
+            Space.survey_ref,
+            Community.name.label("community"),
+            TenureRight.kind,
+            holder.name.label("holder"),
+            holder.party_type.label("holder_type"),
+            grantor.name.label("granted_by"),
+            TenureRight.parent_id,
+            TenureRight.share,
+            TenureRight.start_date,
+            TenureRight.end_date,
+            TenureRight.rent_yuan_year,
+            TenureRight.allowed_uses,
+            TenureRight.conditions,
+            TenureRight.status,
+            TenureRight.decided_on,
+            TenureRight.origin,
+        )
+        .join(Space, Space.id == TenureRight.space_id)
+        .join(Community, Community.id == Space.community_id)
+        .join(holder, holder.id == TenureRight.holder_id)
+        .outerjoin(grantor, grantor.id == TenureRight.granted_by_id)
+        .order_by(Community.name, Space.survey_ref, TenureRight.id)
+    )
+    if community:
+        stmt = stmt.where(Community.name == community)
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        rights = pd.DataFrame(result.all(), columns=list(result.keys()))
+        links = conn.execute(select(RightSource.right_id, RightSource.source_id)).all()
+        result = conn.execute(
+            select(
+                TenureSource.id.label("source_id"),
+                TenureSource.kind,
+                TenureSource.number,
+                TenureSource.issued_on,
+                TenureSource.issuer,
+                TenureSource.file_name,
+                TenureSource.file_size,
+                TenureSource.file_sha256,
+            ).order_by(TenureSource.id)
+        )
+        sources = pd.DataFrame(result.all(), columns=list(result.keys()))
+        result = conn.execute(
+            select(Party.id.label("party_id"), Party.name, Party.party_type).order_by(Party.id)
+        )
+        parties = pd.DataFrame(result.all(), columns=list(result.keys()))
+    by_right: dict[int, list[int]] = {}
+    for right, source in links:
+        by_right.setdefault(right, []).append(source)
+    rights["sources"] = [", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
+    if community:
+        used = {s for i in rights["right_id"] for s in by_right.get(i, [])}
+        sources = sources[sources["source_id"].isin(used)]
+        names = set(rights["holder"]) | set(rights["granted_by"].dropna())
+        parties = parties[parties["name"].isin(names)]
+    return {"parties": parties, "rights": rights, "sources": sources.reset_index(drop=True)}

@@ -408,3 +408,32 @@ def test_import_rights_command(sample, db_url, sample_dir, tmp_path):
     )
     assert failed.exit_code == 2 and "1 quarantined" in failed.output
     assert "JS-999" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("mode", ["full", "city"])
+def test_map_popups_list_owners_shares_and_permits(engine, sample, sample_dir, tmp_path, mode):
+    from inventory import maps
+
+    tenure.import_rights(engine, sample_dir / "jinsong_north_rights.csv")
+    path, _ = maps.map_from_store(engine, tmp_path / "m.html", mode=mode)
+    page = path.read_text(encoding="utf-8")
+    assert "权属记录" in page  # the popups' label
+    if mode == "city":  # the spaces travel compressed: read them as the page does
+        from tests.test_maps import _city_payload
+
+        page = str(_city_payload(page))
+    assert "所有权: 劲松一建公司 50%" in page
+    assert "临时许可: 社区运营单位 (存车、便民服务) 至 2027-05-31" in page
+
+
+def test_revenue_at_risk_names_the_gap_and_the_expiring_permit(engine, sample, sample_dir):
+    from inventory.revenue import estimate_in_store
+
+    tenure.import_rights(engine, sample_dir / "jinsong_north_rights.csv")
+    risk = estimate_in_store(engine, "jinsong_north").at_risk().set_index("survey_ref")
+    assert risk.loc["JS-011", "rent_wan"] == 0 < risk.loc["JS-011", "rent_resolved_wan"]
+    assert "ownership disputed" in risk.loc["JS-011", "gap_detail"]
+    # the sample's permits end 2027-05-31: within a year of today they are named
+    if (date(2027, 5, 31) - date.today()).days <= 365:
+        assert "transitional permit ends soon" in risk.loc["JS-008", "gap_detail"]
+    assert risk.loc["JS-008", "rent_wan"] > 0

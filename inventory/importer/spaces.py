@@ -31,6 +31,7 @@ from inventory.models import (
     Space,
     SpaceHistory,
 )
+from inventory.tenure import sync_survey_rights
 
 
 class _SpaceImport(_Import):
@@ -249,6 +250,8 @@ class _SpaceImport(_Import):
         self.progress("write", 0, len(new))
         backend(conn).bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
         self.report.loaded = len(new)
+        # the survey's owner, operating right and certificate as tenure records
+        sync_survey_rights(conn, select(Space.id).where(Space.batch_id == batch_id))
         self.progress("write", len(new), len(new))
 
     def _update(self, conn, batch_id: int, old: dict, row: dict, geom) -> list[dict]:
