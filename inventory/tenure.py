@@ -532,6 +532,73 @@ def set_status(
 # ---- seeing it -----------------------------------------------------------------------------------
 
 
+def _rights_query():
+    """Every right with its space, holder, grantor, chain and terms (filter and order it)."""
+    from sqlalchemy.orm import aliased
+
+    holder, grantor = aliased(Party), aliased(Party)
+    return (
+        select(
+            TenureRight.id.label("right_id"),
+            Space.survey_ref,
+            Community.name.label("community"),
+            TenureRight.kind,
+            holder.name.label("holder"),
+            holder.party_type.label("holder_type"),
+            grantor.name.label("granted_by"),
+            TenureRight.parent_id,
+            TenureRight.share,
+            TenureRight.start_date,
+            TenureRight.end_date,
+            TenureRight.rent_yuan_year,
+            TenureRight.allowed_uses,
+            TenureRight.conditions,
+            TenureRight.status,
+            TenureRight.decided_on,
+            TenureRight.origin,
+        )
+        .join(Space, Space.id == TenureRight.space_id)
+        .join(Community, Community.id == Space.community_id)
+        .join(holder, holder.id == TenureRight.holder_id)
+        .outerjoin(grantor, grantor.id == TenureRight.granted_by_id)
+    )
+
+
+#: What a source shows (its file's name, size and hash; the file itself: :func:`source_file`).
+_SOURCE_COLUMNS = (
+    TenureSource.id.label("source_id"),
+    TenureSource.kind,
+    TenureSource.number,
+    TenureSource.issued_on,
+    TenureSource.issuer,
+    TenureSource.file_name,
+    TenureSource.file_size,
+    TenureSource.file_sha256,
+)
+
+
+def _frame(conn: Connection, stmt) -> pd.DataFrame:
+    result = conn.execute(stmt)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def _with_sources(conn: Connection, rights: pd.DataFrame) -> tuple[pd.DataFrame, set[int]]:
+    """Add to ``rights`` the ids of the sources proving each; return it and those ids."""
+    by_right: dict[int, list[int]] = {}
+    ids = [int(i) for i in rights["right_id"]]
+    for i in range(0, len(ids), 5000):
+        chunk = ids[i : i + 5000]
+        links = select(RightSource.right_id, RightSource.source_id).where(
+            RightSource.right_id.in_(chunk)
+        )
+        for right, source in conn.execute(links):
+            by_right.setdefault(right, []).append(source)
+    rights = rights.assign(
+        sources=[", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
+    )
+    return rights, {s for sources in by_right.values() for s in sources}
+
+
 def tenure_of(engine: Engine, ref: str, community: str | None = None) -> dict[str, pd.DataFrame]:
     """Return a space's tenure as frames: ``rights``, ``sources`` and ``history``.
 
@@ -542,63 +609,22 @@ def tenure_of(engine: Engine, ref: str, community: str | None = None) -> dict[st
         InputError: no such space (or the reference is in several communities).
 
     """
-    from sqlalchemy.orm import aliased
-
     from inventory.models import SpaceHistory
 
     require_schema(engine)
-    holder, grantor = aliased(Party), aliased(Party)
     with engine.connect() as conn:
         space_id = _space(conn, ref, community)
-        rows = conn.execute(
-            select(
-                TenureRight.id.label("right_id"),
-                TenureRight.kind,
-                holder.name.label("holder"),
-                holder.party_type.label("holder_type"),
-                grantor.name.label("granted_by"),
-                TenureRight.parent_id,
-                TenureRight.share,
-                TenureRight.start_date,
-                TenureRight.end_date,
-                TenureRight.rent_yuan_year,
-                TenureRight.allowed_uses,
-                TenureRight.conditions,
-                TenureRight.status,
-                TenureRight.decided_on,
-                TenureRight.origin,
-            )
-            .join(holder, holder.id == TenureRight.holder_id)
-            .outerjoin(grantor, grantor.id == TenureRight.granted_by_id)
-            .where(TenureRight.space_id == space_id)
-            .order_by(TenureRight.id)
+        rights = _frame(
+            conn, _rights_query().where(TenureRight.space_id == space_id).order_by(TenureRight.id)
         )
-        rights = pd.DataFrame(rows.all(), columns=list(rows.keys()))
-        links = conn.execute(
-            select(RightSource.right_id, RightSource.source_id)
-            .join(TenureRight, TenureRight.id == RightSource.right_id)
-            .where(TenureRight.space_id == space_id)
-        ).all()
-        source_ids = sorted({s for _, s in links})
+        rights, proving = _with_sources(conn, rights)
         events = conn.execute(
             select(TenureEvent.source_id).where(
                 TenureEvent.space_id == space_id, TenureEvent.source_id.is_not(None)
             )
         ).scalars()
-        source_ids = sorted(set(source_ids) | set(events))
-        rows = conn.execute(
-            select(
-                TenureSource.id.label("source_id"),
-                TenureSource.kind,
-                TenureSource.number,
-                TenureSource.issued_on,
-                TenureSource.issuer,
-                TenureSource.file_name,
-                TenureSource.file_size,
-                TenureSource.file_sha256,
-            ).where(TenureSource.id.in_(source_ids))
-        )
-        sources = pd.DataFrame(rows.all(), columns=list(rows.keys()))
+        source_ids = sorted(proving | set(events))
+        sources = _frame(conn, select(*_SOURCE_COLUMNS).where(TenureSource.id.in_(source_ids)))
         rows = conn.execute(
             select(
                 TenureEvent.changed_at.label("when"),
@@ -621,10 +647,6 @@ def tenure_of(engine: Engine, ref: str, community: str | None = None) -> dict[st
             ).where(SpaceHistory.space_id == space_id)
         )
         fields = pd.DataFrame(rows.all(), columns=list(rows.keys()))
-    by_right: dict[int, list[int]] = {}
-    for right, source in links:
-        by_right.setdefault(right, []).append(source)
-    rights["sources"] = [", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
     owners = rights[(rights["kind"] == "ownership") & (rights["status"] == "active")]
     total = float(owners["share"].fillna(0).sum()) if len(owners) else 0.0
     flag = None
@@ -907,65 +929,18 @@ def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFr
     (``parent_id``), terms and the ids of their sources; sources their file's name, size
     and hash (not the file: :func:`source_file` gives it). For export to GeoPackage and XLSX.
     """
-    from sqlalchemy.orm import aliased
-
     require_schema(engine)
-    holder, grantor = aliased(Party), aliased(Party)
-    stmt = (
-        select(
-            TenureRight.id.label("right_id"),
-            Space.survey_ref,
-            Community.name.label("community"),
-            TenureRight.kind,
-            holder.name.label("holder"),
-            holder.party_type.label("holder_type"),
-            grantor.name.label("granted_by"),
-            TenureRight.parent_id,
-            TenureRight.share,
-            TenureRight.start_date,
-            TenureRight.end_date,
-            TenureRight.rent_yuan_year,
-            TenureRight.allowed_uses,
-            TenureRight.conditions,
-            TenureRight.status,
-            TenureRight.decided_on,
-            TenureRight.origin,
-        )
-        .join(Space, Space.id == TenureRight.space_id)
-        .join(Community, Community.id == Space.community_id)
-        .join(holder, holder.id == TenureRight.holder_id)
-        .outerjoin(grantor, grantor.id == TenureRight.granted_by_id)
-        .order_by(Community.name, Space.survey_ref, TenureRight.id)
-    )
+    stmt = _rights_query().order_by(Community.name, Space.survey_ref, TenureRight.id)
     if community:
         stmt = stmt.where(Community.name == community)
     with engine.connect() as conn:
-        result = conn.execute(stmt)
-        rights = pd.DataFrame(result.all(), columns=list(result.keys()))
-        links = conn.execute(select(RightSource.right_id, RightSource.source_id)).all()
-        result = conn.execute(
-            select(
-                TenureSource.id.label("source_id"),
-                TenureSource.kind,
-                TenureSource.number,
-                TenureSource.issued_on,
-                TenureSource.issuer,
-                TenureSource.file_name,
-                TenureSource.file_size,
-                TenureSource.file_sha256,
-            ).order_by(TenureSource.id)
+        rights, used = _with_sources(conn, _frame(conn, stmt))
+        sources = _frame(conn, select(*_SOURCE_COLUMNS).order_by(TenureSource.id))
+        parties = _frame(
+            conn,
+            select(Party.id.label("party_id"), Party.name, Party.party_type).order_by(Party.id),
         )
-        sources = pd.DataFrame(result.all(), columns=list(result.keys()))
-        result = conn.execute(
-            select(Party.id.label("party_id"), Party.name, Party.party_type).order_by(Party.id)
-        )
-        parties = pd.DataFrame(result.all(), columns=list(result.keys()))
-    by_right: dict[int, list[int]] = {}
-    for right, source in links:
-        by_right.setdefault(right, []).append(source)
-    rights["sources"] = [", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
     if community:
-        used = {s for i in rights["right_id"] for s in by_right.get(i, [])}
         sources = sources[sources["source_id"].isin(used)]
         names = set(rights["holder"]) | set(rights["granted_by"].dropna())
         parties = parties[parties["name"].isin(names)]
