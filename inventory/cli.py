@@ -911,7 +911,7 @@ def revenue_(
     resolved: the renovation stage (Ro, Co, So), the mature year of operation by stream
     (Rk, Ck, Sk), payback, NPV, IRR (万元). With --compare, the scenarios side by side.
     Shipped scenarios: jinsong_north, jinsong_north_3100, jinsong_north_phased,
-    jinsong_master_lease, zhegong, guangming, heyuan, hongyupo.
+    jinsong_north_beijing_2021, jinsong_master_lease, zhegong, guangming, heyuan, hongyupo.
 
     Example:
         inventory revenue

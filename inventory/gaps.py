@@ -271,6 +271,9 @@ class Rule:
     zh: str
     en: str
     when: Condition
+    #: Uses a space under this gap may take under a temporary permit the regime grants
+    #: (e.g. community services in Beijing 2021): revenue lets it for those uses only.
+    uses: tuple[str, ...] = ()
 
     def applies(self, spaces: pd.DataFrame, today: date, months: int) -> np.ndarray:
         """Return a boolean per row of ``spaces``."""
@@ -346,7 +349,14 @@ def _load(path: Path, mtime: float) -> Policy:
         when = _condition(raw["when"], f"{at}.when")
         if "unless" in raw:
             when = AllOf((when, Not(_condition(raw["unless"], f"{at}.unless"))))
-        rules.append(Rule(raw["gap"], raw["severity"], raw["zh"], raw["en"], when))
+        uses = raw.get("uses", ())
+        uses = (uses,) if isinstance(uses, str) else uses
+        if not isinstance(uses, list | tuple) or not all(isinstance(u, str) and u for u in uses):
+            raise InputError(
+                f"{at}: uses = {raw['uses']!r}; give the uses as text or a list of texts, "
+                'e.g. uses = ["社区服务", "community services"].'
+            )
+        rules.append(Rule(raw["gap"], raw["severity"], raw["zh"], raw["en"], when, tuple(uses)))
     if not rules:
         raise InputError(f"{where} has no [[rules]]; a policy needs at least one.")
     gaps = [r.gap for r in rules]

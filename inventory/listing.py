@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 
 from inventory.backends import backend
 from inventory.codes import KIND
@@ -41,6 +43,7 @@ SPACE_COLUMNS = (
     "operating_right_end",
     "tenure_source_ref",
     "permit_end",
+    "permit_uses",
     "surveyed_at",
     "notes",
     "quality_flags",
@@ -89,8 +92,34 @@ def spaces(
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
     frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
+    frame["permit_uses"] = permit_uses(engine, frame["space_id"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
     return gpd.GeoDataFrame(frame[list(SPACE_COLUMNS)], geometry=geometry, crs=4326)
+
+
+def permit_uses(engine: Engine, space_ids: pd.Series, today: date | None = None) -> pd.Series:
+    """Return, per space id, the uses its transitional permits valid ``today`` allow (or None).
+
+    Permits are few (a handful per community), so they are read once and matched here.
+    """
+    from inventory.models import TenureRight
+
+    today = today or date.today()
+    r = TenureRight
+    stmt = select(r.space_id, r.allowed_uses).where(
+        r.kind == "transitional_permit",
+        r.status == "active",
+        or_(r.start_date.is_(None), r.start_date <= today),
+        or_(r.end_date.is_(None), r.end_date >= today),
+    )
+    if len(space_ids) <= 1000:  # a community: ask for its spaces only
+        stmt = stmt.where(r.space_id.in_([int(i) for i in space_ids]))
+    uses: dict[int, list[str]] = {}
+    with engine.connect() as conn:
+        for space_id, allowed in conn.execute(stmt.order_by(r.id)):
+            seen = uses.setdefault(space_id, [])
+            seen += [u for u in allowed or [] if u not in seen]
+    return pd.Series([uses.get(i) for i in space_ids], index=space_ids.index, dtype=object)
 
 
 def count_spaces(

@@ -29,7 +29,7 @@ import numpy_financial as npf
 import pandas as pd
 
 from inventory.errors import InputError, ScenarioError
-from inventory.gaps import annotate
+from inventory.gaps import annotate, annotated_policy, gap_label, load_policy
 from inventory.scenario import (
     PARTIES,
     PERIODS,
@@ -64,18 +64,52 @@ def _current_class(use: object, scenario: Scenario) -> str | None:
     return hits.pop() if len(hits) == 1 else None
 
 
-def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -> pd.DataFrame:
+def _title_path(row, resolved: bool, policy: str, temporary_uses: dict) -> tuple[str, list]:
+    """Return how a space's title lets it operate (a phrase), and the uses that bound it.
+
+    No bound (an empty list) when the title is clean, or resolved outright.
+    """
+    gaps = row.get("gaps")
+    gaps = list(gaps) if isinstance(gaps, list | tuple | np.ndarray) else []
+    if not isinstance(row.get("gap_severity"), str):
+        return "clean title", []
+    granted = [u for g in gaps for u in temporary_uses.get(g, ())]
+    granted = list(dict.fromkeys(granted))
+    recorded = row.get("permit_uses")
+    recorded = list(recorded) if isinstance(recorded, list | tuple | np.ndarray) else []
+    if resolved:
+        if granted:
+            return f"temporary-use permit under {policy} ({'、'.join(granted)})", granted
+        return "resolved (assumed): " + "; ".join(gap_label(g) for g in gaps), []
+    if recorded:
+        return f"transitional permit ({'、'.join(recorded)})", recorded
+    if granted:
+        return f"temporary use under {policy} ({'、'.join(granted)})", granted
+    return f"{row['gap_severity']} title gap", []
+
+
+def allocate(
+    spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False, policy=None
+) -> pd.DataFrame:
     """Give each space a use class and its mature rent (万元/year).
 
     Returns survey_ref, community, kind, area_m2, units, gap_severity, use_class,
-    use_class_zh, use_class_en, allowed, earns, reason, rent_wan_year_mature.
+    use_class_zh, use_class_en, allowed, earns, path, reason, rent_wan_year_mature.
 
     In order: an override in the scenario; else the surveyed current use, when a class
     names it (``current_uses``) and the rules allow it; else, largest space first, the
     allowed class furthest from its target area (``target_area_m2``, or its target share
     of the total). A space with a blocking title gap is allocated but earns nothing
-    (``earns`` false) unless a rule with ``permit = true`` matches it. With ``resolved``
-    (every gap resolved) the rules about title stand aside and every space earns.
+    (``earns`` false) unless a rule with ``permit = true`` matches it.
+
+    A space with a title gap that operates under a valid transitional permit (its
+    ``permit_uses``, from :func:`inventory.listing.spaces`) is let only for the classes
+    its permitted uses name (:meth:`UseClass.licensed_by`); under a ``policy`` whose gap
+    rule grants a temporary use (``uses``, e.g. community services in Beijing 2021) so is
+    a space that rule names. With ``resolved`` (every gap resolved) the rules about title
+    stand aside, and each gap is resolved by the path the regime offers: its temporary-use
+    permit where it grants one (so still those uses only), else, as assumed, a change of
+    use or the missing papers. ``path`` says which, space by space.
 
     Raises:
         ScenarioError: a space has a negative or missing area, or the rules leave a space
@@ -83,7 +117,9 @@ def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -
             boiler room let once its gap is resolved.)
 
     """
-    frame = annotate(spaces) if "gap_severity" not in spaces else spaces.copy()
+    frame = annotate(spaces, policy=policy) if "gap_severity" not in spaces else spaces.copy()
+    regime = load_policy(policy if policy is not None else annotated_policy(spaces))
+    temporary_uses = {r.gap: r.uses for r in regime.rules if r.uses}
     area = _area(frame, scenario.area_basis)
     bad = frame.loc[~(area >= 0), "survey_ref"].tolist()
     if bad:
@@ -107,7 +143,7 @@ def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -
     }
     given = dict.fromkeys(classes, 0.0)
     order = list(classes)
-    uses, allowed_list, reasons, earns = [], [], [], []
+    uses, allowed_list, reasons, earns, paths = [], [], [], [], []
     for _, row in frame.iterrows():
         allowed = list(order)
         why: list[str] = []
@@ -123,26 +159,41 @@ def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -
                 f"No use class is left for {row['survey_ref']} after the allocation rules "
                 f"({'; '.join(why)}); loosen a rule or add an override."
             )
+        path, licence = _title_path(row, resolved, regime.name, temporary_uses)
+        licensed = [u for u in allowed if classes[u].licensed_by(licence)] if licence else allowed
+        unlicensed = False
         current = _current_class(row.get("current_use"), scenario)
         if row["survey_ref"] in scenario.overrides:
             use = scenario.overrides[row["survey_ref"]]
             why = ["override in the scenario"]
-        elif current in allowed:
+            unlicensed = bool(licence) and use not in licensed
+        elif current in licensed:
             use = current
             why = [f"current use {row['current_use']}", *why]
         else:
             if current is not None:
                 why.append(f"current use {row['current_use']} ({current}) not allowed here")
-            use = max(allowed, key=lambda u: (target[u] - given[u], -order.index(u)))
+            pool = licensed or allowed
+            unlicensed = not licensed
+            use = max(pool, key=lambda u: (target[u] - given[u], -order.index(u)))
             why = why or ["furthest from its target area"]
+        if licence and not unlicensed and licensed != allowed:
+            why.append(f"{path}: {'/'.join(licensed)} only")
         blocked = row["gap_severity"] == "blocking" and not resolved and not permit
         if blocked:
             why.append(f"blocking title gap ({row.get('gap_detail') or 'blocking'}): earns nothing")
+        elif unlicensed:
+            named = f"not {classes[use].label_en}" if licensed else "which names no use class here"
+            why.append(
+                f"{path} allows {'、'.join(licence)}, {named}: earns nothing (name the use in "
+                "a class's permit_uses, or obtain a change of use)"
+            )
         given[use] += row["area_m2"]
         uses.append(use)
-        allowed_list.append(allowed)
+        allowed_list.append(licensed if licence and licensed else allowed)
         reasons.append("; ".join(why))
-        earns.append(not blocked)
+        earns.append(not blocked and not unlicensed)
+        paths.append(path)
     cols = ["survey_ref", "community", "kind", "area_m2", "gap_severity"]
     out = frame[[c for c in cols if c in frame]].copy()
     if "community" not in out:
@@ -154,6 +205,7 @@ def allocate(spaces: pd.DataFrame, scenario: Scenario, resolved: bool = False) -
     out["use_class_en"] = [classes[u].label_en for u in uses]
     out["allowed"] = [", ".join(a) for a in allowed_list]
     out["earns"] = earns
+    out["path"] = paths
     out["reason"] = reasons
     rent = [
         (
@@ -893,11 +945,14 @@ class RevenueResult:
 
         One row per space: survey_ref, gap_severity, gap_detail (the rules' words: the
         missing certificate, the dispute, the permit that ends soon…), rent as surveyed
-        (0 when blocked) and once every gap is resolved (万元 a year).
+        (0 when blocked) and once every gap is resolved (万元 a year); ``path``: how it
+        operates as surveyed (its permit and the uses it allows, the policy's temporary use),
+        and ``path_resolved``: how its gap is resolved (the regime's temporary-use permit, or
+        a change of use or papers assumed).
         """
         base = self.surveyed.allocation
         gaps = base[base["gap_severity"].notna()][
-            ["survey_ref", "gap_severity", "rent_wan_year_mature"]
+            ["survey_ref", "gap_severity", "rent_wan_year_mature", "path"]
         ]
         detail = (
             self.inventory.spaces.set_index("survey_ref")["gap_detail"] if self.inventory else None
@@ -906,9 +961,18 @@ class RevenueResult:
         out = gaps.rename(columns={"rent_wan_year_mature": "rent_wan"}).assign(
             gap_detail=lambda f: f["survey_ref"].map(detail) if detail is not None else None,
             rent_resolved_wan=lambda f: f["survey_ref"].map(resolved["rent_wan_year_mature"]),
+            path_resolved=lambda f: f["survey_ref"].map(resolved["path"]),
         )
         return out[
-            ["survey_ref", "gap_severity", "gap_detail", "rent_wan", "rent_resolved_wan"]
+            [
+                "survey_ref",
+                "gap_severity",
+                "gap_detail",
+                "rent_wan",
+                "rent_resolved_wan",
+                "path",
+                "path_resolved",
+            ]
         ].reset_index(drop=True)
 
     def yearly(self) -> pd.DataFrame:
@@ -1018,7 +1082,8 @@ def estimate(
         communities = pd.DataFrame(
             {"name": [name], "floor_area_m2": [managed_floor_area_m2], "households": [np.nan]}
         )
-    inv = _inventory(spaces, communities, s, policy or s.policy)
+    regime = policy or s.policy
+    inv = _inventory(spaces, communities, s, regime)
     _check_communities(s, inv)
     frame = inv.spaces
     # spaces are let only when a rent stream and use classes say how
@@ -1045,12 +1110,14 @@ def estimate(
     clean = rooms[rooms["gap_severity"].isna()]
     extra = frame[frame["survey_ref"].isin(s.resolution_add) & lets]
     resolved_rooms = pd.concat([rooms, extra[~extra["survey_ref"].isin(rooms["survey_ref"])]])
-    base = allocate(rooms, s) if len(rooms) else _no_rooms()
+    base = allocate(rooms, s, policy=regime) if len(rooms) else _no_rooms()
     allocations = {
         "as surveyed": base,
-        "clean titles only": allocate(clean, s) if len(clean) else _no_rooms(),
+        "clean titles only": allocate(clean, s, policy=regime) if len(clean) else _no_rooms(),
         "all gaps resolved": (
-            allocate(resolved_rooms, s, resolved=True) if len(resolved_rooms) else _no_rooms()
+            allocate(resolved_rooms, s, resolved=True, policy=regime)
+            if len(resolved_rooms)
+            else _no_rooms()
         ),
     }
     stream_names = [st.name for st in s.streams]
@@ -1093,6 +1160,7 @@ def _no_rooms() -> pd.DataFrame:
             "use_class_en",
             "allowed",
             "earns",
+            "path",
             "reason",
             "rent_wan_year_mature",
         ]

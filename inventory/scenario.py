@@ -131,6 +131,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "target_area_m2": "area this class should take, m²",
         "escalation": "yearly growth of the tariff from year 2",
         "current_uses": "surveyed current uses that decide this class",
+        "permit_uses": "uses in a permit (许可用途) or a policy's temporary use that allow this class",
     },
     "allocation": {"rules": "array of tables", "overrides": "survey reference = use class"},
     "allocation.rules": {
@@ -256,10 +257,21 @@ class UseClass:
     escalation: float = 0.0
     tariff_yuan_unit_month: float | None = None
     current_uses: tuple[str, ...] = ()
+    permit_uses: tuple[str, ...] = ()
 
     def label(self, lang: str = "en") -> str:
         """Return the class's label in ``lang``."""
         return self.label_zh if lang == "zh" else self.label_en
+
+    def licensed_by(self, uses) -> bool:
+        """Whether a permit for ``uses`` (许可用途) allows this class.
+
+        A use allows the class when one of the class's terms (``permit_uses``, else its
+        current uses and labels) is that use or part of it: 社区养老服务 names 养老.
+        """
+        terms = self.permit_uses or (*self.current_uses, self.label_zh, self.label_en)
+        terms = [t.casefold() for t in terms if t]
+        return any(t in u.casefold() for u in uses for t in terms)
 
 
 @dataclass
@@ -850,6 +862,7 @@ def _use_classes(top: _Reader, where: str) -> dict[str, UseClass]:
             target_area_m2=r.number("target_area_m2", None),
             escalation=r.rate("escalation"),
             current_uses=tuple(r.texts("current_uses")),
+            permit_uses=tuple(r.texts("permit_uses")),
         )
     shares = {n: c.target_share for n, c in classes.items() if c.target_share is not None}
     if shares and len(shares) == len(classes) and abs(sum(shares.values()) - 1) > 1e-6:

@@ -635,6 +635,7 @@ def test_policy_files_are_checked(tmp_path, sample):
         '[[rules]]\ngap = "g"\nseverity = "minor"\nzh = "z"\nen = "e"\nwhen = { colour = "red" }\n': "'colour' is not a column a rule can test",
         '[[rules]]\ngap = "g"\nseverity = "minor"\nzh = "z"\nen = "e"\n': "rules\\[1\\] has no when",
         'name = "empty"\n': "has no \\[\\[rules\\]\\]",
+        '[[rules]]\ngap = "g"\nseverity = "minor"\nzh = "z"\nen = "e"\nwhen = { kind = "shop" }\nuses = 3\n': "uses = 3; give the uses as text or a list",
     }
     for i, (text, message) in enumerate(cases.items()):
         path = tmp_path / f"p{i}.toml"

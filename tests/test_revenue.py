@@ -816,3 +816,56 @@ def test_beijing_2021_lets_the_boiler_room_take_elderly_care(sample):
     blocked = default.surveyed.allocation.set_index("survey_ref").loc["JS-013"]
     assert blocked["gap_severity"] == "blocking" and not blocked["earns"]
     assert "JS-013" in default.blocked
+
+
+def test_a_temporary_use_bounds_the_classes_and_resolves_by_its_permit(sample):
+    beijing = _jinsong(sample, "jinsong_north_beijing_2021")
+    for variant in ("as surveyed", "all gaps resolved"):
+        boiler = beijing.variants[variant].allocation.set_index("survey_ref").loc["JS-013"]
+        assert boiler["use_class"] == "elderly_care" and boiler["earns"]
+        assert "commercial" not in boiler["allowed"] and "elderly_care" in boiler["allowed"]
+        assert "beijing-2021" in boiler["path"] and "社区服务" in boiler["path"]
+    risk = beijing.at_risk().set_index("survey_ref")
+    assert risk.loc["JS-013", "path_resolved"].startswith("temporary-use permit under beijing-2021")
+    # under the default rules the boiler room's gap resolves by a change of use, assumed
+    default = estimate(
+        sample,
+        load_scenario("jinsong_north_beijing_2021"),
+        managed_floor_area_m2=JINSONG_FLOOR_AREA,
+        policy="default",
+    )
+    path = default.at_risk().set_index("survey_ref").loc["JS-013", "path_resolved"]
+    assert path.startswith("resolved (assumed)") and "allocated land" in path
+    # commerce is no community service: let as a shop, the boiler room earns nothing either way
+    shop = load_scenario("jinsong_north_beijing_2021")
+    shop.overrides["JS-013"] = "commercial"
+    as_shop = estimate(sample, shop, managed_floor_area_m2=JINSONG_FLOOR_AREA)
+    for variant in ("as surveyed", "all gaps resolved"):
+        boiler = as_shop.variants[variant].allocation.set_index("survey_ref").loc["JS-013"]
+        assert not boiler["earns"] and boiler["rent_wan_year_mature"] == 0
+        assert "not Commercial" in boiler["reason"] and "change of use" in boiler["reason"]
+
+
+def test_a_class_is_licensed_by_the_uses_a_permit_names():
+    jinsong = load_scenario("jinsong_north").use_classes
+    assert jinsong["elderly_care"].licensed_by(["社区养老服务"])
+    assert jinsong["semi_public"].licensed_by(["存车", "便民服务"])
+    assert not jinsong["commercial"].licensed_by(["便民服务", "库房"])
+    assert jinsong["commercial"].licensed_by(["Retail"])  # English, any case
+    # with no permit_uses, the class's current uses and labels are its terms
+    mine = parse_scenario(
+        _tiny(
+            **{
+                "use_classes.semi_public.current_uses": ["理发"],
+                "use_classes.public.label_zh": "公益",
+            }
+        )
+    ).use_classes
+    assert mine["semi_public"].licensed_by(["理发、修鞋"]) and mine["public"].licensed_by(["公益"])
+    assert not mine["commercial"].licensed_by(["菜市场"])
+
+
+def test_the_revenue_help_names_every_shipped_scenario():
+    flat = re.sub(r"[\s│]", "", CliRunner().invoke(app, ["revenue", "--help"]).output)
+    for name in shipped_scenarios():
+        assert f"{name}," in flat or f"{name}." in flat, name

@@ -437,3 +437,36 @@ def test_revenue_at_risk_names_the_gap_and_the_expiring_permit(engine, sample, s
     if (date(2027, 5, 31) - date.today()).days <= 365:
         assert "transitional permit ends soon" in risk.loc["JS-008", "gap_detail"]
     assert risk.loc["JS-008", "rent_wan"] > 0
+
+
+def test_a_permit_lets_its_space_only_for_the_uses_it_names(engine, sample, sample_dir):
+    from inventory.revenue import estimate_in_store
+
+    tenure.import_rights(engine, sample_dir / "jinsong_north_rights.csv")
+    alloc = estimate_in_store(engine, "jinsong_north").surveyed.allocation.set_index("survey_ref")
+    # JS-003's permit allows 存车、便民服务: semi-public convenience, not commerce or care
+    assert alloc.loc["JS-003", "allowed"] == "semi_public" and alloc.loc["JS-003", "earns"]
+    assert alloc.loc["JS-003", "path"] == "transitional permit (存车、便民服务)"
+    # a clean title is not bounded by anything
+    assert "commercial" in alloc.loc["JS-012", "allowed"]
+
+    def boiler():
+        result = estimate_in_store(engine, "jinsong_north_beijing_2021", policy="default")
+        return result.surveyed.allocation.set_index("survey_ref").loc["JS-013"]
+
+    assert not boiler()["earns"]  # allocated land, no permit: blocking
+    # a market permit makes the boiler room operable, but not for the elderly care planned
+    tenure.record_right(
+        engine, "JS-013", "transitional_permit", "朝阳区住建委", allowed_uses=["菜市场"],
+        start=date(2020, 1, 1), end=date.today().replace(year=date.today().year + 3),
+    )  # fmt: skip
+    row = boiler()
+    assert row["gap_severity"] == "transitional" and not row["earns"]
+    assert "菜市场" in row["reason"] and "permit_uses" in row["reason"]
+    tenure.record_right(
+        engine, "JS-013", "transitional_permit", "劲松街道办事处", allowed_uses=["社区养老服务"],
+        start=date(2020, 1, 1), end=date.today().replace(year=date.today().year + 3),
+    )  # fmt: skip
+    row = boiler()
+    assert row["earns"] and row["use_class"] == "elderly_care" and row["rent_wan_year_mature"] > 0
+    assert "社区养老服务" in row["path"]
