@@ -178,8 +178,8 @@ def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = N
             )
         if ref and owners:
             certified[sid] = ref
-    if rights:
-        conn.execute(insert(r), rights)
+    if rights:  # COPY on PostGIS: a million spaces' rights in seconds
+        backend(conn).bulk_insert(conn, r, pd.DataFrame(rights, dtype=object))
     if certified:
         numbers = set(certified.values())
         known = dict(

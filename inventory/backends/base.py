@@ -80,13 +80,13 @@ class Backend(ABC):
         conn: Connection,
         table: Table,
         frame: pd.DataFrame,
-        geoms: np.ndarray,
-        geom_column: str,
+        geoms: np.ndarray | None = None,
+        geom_column: str | None = None,
     ) -> None:
         """Insert the rows of ``frame`` with ``geoms`` (shapely, EPSG:4326) into ``table``.
 
         ``frame`` should hold Python objects (dtype object) so that integers stay
-        integers and None stays NULL.
+        integers and None stays NULL. A table without geometry takes no ``geoms``.
         """
 
     @abstractmethod
@@ -112,11 +112,16 @@ class Backend(ABC):
         return None
 
 
-def insert_rows(conn, table: Table, frame: pd.DataFrame, geoms, geom_column: str, from_wkb) -> None:
+def insert_rows(
+    conn, table: Table, frame: pd.DataFrame, geoms, geom_column: str | None, from_wkb
+) -> None:
     """Insert ``frame`` with ``geoms`` into ``table`` through one prepared ``executemany``.
 
     ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``).
     """
+    if geom_column is None:
+        conn.execute(insert(table), frame.to_dict("records"))
+        return
     geoms = shapely.set_srid(shapely.force_2d(np.asarray(geoms, dtype=object)), 4326)
     wkb_param = f"{geom_column}__wkb"
     stmt = insert(table).values(

@@ -135,7 +135,7 @@ class PostGIS(Backend):
         """
         conn.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
 
-    def bulk_insert(self, conn, table, frame, geoms, geom_column) -> None:
+    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None) -> None:
         """Insert through ``COPY … FROM STDIN`` in CSV form, in chunks of 10,000 rows.
 
         Geometry goes as hex EWKB and JSON as text; a thread sends one chunk while the
@@ -150,13 +150,14 @@ class PostGIS(Backend):
             return
         from psycopg.copy import QueuedLibpqWriter
 
-        geoms = np.asarray(geoms, dtype=object)
         columns = list(frame.columns)
         json_columns = [
             c.name for c in table.columns if isinstance(c.type, JSONType) and c.name in columns
         ]
         prep = conn.dialect.identifier_preparer
-        names = ", ".join(prep.quote(c) for c in [*columns, geom_column])
+        names = ", ".join(
+            prep.quote(c) for c in [*columns, *([geom_column] if geom_column else [])]
+        )
         sql = f"COPY {prep.format_table(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
@@ -168,10 +169,11 @@ class PostGIS(Backend):
                     part[col] = [
                         None if v is None else json.dumps(v, ensure_ascii=False) for v in part[col]
                     ]
-                chunk = shapely.force_2d(geoms[start : start + COPY_CHUNK_ROWS])
-                part[geom_column] = shapely.to_wkb(
-                    shapely.set_srid(chunk, 4326), hex=True, include_srid=True
-                )
+                if geom_column:
+                    chunk = np.asarray(geoms[start : start + COPY_CHUNK_ROWS], dtype=object)
+                    part[geom_column] = shapely.to_wkb(
+                        shapely.set_srid(shapely.force_2d(chunk), 4326), hex=True, include_srid=True
+                    )
                 # pandas writes None as an unquoted empty field, which CSV COPY reads as NULL
                 copy.write(part.to_csv(header=False, index=False))
 

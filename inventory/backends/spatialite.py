@@ -217,7 +217,7 @@ class SpatiaLite(Backend):
         """Begin with ``BEGIN IMMEDIATE``: the file's write lock at once."""
         conn.execution_options(write=True)
 
-    def bulk_insert(self, conn, table, frame, geoms, geom_column) -> None:
+    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None) -> None:
         """Insert through one prepared ``executemany``, geometry from WKB."""
         if len(frame) == 0:
             return
