@@ -363,7 +363,7 @@ def bundles_in_store(
             space.geom,
         )
         .join(Community, space.community_id == Community.id)
-        .where(space.kind.in_(codes))
+        .where(space.kind.in_(codes), space.retired_at.is_(None))
     )
     if community:
         stmt = stmt.where(Community.name == community)

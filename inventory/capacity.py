@@ -214,7 +214,7 @@ def capacity_in_store(
             *[func.sum(func.coalesce(getattr(Space, c), 0)).label(c) for c in _SUMS],
         )
         .join(Community, Space.community_id == Community.id)
-        .where(where)
+        .where(where, Space.retired_at.is_(None))  # retired spaces leave every analysis
         .group_by(*[columns[g] for g in by])
         # in the order capacity() gives
         .order_by(*[backend(engine).codepoint_order(columns[g]) for g in by])

@@ -79,6 +79,8 @@ FLAGS = {
     "source": "--source",
     "ref": "REF",
     "tiles": "--tiles",
+    "header_row": "--header-row",
+    "reason": "--reason",
 }
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
 #: Titles of the tables shown after a command's main one.
@@ -244,7 +246,17 @@ def _in_store(db: str | None, job: Callable, *, create: bool = False) -> T:
 # ---- printing -------------------------------------------------------------------------
 
 #: Columns that are never folded or left out: identifiers and the figures.
-_KEEP = {"survey_ref", "bundle_id", "id", "host", "variant", "year", "month"}
+_KEEP = {
+    "survey_ref",
+    "bundle_id",
+    "id",
+    "host",
+    "variant",
+    "year",
+    "month",
+    "started_at",
+    "changed_at",
+}
 
 
 def _cell(value) -> str:
@@ -398,8 +410,10 @@ def _print_info(result) -> None:
     summary.add_row(
         "Contents",
         Text(
-            f"{result.communities} communities, {result.spaces} spaces, "
-            f"{result.batches} import batches, {result.rejected} rejected features"
+            f"{result.communities} communities, {result.spaces} spaces"
+            + (f" (and {result.retired} retired)" if result.retired else "")
+            + f", {result.batches} import batches, {result.rejected} rejected features"
+            + (f" open ({result.rejects_resolved} resolved)" if result.rejects_resolved else "")
         ),
     )
     console.print(summary)
@@ -429,6 +443,16 @@ def _print_info(result) -> None:
         )
 
 
+#: Names a list shows before it says how many more there are.
+LIST_SHOWN = 10
+
+
+def _summary(items: list[str], shown: int = LIST_SHOWN) -> str:
+    """Return the first ``shown`` items joined, and how many more (--report FILE has them all)."""
+    more = len(items) - shown
+    return "; ".join(items[:shown]) + (f"; … and {more:,} more (--report FILE)" if more > 0 else "")
+
+
 def _print_report(report, max_issues: int = 25) -> None:
     where = report.source + (f" (layer {report.layer})" if report.layer else "")
     title = f"{'Dry run — nothing written: ' if report.dry_run else ''}{where} → {report.target}"
@@ -448,7 +472,41 @@ def _print_report(report, max_issues: int = 25) -> None:
     if report.unmapped:
         rows.append(("Kept as extra attributes", ", ".join(report.unmapped)))
     if report.communities_created:
-        rows.append(("New communities", ", ".join(report.communities_created)))
+        rows.append(("New communities", _summary(report.communities_created)))
+    if report.changes:
+        by_space: dict[str, list[str]] = {}
+        for c in report.changes:
+            by_space.setdefault(c.survey_ref, []).append(
+                c.field if c.field == "geometry" else f"{c.field} {c.old} → {c.new}"
+            )
+        rows.append(
+            ("Updated fields", _summary([f"{r}: {', '.join(f)}" for r, f in by_space.items()]))
+        )
+    if report.duplicates:
+        rows.append(
+            (
+                "Probable duplicates",
+                _summary([f"{new} = {old} ({how})" for new, old, how in report.duplicates])
+                + " — loaded and flagged; --match-geometry updates them instead",
+            )
+        )
+    if report.matched:
+        rows.append(
+            (
+                "Matched by location",
+                _summary([f"{new} → {old} ({how})" for new, old, how in report.matched]),
+            )
+        )
+    if report.rejects_resolved:
+        rows.append(("Rejects resolved", f"{report.rejects_resolved} of earlier batches"))
+    if report.retired_delivered:
+        rows.append(
+            (
+                "Retired, delivered again",
+                _summary(report.retired_delivered)
+                + " (updated, still retired: inventory retire REF --undo)",
+            )
+        )
     if report.batch_id is not None:
         rows.append(("Batch", str(report.batch_id)))
     for name, value in rows:
@@ -480,8 +538,34 @@ def import_(
         typer.Argument(help="Shapefile (.shp or .zip), GeoPackage, GeoJSON, KML, CSV or XLSX."),
     ],
     layer: Annotated[
-        str | None, typer.Option(help="Layer to import from a file with several.")
+        str | None,
+        typer.Option(
+            "--layer",
+            "--sheet",
+            help="Layer (or workbook sheet) to import from a file with several.",
+        ),
     ] = None,
+    header_row: Annotated[
+        int | None,
+        typer.Option(
+            help="Row (as Excel numbers it) of a table's column names; a title row above them "
+            "is found without it."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Give a field one value on every feature: --set kind=门房 (repeatable)."
+        ),
+    ] = None,
+    match_geometry: Annotated[
+        bool,
+        typer.Option(
+            "--match-geometry",
+            help="A re-survey without stable references: a space whose outline matches a "
+            "stored one updates it (keeping its reference) instead of being loaded as new.",
+        ),
+    ] = False,
     all_layers: Annotated[
         bool,
         typer.Option(
@@ -540,6 +624,8 @@ def import_(
         inventory import sample_data/jinsong_north_community.shp --communities
         inventory import sample_data/jinsong_north_spaces.shp --report report.csv
         inventory import rooms.csv --crs gcj02 --community 劲松北社区 --map 房间面积=floor_area_m2
+        inventory import 第二轮.xlsx --sheet 门房 --header-row 3 --set kind=门房
+        inventory import round2.kml --community 劲松北社区 --match-geometry
 
     """
     from rich.progress import Progress
@@ -572,6 +658,9 @@ def import_(
                 field_map=map_,
                 profile=profile,
                 dry_run=dry_run,
+                constants=set_,
+                match_geometry=match_geometry,
+                header_row=header_row,
                 progress=progress,
             ),
         )
@@ -642,27 +731,57 @@ def spaces(
 @app.command()
 def rejects(
     batch: Annotated[int | None, typer.Option(help="Only this import batch.")] = None,
+    resolved: Annotated[
+        bool,
+        typer.Option("--resolved", help="List the resolved rejects too (fixed by a later batch)."),
+    ] = False,
     format_: FormatOption = None,
     output: OutputOption = None,
     db: DbOption = None,
 ) -> None:
     """Show the quarantine: features that could not be imported, with why and their raw data.
 
+    --output fix.gpkg|csv|xlsx writes the open rejects of one batch as the surveyor
+    delivered them — the file's own columns, the geometry in its CRS and a
+    rejected_because column — to fix in QGIS or Excel and import back; each reject whose
+    survey reference then loads is resolved. --format json writes the quarantine as stored.
+
     Example:
         inventory rejects
-        inventory rejects --batch 3 --output rejects.xlsx
+        inventory rejects --batch 3 --output fix.xlsx
+        inventory import fix.xlsx --crs EPSG:4548
 
     """
-    from inventory import listing
+    from inventory import listing, outputs
 
+    chosen = (
+        outputs.format_for(output, format_) if output is not None and str(output) != "-" else None
+    )
+    if chosen is not None and chosen != "json":
+        frame, hint = _in_store(db, lambda e: listing.rejects_to_fix(e, batch=batch))
+        written = _call(lambda: outputs.write(frame, output, chosen, layer="rejects"))
+        keeps_crs = chosen in ("gpkg", "geojson")
+        crs = "" if keeps_crs or not hint else f" {hint}"
+        _say(
+            f"{len(frame)} rejected features written to {written} with the file's own columns "
+            f"and geometry ({frame.crs.to_string() if frame.crs else 'no CRS'}); fix them, then "
+            f"import the file back: inventory import {written.name}{crs} (and --community, "
+            "--map or --profile as for the first import)."
+        )
+        return
     limit = None if output is not None else TERMINAL_ROWS
-    frame, total = _in_store(db, lambda e: listing.rejects_and_count(e, batch=batch, limit=limit))
+    frame, total = _in_store(
+        db, lambda e: listing.rejects_and_count(e, batch=batch, limit=limit, resolved=resolved)
+    )
     if output is not None:
         _emit({"rejects": frame}, output, format_, "")
         return
     shown = frame.assign(
         source_file=frame["source_file"].map(lambda p: Path(p).name),
         reasons=frame["reasons"].map(lambda r: as_flags("; ".join(r))),
+        resolved_batch_id=frame["resolved_batch_id"].map(
+            lambda b: "" if b is None or b != b else f"by batch {int(b)}"  # NaN: not resolved
+        ),
     )
     headers = {
         "batch_id": "Batch",
@@ -671,9 +790,201 @@ def rejects(
         "survey_ref": "Survey ref",
         "reasons": "Reasons",
     }
-    console.print(
-        _table(shown, f"{total} rejected features", list(headers), total=total, headers=headers)
+    if resolved:
+        headers["resolved_batch_id"] = "Resolved"
+    what = "rejected features" if resolved else "open rejected features"
+    console.print(_table(shown, f"{total} {what}", list(headers), total=total, headers=headers))
+
+
+@app.command()
+def batches(
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """List the import batches (survey rounds): file, who, when, counts and open rejects.
+
+    Example:
+        inventory batches
+        inventory batches --output batches.xlsx
+
+    """
+    from inventory import rounds
+
+    frame = _in_store(db, rounds.batches)
+    if output is not None:
+        _emit({"batches": frame}, output, format_, "")
+        return
+    shown = frame.assign(started_at=frame["started_at"].map(_when))
+    headers = {
+        "batch_id": "Batch",
+        "started_at": "When (UTC)",
+        "file": "File",
+        "read": "Read",
+        "loaded": "Loaded",
+        "updated": "Updated",
+        "unchanged": "Unchanged",
+        "rejected": "Rejected",
+        "rejects_open": "Open rejects",
+        "imported_by": "By",
+        "layer": "Layer",
+    }
+    console.print(_table(shown, f"{len(frame)} import batches", list(headers), headers=headers))
+
+
+def _when(value) -> str:
+    """Return a timestamp as the terminal shows it: to the minute, in UTC."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return ""
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+@app.command()
+def history(
+    ref: Annotated[str | None, typer.Argument(help="A space's survey reference (编号).")] = None,
+    community: CommunityOption = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Only the changes of this import batch.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only changes from this day on (YYYY-MM-DD).")
+    ] = None,
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Show what changed: each field's old → new value, when, by which batch or person.
+
+    Example:
+        inventory history JS-013
+        inventory history --batch 5
+        inventory history --community 劲松北社区 --since 2025-01-01 --output changes.xlsx
+
+    """
+    from inventory import rounds
+
+    day = _date_option(since, "--since")
+    frame = _in_store(
+        db, lambda e: rounds.history(e, ref, community=community, batch=batch, since=day)
     )
+    if output is not None:
+        _emit({"history": frame}, output, format_, "")
+        return
+    shown = frame.assign(changed_at=frame["changed_at"].map(_when))
+    headers = {
+        "survey_ref": "Survey ref",
+        "field": "Field",
+        "old_value": "Old",
+        "new_value": "New",
+        "changed_at": "When",
+        "batch_id": "Batch",
+        "changed_by": "By",
+    }
+    title = f"{len(frame)} changes" + (f" of {ref}" if ref else "")
+    console.print(_table(shown, title, list(headers), headers=headers))
+
+
+def _date_option(text: str | None, flag: str):
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{flag} {text!r} is not a date; give YYYY-MM-DD, e.g. {flag} 2025-01-01.")
+
+
+@app.command()
+def diff(
+    batch: Annotated[
+        list[str],
+        typer.Option(
+            help="The two survey rounds, earlier first: --batch 2 --batch 5; a round of "
+            "several files as --batch 5,6,7."
+        ),
+    ],
+    format_: FormatOption = None,
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Compare two survey rounds: the spaces added, removed and changed (old → new).
+
+    Example:
+        inventory diff --batch 2 --batch 5
+        inventory diff --batch 2 --batch 5 --output round2.xlsx
+
+    """
+    from inventory import rounds
+
+    if len(batch) != 2:
+        _fail(f"Give two rounds, earlier first: --batch A --batch B ({len(batch)} given).")
+    try:
+        first, second = ([int(n) for n in text.split(",") if n.strip()] for text in batch)
+    except ValueError:
+        _fail(f"--batch {' --batch '.join(batch)}: give batch numbers, e.g. --batch 2 --batch 5,6.")
+    result = _in_store(db, lambda e: rounds.diff(e, first, second))
+    if output is not None:
+        _emit(result.tables(), output, format_, "")
+        return
+    a, b = (",".join(map(str, r)) for r in (result.a, result.b))
+    console.print(
+        _table(result.added, f"{len(result.added)} added in batch {b}", headers=_DIFF_HEADERS)
+    )
+    console.print(
+        _table(
+            result.removed,
+            f"{len(result.removed)} delivered by batch {a}, not by batch {b}",
+            headers=_DIFF_HEADERS,
+        )
+    )
+    console.print(
+        _table(result.changed, f"{len(result.changed)} fields changed", headers=_DIFF_HEADERS)
+    )
+
+
+_DIFF_HEADERS = {
+    "survey_ref": "Survey ref",
+    "community": "Community",
+    "kind": "Kind",
+    "field": "Field",
+    "old_value": "Old",
+    "new_value": "New",
+}
+
+
+@app.command()
+def retire(
+    ref: Annotated[str, typer.Argument(help="The survey reference (编号) of the space.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why: demolished (已拆除), merged, surveyed in error…")
+    ] = None,
+    community: Annotated[
+        str | None, typer.Option(help="Its community, when several have this reference.")
+    ] = None,
+    undo: Annotated[bool, typer.Option("--undo", help="Bring a retired space back.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Retire a space (demolished, merged, surveyed in error): kept with its history, out of analyses.
+
+    Example:
+        inventory retire JS-006 --reason 已拆除
+        inventory retire JS-006 --undo
+
+    """
+    from inventory import rounds
+
+    done = _in_store(db, lambda e: rounds.retire(e, ref, reason, community=community, undo=undo))
+    if done.retired:
+        _say(
+            f"{done.survey_ref} ({done.community}) retired: {done.reason}. It keeps its history "
+            "and tenure and leaves every analysis; inventory retire "
+            f"{done.survey_ref} --undo brings it back."
+        )
+    else:
+        _say(f"{done.survey_ref} ({done.community}) is back in the analyses.")
 
 
 @app.command()

@@ -640,6 +640,7 @@ def title_gaps_in_store(
             total(severity == "blocking", usable).label("area_blocking_m2"),
         )
         .join(Community, c.community_id == Community.id)
+        .where(c.retired_at.is_(None))
         .group_by(Community.name)
         .order_by(backend(engine).codepoint_order(Community.name))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import geopandas as gpd
@@ -11,6 +12,7 @@ from sqlalchemy import ColumnElement, Engine, func, or_, select
 
 from inventory.backends import backend
 from inventory.codes import KIND
+from inventory.errors import InputError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
 from inventory.store import require_batch, require_community, require_schema
 
@@ -140,6 +142,7 @@ def _filtered(stmt, engine: Engine, community, kinds, batch, bounds):
     require_community(engine, community)
     require_batch(engine, batch)
     stmt = stmt.select_from(Space).join(Community, Space.community_id == Community.id)
+    stmt = stmt.where(Space.retired_at.is_(None))  # retired spaces leave every analysis
     if community:
         stmt = stmt.where(Community.name == community)
     codes = KIND.match_all(kinds, "kinds")
@@ -154,53 +157,130 @@ def _filtered(stmt, engine: Engine, community, kinds, batch, bounds):
     return stmt
 
 
-def rejects(engine: Engine, *, batch: int | None = None, limit: int | None = None) -> pd.DataFrame:
+def rejects(
+    engine: Engine,
+    *,
+    batch: int | None = None,
+    limit: int | None = None,
+    resolved: bool = False,
+) -> pd.DataFrame:
     """Return the quarantined features with their batch, file, row, reasons and raw data.
 
-    ``limit`` keeps the first features in (batch, row) order.
+    Only the open ones, unless ``resolved`` (then the resolved ones too, with the batch
+    that resolved each: ``resolved_batch_id``). ``limit`` keeps the first features in
+    (batch, row) order.
     """
     require_schema(engine)
     require_batch(engine, batch)
-    stmt = (
+    stmt = _rejects_where(
         select(
             RejectedFeature.batch_id,
             ImportBatch.source_file,
             ImportBatch.layer,
+            ImportBatch.source_crs,
             RejectedFeature.source_row,
             RejectedFeature.survey_ref,
             RejectedFeature.reasons,
             RejectedFeature.raw_attributes,
             RejectedFeature.raw_geometry_wkt,
+            RejectedFeature.resolved_batch_id,
         )
         .join(ImportBatch, RejectedFeature.batch_id == ImportBatch.id)
-        .order_by(RejectedFeature.batch_id, RejectedFeature.source_row)
+        .order_by(RejectedFeature.batch_id, RejectedFeature.source_row),
+        batch,
+        resolved,
     )
-    if batch is not None:
-        stmt = stmt.where(RejectedFeature.batch_id == batch)
     with engine.connect() as conn:
         rows = conn.execute(stmt.limit(limit)).mappings().all()
     columns = [
         "batch_id",
         "source_file",
         "layer",
+        "source_crs",
         "source_row",
         "survey_ref",
         "reasons",
         "raw_attributes",
         "raw_geometry_wkt",
+        "resolved_batch_id",
     ]
     return pd.DataFrame(rows, columns=columns)
 
 
-def count_rejects(engine: Engine, *, batch: int | None = None) -> int:
+def _rejects_where(stmt, batch: int | None, resolved: bool):
+    if batch is not None:
+        stmt = stmt.where(RejectedFeature.batch_id == batch)
+    if not resolved:
+        stmt = stmt.where(RejectedFeature.resolved_batch_id.is_(None))
+    return stmt
+
+
+def count_rejects(engine: Engine, *, batch: int | None = None, resolved: bool = False) -> int:
     """Return how many quarantined features :func:`rejects` would list."""
     require_schema(engine)
     require_batch(engine, batch)
-    stmt = select(func.count()).select_from(RejectedFeature)
-    if batch is not None:
-        stmt = stmt.where(RejectedFeature.batch_id == batch)
+    stmt = _rejects_where(select(func.count()).select_from(RejectedFeature), batch, resolved)
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+#: The column of :func:`rejects_to_fix` saying why (the importer leaves it out, see
+#: :data:`inventory.importer.base.FILE_NOTES`).
+REJECT_REASON_COLUMN = "rejected_because"
+
+
+def rejects_to_fix(engine: Engine, *, batch: int | None = None) -> tuple[gpd.GeoDataFrame, str]:
+    """Return the open rejects of one batch as the surveyor delivered them, to fix and re-import.
+
+    The file's own columns (in its order) and the geometry in the file's CRS, plus
+    :data:`REJECT_REASON_COLUMN`; and how to import it back (the ``--crs`` to give when the
+    output keeps no CRS, as CSV and XLSX do). Geometry that could not be read stays as the
+    text delivered, in ``raw_geometry``.
+
+    Raises:
+        InputError: no open rejects, or open rejects of several batches and no ``batch``.
+
+    """
+    frame = rejects(engine, batch=batch)
+    if frame.empty:
+        where = f" in batch {batch}" if batch is not None else ""
+        raise InputError(f"No open rejects{where}: nothing to fix (inventory rejects --resolved).")
+    batches = sorted(frame["batch_id"].unique())
+    if len(batches) > 1:
+        raise InputError(
+            f"The open rejects come from batches {', '.join(map(str, batches))}: choose one "
+            "with --batch (each delivery is fixed and imported back on its own)."
+        )
+    label = frame["source_crs"].iloc[0] or ""
+    code = re.search(r"EPSG:\d+", label)
+    shifted = next((s for s in ("gcj02", "bd09") if s in label.lower().replace("-", "")), None)
+    crs = code.group(0) if code else "EPSG:4326"
+    geoms, raw = [], []
+    for text in frame["raw_geometry_wkt"]:
+        geom = _wkt(text)
+        geoms.append(geom)
+        raw.append(None if geom is not None or text is None else text)
+    columns: list[str] = []
+    for attrs in frame["raw_attributes"]:
+        columns += [c for c in attrs or {} if c not in columns]
+    table = pd.DataFrame(
+        [[(attrs or {}).get(c) for c in columns] for attrs in frame["raw_attributes"]],
+        columns=columns,
+    )
+    table[REJECT_REASON_COLUMN] = ["; ".join(r) for r in frame["reasons"]]
+    if any(raw):
+        table["raw_geometry"] = raw
+    hint = f"--crs {shifted or crs}" if shifted or code else ""
+    return gpd.GeoDataFrame(table, geometry=geoms, crs=crs), hint
+
+
+def _wkt(text):
+    if not text:
+        return None
+    try:
+        return shapely.from_wkt(text)
+    except shapely.errors.GEOSException:
+        return None
 
 
 def spaces_and_count(
@@ -219,11 +299,11 @@ def spaces_and_count(
 
 
 def rejects_and_count(
-    engine: Engine, *, batch: int | None = None, limit: int | None = None
+    engine: Engine, *, batch: int | None = None, limit: int | None = None, resolved: bool = False
 ) -> tuple[pd.DataFrame, int]:
     """Return the first ``limit`` quarantined features (all with None) and how many in all."""
-    frame = rejects(engine, batch=batch, limit=limit)
-    return _with_total(frame, limit, lambda: count_rejects(engine, batch=batch))
+    frame = rejects(engine, batch=batch, limit=limit, resolved=resolved)
+    return _with_total(frame, limit, lambda: count_rejects(engine, batch=batch, resolved=resolved))
 
 
 def _with_total(frame, limit: int | None, count) -> tuple:

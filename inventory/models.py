@@ -122,7 +122,9 @@ class ImportBatch(Base):
     unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
     rejected_count: Mapped[int] = mapped_column(Integer, default=0)
 
-    rejected: Mapped[list[RejectedFeature]] = relationship(back_populates="batch")
+    rejected: Mapped[list[RejectedFeature]] = relationship(
+        back_populates="batch", foreign_keys="RejectedFeature.batch_id"
+    )
 
     __table_args__ = (
         CheckConstraint(
@@ -173,6 +175,9 @@ class Space(Base):
     extra_attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Retired (demolished, merged, surveyed in error): kept with its history, out of analyses.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_reason: Mapped[str | None] = mapped_column(Text)
 
     community: Mapped[Community] = relationship(back_populates="spaces")
 
@@ -212,8 +217,29 @@ class RejectedFeature(Base):
     raw_attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
     raw_geometry_wkt: Mapped[str | None] = mapped_column(Text)
     reasons: Mapped[list[str]] = mapped_column(JSON)
+    # Resolved: a later batch loaded a space of the same survey reference (the fix).
+    resolved_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    batch: Mapped[ImportBatch] = relationship(back_populates="rejected")
+    batch: Mapped[ImportBatch] = relationship(
+        back_populates="rejected", foreign_keys="RejectedFeature.batch_id"
+    )
+
+
+class BatchSpace(Base):
+    """A space an import batch delivered, and what the batch did with it (a survey round)."""
+
+    __tablename__ = "batch_space"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"), primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("space.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    action: Mapped[str] = mapped_column(String(10))  # loaded, updated, unchanged
+
+    __table_args__ = (
+        CheckConstraint("action IN ('loaded', 'updated', 'unchanged')", name="action_code"),
+    )
 
 
 class SpaceHistory(Base):

@@ -815,6 +815,121 @@ def write_renewal_cases(out_dir: str | Path) -> list[Path]:
     return written
 
 
+#: The second survey round (2025): five rooms re-delivered from a map app with new
+#: references, and a workbook of corrections and new rooms.
+ROUND2_KML = "jinsong_north_round2.kml"
+ROUND2_XLSX = "jinsong_north_round2.xlsx"
+
+
+def second_round(seed: int = SEED) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return (the map app's placemarks, the workbook's rows) of a second survey round.
+
+    The placemarks are JS-001 to JS-005 surveyed again on a phone map (奥维互动地图), each
+    outline a few decimetres off and named R2-01…R2-05: the same rooms under references the
+    store does not know. The workbook corrects JS-009 (now let as a canteen extension,
+    more area) and JS-012 (vacant since the shop closed), adds JS-017 (a 仓库, storeroom,
+    a word the kind list does not know) and JS-018 (its area typed as -80: rejected until
+    fixed). Both in EPSG:4326.
+    """
+    from shapely.affinity import translate
+
+    _, spaces = jinsong_north(seed)
+    rooms = spaces.set_index("编号")
+    rng = np.random.default_rng(seed + 2)
+    placemarks = []
+    for i, ref in enumerate(["JS-001", "JS-002", "JS-003", "JS-004", "JS-005"], start=1):
+        room = rooms.loc[ref]
+        dx, dy = rng.uniform(-3e-6, 3e-6, 2)  # a few decimetres: a phone's GNSS
+        placemarks.append(
+            {
+                "编号": f"R2-{i:02d}",
+                "名称": room["名称"],
+                "类型": room["类型"],
+                "建筑面积（㎡）": room["建筑面积"],
+                "现状": room["现状"],
+                "geometry": translate(room.geometry, dx, dy),
+            }
+        )
+    base = rooms.loc["JS-009"].geometry.centroid
+    rows = []
+    for ref, name, kind, area, vacancy, use, geom in (
+        ("JS-009", rooms.loc["JS-009", "名称"], rooms.loc["JS-009", "类型"], 230.0, "在用",
+         "社区食堂", rooms.loc["JS-009"].geometry),
+        ("JS-012", rooms.loc["JS-012", "名称"], rooms.loc["JS-012", "类型"],
+         rooms.loc["JS-012", "建筑面积"], "闲置", None, rooms.loc["JS-012"].geometry),
+        ("JS-017", "7号楼北侧仓库", "仓库", 60.0, "闲置", None,
+         translate(base, 0.0004, 0.0002).buffer(0.00005, cap_style="square")),
+        ("JS-018", "8号楼地下室", "地下室", -80.0, "闲置", None,
+         translate(base, -0.0004, 0.0002).buffer(0.00005, cap_style="square")),
+    ):  # fmt: skip
+        rows.append(
+            {
+                "编号": ref,
+                "名称": name,
+                "类型": kind,
+                "建筑面积（㎡）": area,
+                "现状": vacancy,
+                "当前用途": use,
+                "调查日期": "2025-05-20",
+                "geometry": geom,
+            }
+        )
+    return (
+        gpd.GeoDataFrame(placemarks, geometry="geometry", crs=4326),
+        gpd.GeoDataFrame(rows, geometry="geometry", crs=4326),
+    )
+
+
+def _kml(placemarks: gpd.GeoDataFrame) -> str:
+    """Return placemarks as a phone map app exports them: fields in the description."""
+    from xml.sax.saxutils import escape
+
+    parts = []
+    records = placemarks.drop(columns="geometry").to_dict("records")
+    for fields, geometry in zip(records, placemarks.geometry, strict=True):
+        table = "".join(
+            f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
+            for k, v in fields.items()
+        )
+        ring = " ".join(f"{x:.8f},{y:.8f},0" for x, y in geometry.geoms[0].exterior.coords)
+        parts.append(
+            f"<Placemark><name>{escape(str(fields['名称']))}</name>"
+            f"<description><![CDATA[<table>{table}</table>]]></description>"
+            f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{ring}</coordinates>"
+            "</LinearRing></outerBoundaryIs></Polygon></Placemark>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2">'
+        f"<Document><name>劲松北社区第二轮调查</name>{''.join(parts)}</Document></kml>\n"
+    )
+
+
+def write_second_round(out_dir: str | Path) -> list[Path]:
+    """Write the second survey round's files (see :func:`second_round`); return their paths.
+
+    The workbook has a title row above its header and units in its headers (建筑面积（㎡）),
+    as delivered.
+    """
+    from openpyxl import Workbook
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    placemarks, rows = second_round()
+    kml = out / ROUND2_KML
+    kml.write_text(_kml(placemarks), encoding="utf-8")
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "第二轮"
+    sheet.append(["劲松北社区存量空间第二轮调查表（2025年5月）"])
+    table = rows.assign(wkt=rows.geometry.to_wkt()).drop(columns="geometry")
+    sheet.append(list(table.columns))
+    for values in table.itertuples(index=False):
+        sheet.append([None if v is None or v != v else v for v in values])
+    xlsx = out / ROUND2_XLSX
+    book.save(xlsx)
+    return [kml, xlsx]
+
+
 def _main(argv: list[str]) -> int:
     out = argv[1] if len(argv) > 1 else "sample_data"
     for path in write_jinsong_north(out):

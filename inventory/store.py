@@ -152,7 +152,9 @@ class StoreInfo:
     communities: int = 0
     spaces: int = 0
     batches: int = 0
-    rejected: int = 0
+    rejected: int = 0  # open: not yet resolved by a later batch
+    rejects_resolved: int = 0
+    retired: int = 0  # kept with their history, out of every analysis (not in ``spaces``)
     spaces_by_community_kind: list[tuple[str, str, int, float, int]] = field(default_factory=list)
 
 
@@ -170,9 +172,15 @@ def info(engine: Engine) -> StoreInfo:
             return result
         count = func.count()
         result.communities = conn.scalar(select(count).select_from(Community)) or 0
-        result.spaces = conn.scalar(select(count).select_from(Space)) or 0
+        live = Space.retired_at.is_(None)
+        result.spaces = conn.scalar(select(count).select_from(Space).where(live)) or 0
+        result.retired = conn.scalar(select(count).select_from(Space).where(~live)) or 0
         result.batches = conn.scalar(select(count).select_from(ImportBatch)) or 0
-        result.rejected = conn.scalar(select(count).select_from(RejectedFeature)) or 0
+        open_ = RejectedFeature.resolved_batch_id.is_(None)
+        result.rejected = conn.scalar(select(count).select_from(RejectedFeature).where(open_)) or 0
+        result.rejects_resolved = (
+            conn.scalar(select(count).select_from(RejectedFeature).where(~open_)) or 0
+        )
         rows = conn.execute(
             select(
                 Community.name,
@@ -182,6 +190,7 @@ def info(engine: Engine) -> StoreInfo:
                 func.coalesce(func.sum(Space.parking_spaces), 0),
             )
             .join(Community, Space.community_id == Community.id)
+            .where(live)
             .group_by(Community.name, Space.kind)
             .order_by(Community.name, Space.kind)
         )
@@ -239,3 +248,28 @@ def require_batch(engine: Engine, batch: int | None) -> None:
         first, last = conn.execute(select(func.min(ImportBatch.id), func.max(ImportBatch.id))).one()
     known = "no import has been made yet" if first is None else f"batches are {first} to {last}"
     raise InputError(f"`batch={batch}` is not an import batch: {known} (inventory info).")
+
+
+def space_id(conn, ref: str, community: str | None = None) -> int:
+    """Return the id of the space of survey reference ``ref`` (in ``community``).
+
+    Raises:
+        InputError: no space has that reference, or spaces of several communities do.
+
+    """
+    stmt = select(Space.id, Community.name).join(Community).where(Space.survey_ref == ref)
+    if community:
+        stmt = stmt.where(Community.name == community)
+    rows = conn.execute(stmt).all()
+    if not rows:
+        where = f" in {community}" if community else ""
+        raise InputError(
+            f"`ref={ref!r}`: no space{where} has this survey reference; check it with "
+            "`inventory spaces`."
+        )
+    if len(rows) > 1:
+        raise InputError(
+            f"`ref={ref!r}` is a survey reference in {len(rows)} communities "
+            f"({', '.join(r[1] for r in rows)}); say which with `community`."
+        )
+    return rows[0][0]

@@ -38,7 +38,7 @@ from inventory.models import (
     TenureRight,
     TenureSource,
 )
-from inventory.store import require_schema
+from inventory.store import require_schema, space_id
 
 #: Characters that join several owners in one surveyed name: "劲松一建公司/劲松房管所".
 _SEVERAL = re.compile(r"[/／、;；,，&]|和|及")
@@ -80,7 +80,9 @@ def _ids_by(conn: Connection, column, key, values) -> dict:
     return out
 
 
-def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = None) -> int:
+def sync_survey_rights(
+    conn: Connection, space_ids=None, tables: dict | None = None, *, fresh: bool = False
+) -> int:
     """Turn the survey's flat tenure columns of ``space_ids`` into records (None: every space).
 
     ``space_ids`` is a list, or an SQL selection of ids (an import batch's spaces). One
@@ -90,7 +92,10 @@ def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = N
     certificate number as a source. Rights of origin "survey" of those spaces are replaced
     (kept as ended where a recorded right rests on them); recorded ones stay. Written in
     bulk: a few statements per call, whatever the number of spaces. ``tables`` lets a
-    migration pass its own table definitions. Returns the number of rights written.
+    migration pass its own table definitions. ``fresh``: the spaces were just written and
+    hold no rights yet, so there is nothing to replace (an import's new spaces: no
+    delete, whose plan on a table just loaded and not yet analysed could scan the whole
+    table for every right). Returns the number of rights written.
     """
     t = tables or {
         "space": Space.__table__,
@@ -116,18 +121,23 @@ def sync_survey_rights(conn: Connection, space_ids=None, tables: dict | None = N
         chosen = space_ids if not isinstance(space_ids, list | tuple | set) else list(space_ids)
         stmt = stmt.where(s.c.id.in_(chosen))
         old = old & r.c.space_id.in_(chosen)
-    if "parent_id" in r.c:  # a recorded lease resting on a surveyed right keeps it, ended
-        parents = select(r.c.parent_id).where(r.c.parent_id.is_not(None)).scalar_subquery()
-        conn.execute(update(r).where(old, r.c.id.in_(parents)).values(status="ended"))
-        old = old & r.c.id.not_in(parents)
-    conn.execute(delete(r).where(old))
+    if not fresh:
+        if "parent_id" in r.c:  # a recorded lease resting on a surveyed right keeps it, ended
+            parents = select(r.c.parent_id).where(r.c.parent_id.is_not(None)).scalar_subquery()
+            conn.execute(update(r).where(old, r.c.id.in_(parents)).values(status="ended"))
+            old = old & r.c.id.not_in(parents)
+        conn.execute(delete(r).where(old))
     rows = conn.execute(stmt).all()
     if not rows:
         return 0
-    recorded = set(
-        conn.execute(
-            select(r.c.space_id).where(r.c.origin == "record", r.c.kind == "ownership")
-        ).scalars()
+    recorded = (
+        set()
+        if fresh
+        else set(
+            conn.execute(
+                select(r.c.space_id).where(r.c.origin == "record", r.c.kind == "ownership")
+            ).scalars()
+        )
     )
     wanted: dict[str, str] = {}  # party name → type, for the parties not yet recorded
     plans = []
@@ -226,22 +236,7 @@ class Recorded:
 
 
 def _space(conn: Connection, ref: str, community: str | None) -> int:
-    stmt = select(Space.id, Community.name).join(Community).where(Space.survey_ref == ref)
-    if community:
-        stmt = stmt.where(Community.name == community)
-    rows = conn.execute(stmt).all()
-    if not rows:
-        where = f" in {community}" if community else ""
-        raise InputError(
-            f"`ref={ref!r}`: no space{where} has this survey reference; check it with "
-            "`inventory spaces`."
-        )
-    if len(rows) > 1:
-        raise InputError(
-            f"`ref={ref!r}` is a survey reference in {len(rows)} communities "
-            f"({', '.join(r[1] for r in rows)}); say which with `community`."
-        )
-    return rows[0][0]
+    return space_id(conn, ref, community)
 
 
 def _event(conn, space_id, action, detail, why, by, right_id=None, source_id=None) -> int:
@@ -734,7 +729,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, dtype=str)
+            return pd.read_excel(path, dtype=str, engine="openpyxl")
         if suffix == ".csv":
             for encoding in ("utf-8-sig", "gb18030"):
                 try:

@@ -17,12 +17,17 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from inventory import store
 from inventory.db import connect
+
+# The tests read workbooks with pandas as a user's notebook would; python-calamine (the
+# inventory's reader of .xls) makes pandas announce a change of its default .xlsx engine
+pd.set_option("io.excel.xlsx.reader", "openpyxl")
 
 BACKENDS = ("spatialite", "postgis")
 TEMPLATE_DB = "inventory_test_template"

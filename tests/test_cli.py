@@ -161,7 +161,7 @@ def test_long_results_show_their_first_rows_and_say_how_to_get_all(
     assert "The first 1 of 2 rows; inventory capacity --by community,kind" in result.output
     import_file(engine, write(rooms(3, 类型="仓库"), tmp_path / "bad.gpkg"), community="测试社区")
     result = runner.invoke(app, ["rejects", "--db", db_url])  # a kind nobody knows
-    assert "3 rejected features" in result.output and "The first 1 of 3 rows" in result.output
+    assert "3 open rejected features" in result.output and "The first 1 of 3 rows" in result.output
 
 
 def test_unreadable_file_exit_code_and_message(db_url, tmp_path):

@@ -29,6 +29,8 @@ from inventory.errors import InputError, InventoryError
 from inventory.importer.base import (
     CHUNK_FEATURES,
     COMMUNITY_LAYER_NAMES,
+    DUPLICATE_IOU,
+    ImportOptions,
     Progress,
     _duplicates,
     _overlap_flags,
@@ -36,7 +38,9 @@ from inventory.importer.base import (
 from inventory.importer.communities import _CommunityImport
 from inventory.importer.fields import (
     FieldMapping,
+    check_value_aliases,
     load_profile,
+    parse_constants,
     parse_overrides,
     parse_text,
     save_profile,
@@ -48,6 +52,7 @@ from inventory.models import Community
 from inventory.store import require_schema
 
 __all__ = [
+    "DUPLICATE_IOU",
     "FeatureIssue",
     "ImportReport",
     "ImportRun",
@@ -72,6 +77,10 @@ def import_file(
     save_profile_to: str | Path | None = None,
     dry_run: bool = False,
     imported_by: str | None = None,
+    constants: dict[str, str] | list[str] | None = None,
+    value_aliases: dict[str, dict[str, str]] | None = None,
+    match_geometry: bool = False,
+    header_row: int | None = None,
     progress: Progress | None = None,
 ) -> list[ImportReport]:
     """Import a surveyor's file (every chosen layer) into the store; return one report per layer.
@@ -92,6 +101,16 @@ def import_file(
         save_profile_to: write the mapping used to this profile file.
         dry_run: validate and count, then roll back: the store is left as it was.
         imported_by: who ran the import (default: the login name).
+        constants: a value for a field on every feature, ``{"kind": "门房"}`` or
+            ``["kind=门房"]`` (``--set``), parsed and checked as if the file held it.
+        value_aliases: the surveyor's words for code values, ``{"kind": {"仓库":
+            "service_room"}}`` (also a profile's ``values``; these win).
+        match_geometry: a space whose reference the store does not know but whose outline
+            matches a stored space's (see :data:`DUPLICATE_IOU`) updates that space, keeping
+            its reference: a re-survey without stable references. Without it such a
+            space is loaded and flagged as a probable duplicate.
+        header_row: the row (1-based, as Excel numbers it) of a table's column names;
+            without it a title row above them is recognised.
         progress: callback(stage, done, total).
 
     Raises:
@@ -101,6 +120,10 @@ def import_file(
     """
     require_schema(engine)
     settings = load_profile(profile) if profile else {}
+    constants = constants if isinstance(constants, dict) else parse_constants(constants)
+    aliases = settings.get("values", {})
+    for name, table in check_value_aliases(value_aliases or {}, "`value_aliases`").items():
+        aliases[name] = {**aliases.get(name, {}), **table}
     overrides = dict(settings.get("fields", {}))
     overrides.update(field_map if isinstance(field_map, dict) else parse_overrides(field_map))
     crs = crs or settings.get("crs")
@@ -120,21 +143,25 @@ def import_file(
     for name, is_community in targets:
         in_parts = not is_community and can_read_in_parts(path)
         limit = CHUNK_FEATURES if in_parts else None
-        source = read(path, layer=name, encoding=encoding, crs=crs, limit=limit)
+        source = read(
+            path, layer=name, encoding=encoding, crs=crs, limit=limit, header_row=header_row
+        )
         if len(source) == 0:
             raise InputError(
                 f"{path.name}{f' (layer {name})' if name else ''} holds no features: nothing "
                 "to import. Check that the right file or layer was exported."
             )
-        options = (overrides, community, dry_run, imported_by, progress)
+        options = ImportOptions(
+            overrides, community, dry_run, imported_by, constants, aliases, match_geometry, progress
+        )
         total = count_features(path, source.layer) if len(source) == limit else len(source)
         if is_community:
-            report = _CommunityImport(engine, source, *options).run()
+            report = _CommunityImport(engine, source, options).run()
         elif total > len(source):
             report = _import_in_parts(engine, source, total, crs, options)
         else:
             with gc_paused():
-                report = _SpaceImport(engine, source, *options).run()
+                report = _SpaceImport(engine, source, options).run()
         if save_profile_to and not is_community:
             save_profile(
                 save_profile_to,
@@ -243,10 +270,10 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
             if len(part):
                 yield start, part
 
-    report_progress = options[-1] or (lambda stage, done, count: None)
+    report_progress = options.progress or (lambda stage, done, count: None)
 
     def job(start: int, part: Source, stage: str) -> _SpaceImport:
-        j = _SpaceImport(engine, part, *options)
+        j = _SpaceImport(engine, part, options)
         j.offset = start
         # one bar per pass over the whole file, not one per part
         j.progress = lambda step, done, count: (
@@ -289,8 +316,15 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
             else:
                 for count in ("read", "loaded", "updated", "unchanged", "rejected"):
                     setattr(report, count, getattr(report, count) + getattr(j.report, count))
-                report.issues += j.report.issues
-                report.communities_created += j.report.communities_created
+                for listed in (
+                    "issues",
+                    "communities_created",
+                    "changes",
+                    "duplicates",
+                    "matched",
+                    "retired_delivered",
+                ):
+                    getattr(report, listed).extend(getattr(j.report, listed))
         report.communities_created = sorted(report.communities_created)
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)

@@ -7,6 +7,7 @@ import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlalchemy import insert, update
 
 from inventory.backends import backend
 from inventory.chinacoords import bd09_to_wgs84, gcj02_to_wgs84
+from inventory.codes import normalise
 from inventory.errors import InputError
 from inventory.geodesy import CHINA_ALBERS, area_m2, reproject
 from inventory.importer.fields import (
@@ -43,10 +45,19 @@ SLIVER_QUOTIENT = 0.08
 AREA_MISMATCH = (0.5, 2.0)
 #: Features read and validated at a time from a large GIS file (bounds the memory used).
 CHUNK_FEATURES = 100_000
+#: Outline overlap (intersection over union) above which a new space is the same as a
+#: stored one of another reference: a probable duplicate (or, with match_geometry, it).
+DUPLICATE_IOU = 0.5
+#: Points (parking, counted facilities) this close to a stored one are the same.
+DUPLICATE_POINT_M = 1.0
 #: Layer names taken as community boundaries by --all-layers.
 COMMUNITY_LAYER_NAMES = ("community", "communities", "社区", "小区", "boundary", "社区边界")
 
 Progress = Callable[[str, int, int], None]
+
+#: Columns the inventory itself writes into a rejects file to fix (``rejects --output``):
+#: read back, they are notes, not survey fields.
+FILE_NOTES = ("rejected_because", "raw_geometry")
 
 #: The largest value an INTEGER column holds on PostgreSQL (SQLite would store more).
 _INT_MAX = 2**31 - 1
@@ -132,6 +143,20 @@ def _jsonable(value: object) -> object:
     return value if isinstance(value, int | str | bool) else str(value)
 
 
+@dataclass
+class ImportOptions:
+    """How to import a file (see :func:`inventory.importer.import_file`)."""
+
+    overrides: dict[str, str] = field(default_factory=dict)
+    community: str | None = None
+    dry_run: bool = False
+    imported_by: str | None = None
+    constants: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    match_geometry: bool = False
+    progress: Progress | None = None
+
+
 class _Import(ABC):
     """Shared machinery of a space or community import over one source layer."""
 
@@ -139,16 +164,26 @@ class _Import(ABC):
     known: dict[str, tuple[str, ...]] = {}
     parsers: dict[str, Callable[[pd.Series], tuple[list, list]]] = {}
 
-    def __init__(
-        self, engine, source: Source, overrides, community, dry_run, imported_by, progress
-    ):
+    def __init__(self, engine, source: Source, options: ImportOptions):
         self.engine = engine
         self.source = source
+        self.options = options
+        self.aliases = options.aliases or {}
+        # what a fixed rejects file says about itself is not the survey's
+        ignored = [c for c in source.attributes.columns if c in FILE_NOTES]
+        if ignored:
+            source.attributes = source.attributes.drop(columns=ignored)
+        overrides = dict(options.overrides or {})
+        for target, value in (options.constants or {}).items():
+            # a constant is a column of its own: parsed and checked like any other
+            column = f"{target} (--set)"
+            source.attributes[column] = value
+            overrides[column] = target
         self.offset = 0  # rows of the file before this source's first (files read in parts)
-        self.community = community
-        self.dry_run = dry_run
-        self.imported_by = imported_by or _who(engine)
-        self.progress = progress or (lambda stage, done, total: None)
+        self.community = options.community
+        self.dry_run = options.dry_run
+        self.imported_by = options.imported_by or _who(engine)
+        self.progress = options.progress or (lambda stage, done, total: None)
         columns = list(source.attributes.columns)
         self.mapping = map_columns(columns, self.known, overrides)
         n = len(source)
@@ -160,7 +195,7 @@ class _Import(ABC):
             source=str(source.path),
             layer=source.layer,
             target=self.target,
-            dry_run=dry_run,
+            dry_run=self.dry_run,
             encoding=source.encoding or "",
             encoding_note=source.encoding_note,
             crs=source.crs_label,
@@ -168,6 +203,10 @@ class _Import(ABC):
             unmapped=self.mapping.unmapped,
             read=n,
         )
+
+    def row(self, i: int) -> int:
+        """Return feature ``i``'s row as the user sees it (Excel row, CSV line, record)."""
+        return self.offset + self.source.row(i)
 
     # -- parsing ---------------------------------------------------------------------
 
@@ -192,7 +231,11 @@ class _Import(ABC):
             if column is None:
                 self.values[target] = [None] * n
                 continue
-            values, errors = parser(self.source.attributes[column])
+            raw = self.source.attributes[column]
+            if target in self.aliases:  # the surveyor's own words for a code (仓库 → service_room)
+                table = self.aliases[target]
+                raw = raw.map(lambda v, t=table: t.get(normalise(v), v) if v is not None else v)
+            values, errors = parser(raw)
             self.values[target] = values
             for i, err in enumerate(errors):
                 if err:
@@ -363,7 +406,7 @@ class _Import(ABC):
             rows.append(
                 {
                     "batch_id": batch_id,
-                    "source_row": self.offset + i + 1,
+                    "source_row": self.row(i),
                     "survey_ref": refs[i],
                     "raw_attributes": {c: _jsonable(v) for c, v in attributes.iloc[i].items()},
                     "raw_geometry_wkt": raw,
@@ -392,14 +435,12 @@ class _Import(ABC):
         for i in range(len(self.source)):
             if self.reasons[i]:
                 self.report.issues.append(
-                    FeatureIssue(self.offset + i + 1, refs[i], "rejected", self.reasons[i])
+                    FeatureIssue(self.row(i), refs[i], "rejected", self.reasons[i])
                 )
             elif self.repairs[i] or self.flags[i]:
                 status = "repaired" if self.repairs[i] else "flagged"
                 self.report.issues.append(
-                    FeatureIssue(
-                        self.offset + i + 1, refs[i], status, self.repairs[i] + self.flags[i]
-                    )
+                    FeatureIssue(self.row(i), refs[i], status, self.repairs[i] + self.flags[i])
                 )
 
     @abstractmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -91,6 +92,17 @@ def _byte_len(text: str) -> int:
     return max(len(text.encode("utf-8")), len(text.encode("gb18030", errors="replace")))
 
 
+#: A unit or note in brackets at the end of a header: 建筑面积（㎡）, area (m²), 面积[平方米].
+_UNIT_SUFFIX = re.compile(r"\s*[(\[（【][^()\[\]（）【】]*[)\]）】]\s*$")
+
+
+def _without_unit(header: str) -> str:
+    """Return a column header without the unit in brackets at its end (建筑面积（㎡） → 建筑面积)."""
+    text = unicodedata.normalize("NFKC", str(header))
+    bare = _UNIT_SUFFIX.sub("", text)
+    return bare if bare.strip() else text
+
+
 def map_columns(
     columns: list[str],
     known: dict[str, tuple[str, ...]],
@@ -119,7 +131,7 @@ def map_columns(
         mapping[target] = source
         how[target] = "given"
     used = set(mapping.values())
-    folded = {c: normalise(c) for c in columns}
+    folded = {c: normalise(_without_unit(c)) for c in columns}
 
     def exact(c: str, alias: str) -> bool:
         return folded[c] == alias
@@ -163,7 +175,41 @@ def load_profile(path: str | Path) -> dict:
         raise InputError(
             f'Mapping profile {p} must be a JSON object like {{"fields": {{"面积": "floor_area_m2"}}}}.'
         )
+    data["values"] = check_value_aliases(data.get("values", {}), f"Mapping profile {p}")
     return data
+
+
+def check_value_aliases(aliases: object, where: str) -> dict[str, dict[str, str]]:
+    """Check user aliases of code values, ``{"kind": {"仓库": "service_room"}}``; return them folded.
+
+    Raises:
+        InputError: not a table of tables, a field without a code list, or an unknown code.
+
+    """
+    example = '{"values": {"kind": {"仓库": "service_room"}}}'
+    if not isinstance(aliases, dict):
+        raise InputError(f"{where}: values must be a table by field, e.g. {example}.")
+    out: dict[str, dict[str, str]] = {}
+    for field_name, table in aliases.items():
+        codes = ALL_CODE_LISTS.get(field_name)
+        if codes is None or field_name not in SPACE_FIELDS:
+            coded = [f for f in SPACE_FIELDS if f in ALL_CODE_LISTS]
+            raise InputError(
+                f"{where}: values.{field_name}: only coded fields take aliases ({', '.join(coded)})."
+            )
+        if not isinstance(table, dict):
+            raise InputError(f"{where}: values.{field_name} must be a table, e.g. {example}.")
+        out[field_name] = {}
+        for raw, code in table.items():
+            matched = codes.match(str(code))
+            if matched is None:
+                valid = ", ".join(e.code for e in codes)
+                raise InputError(
+                    f"{where}: values.{field_name}.{raw} = {code!r} is not a {field_name}; use "
+                    f"one of {valid}."
+                )
+            out[field_name][normalise(raw)] = matched
+    return out
 
 
 def save_profile(path: str | Path, mapping: FieldMapping, **settings: str | None) -> None:
@@ -187,6 +233,31 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
                 f"`field_map={item}` must be COLUMN=FIELD, e.g. `field_map=面积=floor_area_m2`."
             )
         result[source.strip()] = target.strip()
+    return result
+
+
+def parse_constants(items: list[str] | None) -> dict[str, str]:
+    """Parse ``["kind=门房", ...]`` (``--set``) into {field: value}.
+
+    Raises:
+        InputError: an item has no "=", or names no field.
+
+    """
+    result = {}
+    known = {**SPACE_FIELDS, **COMMUNITY_FIELDS}
+    for item in items or []:
+        target, sep, value = item.partition("=")
+        target = target.strip()
+        if not sep or not target or not value.strip():
+            raise InputError(
+                f"`--set {item}` must be FIELD=VALUE, e.g. `--set kind=门房` or "
+                "`--set surveyed_at=2024-05-10`."
+            )
+        if target not in known:
+            raise InputError(
+                f"`--set {item}`: {target!r} is not a field; fields: {', '.join(known)}."
+            )
+        result[target] = value.strip()
     return result
 
 
@@ -260,7 +331,10 @@ def parse_code(
         if code is not None:
             return code, None
         valid = ", ".join(f"{e.zh}/{e.code}" for e in codes)
-        return None, f"{label} {text!r} is not known; use one of {valid}"
+        return None, (
+            f"{label} {text!r} is not known; use one of {valid}, or name it in a profile "
+            f'(`"values": {{"{list_name}": {{"{text}": "CODE"}}}}`)'
+        )
 
     return _by_unique(column, one)
 

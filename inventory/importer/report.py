@@ -21,6 +21,16 @@ class FeatureIssue:
 
 
 @dataclass
+class FieldChange:
+    """One field of an existing space that the import changed (old → new)."""
+
+    survey_ref: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+@dataclass
 class ImportReport:
     """What one import did: how the file was read, the counts, and every feature's issue."""
 
@@ -41,6 +51,16 @@ class ImportReport:
     batch_id: int | None = None
     communities_created: list[str] = field(default_factory=list)
     issues: list[FeatureIssue] = field(default_factory=list)
+    #: every field the import changed on the spaces it updated
+    changes: list[FieldChange] = field(default_factory=list)
+    #: quarantined features of earlier batches whose survey reference this one delivered
+    rejects_resolved: int = 0
+    #: retired spaces this file delivered again (updated, still retired)
+    retired_delivered: list[str] = field(default_factory=list)
+    #: (delivered reference, stored reference, how alike): loaded, flagged as probable duplicates
+    duplicates: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (delivered reference, stored reference, how alike): updated by location (match_geometry)
+    matched: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def imported(self) -> int:

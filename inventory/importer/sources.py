@@ -7,10 +7,13 @@ returned with the data so the import report can say it.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +62,20 @@ class Source:
     notes: list[str] = field(default_factory=list)
     #: why a geometry could not be made, where the reader knows better than "unreadable"
     geometry_problems: list[str | None] | None = None
+    #: the number the user sees for the first feature: its Excel row (the header's + 1),
+    #: its CSV line, its record number in a DBF or GIS layer (1)
+    first_row: int = 1
+    #: each feature's row as the user sees it, where rows were skipped (blank lines)
+    row_numbers: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.attributes)
+
+    def row(self, i: int) -> int:
+        """Return the row number the user sees for feature ``i`` (0-based) of this source."""
+        if self.row_numbers is not None:
+            return int(self.row_numbers[i])
+        return self.first_row + i
 
 
 def list_layers(path: Path) -> list[str]:
@@ -346,11 +360,14 @@ def read(
     skip: int = 0,
     limit: int | None = None,
     decided: Source | None = None,
+    header_row: int | None = None,
 ) -> Source:
     """Read one layer of a surveyor's file (or, with ``skip``/``limit``, a run of its features).
 
     ``skip`` and ``limit`` apply to GIS files read directly (see :func:`can_read_in_parts`);
     ``decided``, an earlier part of the same layer, gives the encoding already decided.
+    ``header_row`` (1-based, as Excel numbers rows) is the row of a table's column names;
+    without it a title row above the header is recognised and skipped.
 
     Raises:
         InputError: the file is missing, empty, incomplete, unreadable, has several layers
@@ -361,9 +378,9 @@ def read(
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return _read_zip(path, layer=layer, encoding=encoding, crs=crs)
+        return _read_zip(path, layer=layer, encoding=encoding, crs=crs, header_row=header_row)
     if suffix in TABLE_SUFFIXES:
-        return _read_table(path, layer=layer, encoding=encoding, crs=crs)
+        return _read_table(path, layer=layer, encoding=encoding, crs=crs, header_row=header_row)
     return _read_vector(
         path, layer=layer, encoding=encoding, crs=crs, skip=skip, limit=limit, decided=decided
     )
@@ -386,7 +403,7 @@ def _read_zip(path: Path, **kwargs) -> Source:
     except zipfile.BadZipFile:
         raise InputError(f"{path.name} is not a readable zip archive; copy it again.") from None
     with archive, tempfile.TemporaryDirectory(prefix="inventory-zip-") as tmp:
-        archive.extractall(tmp)
+        _extract(archive, Path(tmp), path.name)
         found = sorted(
             p
             for p in Path(tmp).rglob("*")
@@ -404,6 +421,44 @@ def _read_zip(path: Path, **kwargs) -> Source:
             raise InputError(f"{path.name}: {exc}") from None
         source.path = path
         return source
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """Return a zip member's name, decoded as GBK when Chinese Windows wrote it.
+
+    A name without the UTF-8 flag is code page 437 by the zip format, which is what
+    Python decodes; Windows in Chinese writes the system's code page (GBK) instead.
+    """
+    name = info.filename
+    if info.flag_bits & 0x800:
+        return name
+    try:
+        raw = name.encode("cp437")
+    except UnicodeEncodeError:
+        return name
+    if raw.isascii():
+        return name
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return name
+
+
+def _extract(archive: zipfile.ZipFile, into: Path, label: str) -> None:
+    """Extract every member, its name decoded (:func:`_member_name`), none outside ``into``."""
+    root = into.resolve()
+    for info in archive.infolist():
+        target = (into / _member_name(info)).resolve()
+        if not target.is_relative_to(root):
+            raise InputError(
+                f"{label} holds a file outside its own folder ({info.filename!r}); it is not "
+                "read. Re-create the zip from the survey's files."
+            )
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(archive.read(info))
 
 
 def _read_vector(
@@ -457,6 +512,8 @@ def _read_vector(
         }
     )
     attributes = attributes.where(attributes.notna(), None)
+    if path.suffix.lower() in (".kml", ".kmz"):
+        attributes = with_description_fields(_without_kml_styling(attributes))
     check_mojibake(attributes, path.name)
     target_crs, crs_label, shift = resolve_crs(crs, meta.get("crs"), path)
     if wkb is None:
@@ -480,17 +537,129 @@ def _read_vector(
     )
 
 
+class _Cells(HTMLParser):
+    """The rows of cells of an HTML fragment (a placemark's description table)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.lines: list[str] = [""]
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag in ("br", "p", "div", "li"):
+            self.lines.append("")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            if not self.rows:
+                self.rows.append([])
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        else:
+            parts = data.split("\n")
+            self.lines[-1] += parts[0]
+            self.lines += parts[1:]
+
+
+#: A "key: value" line of a description (编号：JS-001), with a Chinese or ASCII colon.
+_KEY_VALUE = re.compile(r"^\s*([^:：=＝]{1,40}?)\s*[:：=＝]\s*(.*?)\s*$")
+
+
+def description_fields(text: object) -> dict[str, str]:
+    """Return the fields a KML placemark's description carries, as {name: value}.
+
+    Google Earth and 奥维互动地图 (Ovi maps) put a feature's attributes in its description:
+    an HTML table of name/value rows, or lines like ``编号：JS-001`` (``<br>`` or new
+    lines between them). Anything else gives nothing.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    parser = _Cells()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # a description is free text: never a reason to refuse the file
+        return {}
+    out: dict[str, str] = {}
+    for row in parser.rows:
+        if len(row) == 2 and row[0]:
+            out.setdefault(row[0].rstrip(":："), row[1])
+    if not out:
+        for line in parser.lines:
+            match = _KEY_VALUE.match(line)
+            if match and match.group(1).strip():
+                out.setdefault(match.group(1).strip(), match.group(2))
+    return out
+
+
+#: Columns GDAL's KML readers give every placemark (display settings, not survey data).
+_KML_STYLING = (
+    "id",
+    "timestamp",
+    "begin",
+    "end",
+    "altitudeMode",
+    "tessellate",
+    "extrude",
+    "visibility",
+    "drawOrder",
+    "icon",
+    "snippet",
+)
+
+
+def _without_kml_styling(attributes: pd.DataFrame) -> pd.DataFrame:
+    """Drop the KML reader's display columns where they hold nothing but their defaults."""
+    idle = [
+        c
+        for c in _KML_STYLING
+        if c in attributes
+        and attributes[c].map(lambda v: v is None or v == "" or v in (-1, 0)).all()
+    ]
+    return attributes.drop(columns=idle)
+
+
+def with_description_fields(attributes: pd.DataFrame) -> pd.DataFrame:
+    """Return KML attributes with the fields of each description as columns of their own.
+
+    A field the layer already has as a column keeps the column's value; the description
+    itself stays (an extra attribute, unless it maps to a field).
+    """
+    column = next((c for c in attributes.columns if c.lower() == "description"), None)
+    if column is None:
+        return attributes
+    parsed = [description_fields(v) for v in attributes[column]]
+    names: list[str] = []
+    for fields in parsed:
+        names += [n for n in fields if n not in names and n not in attributes.columns]
+    if not names:
+        return attributes
+    extra = pd.DataFrame(
+        {n: [f.get(n) or None for f in parsed] for n in names}, index=attributes.index, dtype=object
+    )
+    return pd.concat([attributes, extra], axis=1)
+
+
 def _read_table(
-    path: Path, *, layer: str | None = None, encoding: str | None, crs: str | None
+    path: Path,
+    *,
+    layer: str | None = None,
+    encoding: str | None,
+    crs: str | None,
+    header_row: int | None = None,
 ) -> Source:
     suffix = path.suffix.lower()
-    if suffix == ".xls":
-        raise InputError(
-            f"{path.name} is an old Excel 97-2003 workbook (.xls), which is not read: open it "
-            "in Excel or LibreOffice and save it as .xlsx, then import that."
-        )
-    if suffix == ".xlsx":
-        frame, layer = _read_sheet(path, layer)
+    if suffix in (".xlsx", ".xls"):
+        frame, layer, first_row = _read_sheet(path, layer, header_row)
         enc, enc_note = None, "the workbook's own (Unicode)"
     else:
         raw = path.read_bytes()
@@ -502,16 +671,30 @@ def _read_table(
                 raise InputError(f"Cannot tell the text encoding of {path.name}; pass `encoding`.")
             enc = "UTF-8-SIG" if guess in ("ASCII", "UTF-8") else guess
             enc_note = f"detected: {guess if guess != 'GB18030' else 'GBK/GB18030 Chinese text'}"
-        sep = _delimiter(raw.decode(enc, errors="replace"))
         try:
-            frame = pd.read_csv(path, dtype=object, encoding=enc, keep_default_na=False, sep=sep)
-        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            text = raw.decode(enc.replace("UTF-8-SIG", "utf-8-sig"))
+        except UnicodeDecodeError as exc:
             raise InputError(
-                f"{path.name} cannot be read as CSV ({_first_line(exc)}): check that every row "
-                f"has as many {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated fields as the "
-                "header."
+                f"{path.name} is not {enc} text ({_first_line(exc)}); pass `encoding`."
             ) from None
-        frame = frame.replace("", None)
+        sep = _delimiter(text)
+        records = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep))
+        width = max((len(r) for r in records), default=0)
+        grid = pd.DataFrame([r + [None] * (width - len(r)) for r in records], dtype=object)
+        frame, first_row = _with_header(grid, header_row, path.name)
+        header = records[first_row - 2] if records else []
+        longer = [
+            int(n)
+            for n, k in zip(frame.attrs.get("rows", []), range(len(frame)), strict=False)
+            if len(records[int(n) - 1]) > len(header)
+        ]
+        if longer:
+            raise InputError(
+                f"{path.name} cannot be read as CSV: row {longer[0]} has more "
+                f"{_SEPARATOR_NAMES.get(sep, repr(sep))}-separated fields than the header "
+                f"(row {first_row - 1}); check its separators and quotes."
+            )
+    rows = frame.attrs.get("rows")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.where(frame.notna(), None).reset_index(drop=True)
     check_mojibake(frame, path.name)
@@ -562,6 +745,8 @@ def _read_table(
         geometries=geometries,
         raw_geometry=raw_geometry,
         geometry_problems=problems,
+        first_row=first_row,
+        row_numbers=rows,
     )
 
 
@@ -569,15 +754,25 @@ _SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 
 
 def _delimiter(text: str) -> str:
-    """Return the field separator of a CSV file (comma, or a semicolon, tab or bar)."""
-    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    """Return the field separator of a CSV file (comma, or a semicolon, tab or bar).
+
+    Read from the fullest of the first lines, so a title line above the header misleads
+    nothing.
+    """
+    lines = text.lstrip("\ufeff").splitlines()[:_HEADER_SEARCH_ROWS]
+    header = max(lines, key=lambda ln: sum(ln.count(s) for s in _SEPARATOR_NAMES), default="")
     counts = {sep: header.count(sep) for sep in _SEPARATOR_NAMES}
     best = max(counts, key=lambda sep: counts[sep])
     return best if counts[best] > counts[","] else ","
 
 
-def _read_sheet(path: Path, layer: str | None) -> tuple[pd.DataFrame, str | None]:
+def _read_sheet(
+    path: Path, layer: str | None, header_row: int | None
+) -> tuple[pd.DataFrame, str | None, int]:
     """Read the sheet ``layer`` (or the first) of a workbook, refusing formulas without values.
+
+    Returns the table, the sheet's name (None for a workbook of one sheet) and the Excel
+    row of its first data row. ``.xls`` (Excel 97-2003) is read with python-calamine.
 
     Raises:
         InputError: the workbook cannot be read, the sheet does not exist, the first sheet
@@ -585,27 +780,92 @@ def _read_sheet(path: Path, layer: str | None) -> tuple[pd.DataFrame, str | None
             were never saved (a file written by a program, not by Excel).
 
     """
+    engine = "calamine" if path.suffix.lower() == ".xls" else "openpyxl"
     try:
-        sheets = pd.read_excel(path, dtype=object, sheet_name=None)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+        raw_sheets = pd.read_excel(path, dtype=object, sheet_name=None, header=None, engine=engine)
+    except Exception as exc:  # openpyxl and calamine raise many kinds for a damaged workbook
         raise InputError(
-            f"{path.name} cannot be read as a spreadsheet ({_first_line(exc)})."
+            f"{path.name} cannot be read as a spreadsheet ({_first_line(exc)}); open it in "
+            "Excel or LibreOffice, save it as .xlsx, and import that."
         ) from None
-    names = list(sheets)
-    if layer is not None and layer not in sheets:
+    names = list(raw_sheets)
+    if layer is not None and layer not in raw_sheets:
         raise InputError(
             f"{path.name} has no sheet {layer!r}; its sheets: {', '.join(names)} (`layer=NAME`)."
         )
+    sheets = {
+        n: _with_header(f, header_row, f"{path.name} (sheet {n})") for n, f in raw_sheets.items()
+    }
     name = layer or names[0]
-    if layer is None and not _has_geometry_columns(sheets[name]):
-        others = [n for n in names[1:] if _has_geometry_columns(sheets[n])]
+    if layer is None and not _has_geometry_columns(sheets[name][0]):
+        others = [n for n in names[1:] if _has_geometry_columns(sheets[n][0])]
         if others:
             raise InputError(
                 f"The first sheet of {path.name} ({name!r}) has no geometry columns, but "
                 f"sheet {others[0]!r} has: import it with `layer={others[0]}`."
             )
-    _refuse_unsaved_formulas(path, name, sheets[name])
-    return sheets[name], (name if len(names) > 1 else None)
+    frame, first_row = sheets[name]
+    if engine == "openpyxl":  # .xls keeps no formulas apart from their values
+        _refuse_unsaved_formulas(path, name, frame, first_row)
+    return frame, (name if len(names) > 1 else None), first_row
+
+
+#: Rows looked at for the header when none is given: a title or two, a blank line.
+_HEADER_SEARCH_ROWS = 10
+
+
+def _with_header(raw: pd.DataFrame, header_row: int | None, label: str) -> tuple[pd.DataFrame, int]:
+    """Return a table read without a header as (table with its column names, first data row).
+
+    The header is ``header_row`` (1-based), else the first of the top rows that fills most
+    columns: a title (劲松北社区存量空间调查表) or a blank line above it is skipped. Rows
+    are numbered as Excel or a text editor shows them.
+
+    Raises:
+        InputError: ``header_row`` is beyond the table, or holds no names.
+
+    """
+    filled = raw.map(lambda v: v is not None and not pd.isna(v) and str(v).strip() != "")
+    if header_row is not None:
+        if not 1 <= header_row <= len(raw):
+            raise InputError(
+                f"{label}: `header_row={header_row}` is beyond its {len(raw)} rows; give the "
+                "row (as numbered in Excel) that holds the column names."
+            )
+        index = header_row - 1
+        if not filled.iloc[index].any():
+            raise InputError(
+                f"{label}: row {header_row} (`header_row={header_row}`) is empty; give the row that holds "
+                "the column names."
+            )
+    else:
+        counts = filled.head(_HEADER_SEARCH_ROWS).sum(axis=1).tolist()
+        widest = max(counts, default=0)
+        index = next(
+            (i for i, n in enumerate(counts) if n >= max(2, 0.5 * widest)), 0 if counts else 0
+        )
+    if raw.empty:
+        return pd.DataFrame(), 2
+    names = []
+    for j, value in enumerate(raw.iloc[index]):
+        text = "" if value is None or pd.isna(value) else str(value).strip()
+        names.append(text or f"column_{j + 1}")
+    body = raw.iloc[index + 1 :]
+    keep = [
+        j
+        for j, n in enumerate(names)
+        if not n.startswith("column_") or filled.iloc[index + 1 :, j].any()
+    ]
+    table = body.iloc[:, keep].copy()
+    table.columns = [names[j] for j in keep]
+    table = table.where(filled.iloc[index + 1 :, keep].to_numpy(), None)  # "" and NaN: None
+    # a blank row carries nothing: dropped, but the numbering keeps the rows as seen
+    blank = ~filled.iloc[index + 1 :, keep].any(axis=1)
+    table = table[~blank.to_numpy()]
+    rows = (body.index[~blank.to_numpy()] + 1).to_numpy()  # 1-based, as the user sees them
+    table = table.reset_index(drop=True)
+    table.attrs["rows"] = rows
+    return table, index + 2
 
 
 def _has_geometry_columns(frame: pd.DataFrame) -> bool:
@@ -615,18 +875,27 @@ def _has_geometry_columns(frame: pd.DataFrame) -> bool:
     )
 
 
-def _refuse_unsaved_formulas(path: Path, sheet: str, frame: pd.DataFrame) -> None:
+def _refuse_unsaved_formulas(path: Path, sheet: str, frame: pd.DataFrame, first_row: int) -> None:
     """Refuse cells holding a formula whose value was never saved: they would read as empty."""
     from openpyxl import load_workbook
 
+    rows = {int(r): k for k, r in enumerate(frame.attrs.get("rows", []))}
+    columns = set(frame.columns)
     book = load_workbook(path, read_only=True, data_only=False)
     try:
         unsaved = []
-        for r, row in enumerate(book[sheet].iter_rows(min_row=2, values_only=True)):
+        header = None
+        for r, row in enumerate(book[sheet].iter_rows(min_row=first_row - 1, values_only=True)):
+            if header is None:
+                header = [str(v).strip() if v is not None else "" for v in row]
+                continue
+            k = rows.get(first_row + r - 1)
             for c, value in enumerate(row):
-                if isinstance(value, str) and value.startswith("=") and r < len(frame):
-                    if c < frame.shape[1] and pd.isna(frame.iat[r, c]):
-                        unsaved.append(f"{_cell_name(r + 2, c + 1)} {value}")
+                if not (isinstance(value, str) and value.startswith("=")):
+                    continue
+                name = header[c] if c < len(header) else ""
+                if k is None or name not in columns or pd.isna(frame.at[k, name]):
+                    unsaved.append(f"{_cell_name(first_row + r - 1, c + 1)} {value}")
     finally:
         book.close()
     if unsaved:

@@ -7,15 +7,18 @@ import hashlib
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 
 from inventory.backends import backend, write_transaction
 from inventory.codes import COUNTED_KINDS
+from inventory.geodesy import area_m2, metres_per_degree
 from inventory.importer.base import (
     _COMPARED,
     _SPACE_COLUMNS,
     _SPACE_PARSERS,
     AREA_MISMATCH,
+    DUPLICATE_IOU,
+    DUPLICATE_POINT_M,
     _as_text,
     _differs,
     _duplicates,
@@ -24,10 +27,12 @@ from inventory.importer.base import (
     _take,
 )
 from inventory.importer.fields import MAX_PLAUSIBLE_AREA_M2, SPACE_FIELDS
-from inventory.importer.report import ImportReport
+from inventory.importer.report import FieldChange, ImportReport
 from inventory.models import (
     TRACKED_FIELDS,
+    BatchSpace,
     Community,
+    RejectedFeature,
     Space,
     SpaceHistory,
 )
@@ -63,6 +68,7 @@ class _SpaceImport(_Import):
 
     def close(self, conn, batch_id: int) -> None:
         """Record the batch's counts; roll back a dry run, else note the batch in the report."""
+        self.resolve_rejects(conn, batch_id)
         self.finish_batch(conn, batch_id)
         if self.dry_run:
             conn.rollback()
@@ -110,15 +116,22 @@ class _SpaceImport(_Import):
         for i, ref in enumerate(refs):
             if ref is not None and ref in duplicates:
                 self.reasons[i].append(
-                    f"the same outline as row {duplicates[ref] + 1} (the file has no survey "
+                    f"the same outline as row {self.first_row_of(duplicates[ref])} (the file has no survey "
                     "reference column, so its spaces are told apart by their outlines)"
                     if derive
                     else f"survey reference {ref!r} appears more than once in the file (first "
-                    f"at row {duplicates[ref] + 1}); give each space its own"
+                    f"at row {self.first_row_of(duplicates[ref])}); give each space its own"
                 )
         self._area_checks(geoms)
         self.progress("validate", n, n)
         return geoms, refs
+
+    def first_row_of(self, index: int) -> int:
+        """Return the row the user sees of feature ``index`` (0-based, in the whole file)."""
+        local = index - self.offset
+        if 0 <= local < len(self.source):
+            return self.row(local)
+        return self.source.first_row + index  # another part of a GIS file: records are rows
 
     def overlap_candidates(self, geoms: np.ndarray) -> list[int]:
         """Rows whose polygons take part in the overlap test (loaded, with an area)."""
@@ -235,33 +248,183 @@ class _SpaceImport(_Import):
         existing = self._existing(conn, set(rows["community_id"]))
         is_new = np.ones(len(rows), dtype=bool)
         history = []
+        self.updated_ids: list[int] = []
+        self.unchanged_ids: list[int] = []
         if existing:
-            keys = zip(rows["community_id"], rows["survey_ref"], strict=True)
+            keys = list(zip(rows["community_id"], rows["survey_ref"], strict=True))
+            matches = self._same_in_store(rows, geoms_ok, keys, existing, batch_id)
+            for j, (old, how) in matches.items():
+                if self.options.match_geometry:
+                    self.report.matched.append((rows.at[j, "survey_ref"], old["survey_ref"], how))
+                    rows.at[j, "survey_ref"] = old["survey_ref"]  # the stored space's reference
+                    keys[j] = (old["community_id"], old["survey_ref"])
+                else:
+                    flag = f"probable duplicate of {old['survey_ref']} in the store ({how})"
+                    self.flags[ok[j]].append(flag)
+                    rows.at[j, "quality_flags"] = [*(rows.at[j, "quality_flags"] or []), flag]
+                    self.report.duplicates.append(
+                        (rows.at[j, "survey_ref"], old["survey_ref"], how)
+                    )
             for j, key in enumerate(keys):
                 old = existing.get(key)
                 if old is None:
                     continue
                 is_new[j] = False
                 history += self._update(conn, batch_id, old, rows.iloc[j].to_dict(), geoms_ok[j])
+                if old["retired_at"] is not None:
+                    self.report.retired_delivered.append(old["survey_ref"])
         if history:
             conn.execute(insert(SpaceHistory), history)
         new = rows[is_new].copy()
         new["batch_id"] = batch_id
         self.progress("write", 0, len(new))
+        # ids grow, and the write lock is held: this part's new spaces are those above it
+        last_id = conn.scalar(select(func.coalesce(func.max(Space.id), 0)))
         backend(conn).bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
         self.report.loaded = len(new)
+        written = select(Space.id).where(Space.batch_id == batch_id, Space.id > last_id)
         # the survey's owner, operating right and certificate as tenure records
-        sync_survey_rights(conn, select(Space.id).where(Space.batch_id == batch_id))
+        sync_survey_rights(conn, written, fresh=True)
+        for start in range(0, len(self.updated_ids), 10_000):
+            sync_survey_rights(conn, self.updated_ids[start : start + 10_000])
+        self._record_round(conn, batch_id, written)
         self.progress("write", len(new), len(new))
 
+    def _same_in_store(self, rows, geoms, keys, existing, batch_id) -> dict[int, tuple[dict, str]]:
+        """Return, by row, the stored space of another reference that this one is (best first).
+
+        A polygon is the same when its outline and a stored one's overlap by more than
+        :data:`DUPLICATE_IOU` of their union; a point, within :data:`DUPLICATE_POINT_M`.
+        Each stored space is claimed once (the closest match), and only by a row whose
+        own reference the store does not hold. Spaces of this batch (an earlier part of the
+        same file) are the file's own: its overlap test sees them.
+        """
+        delivered = set(keys)
+        stored = [
+            old
+            for key, old in existing.items()
+            if key not in delivered
+            and old["retired_at"] is None
+            and old["geom"] is not None
+            and old["batch_id"] != batch_id
+        ]
+        new = [j for j, key in enumerate(keys) if key not in existing and geoms[j] is not None]
+        if not stored or not new:
+            return {}
+        tree = shapely.STRtree([old["geom"] for old in stored])
+        candidates = np.asarray(geoms, dtype=object)[new]
+        is_point = np.isin(shapely.get_type_id(candidates), (0, 4))
+        pairs = []
+        if (~is_point).any():
+            where = np.flatnonzero(~is_point)
+            hit, other = tree.query(candidates[where], predicate="intersects")
+            pairs.append((where[hit], other))
+        if is_point.any():  # 2e-5° is two metres or more anywhere in China: a margin
+            where = np.flatnonzero(is_point)
+            hit, other = tree.query(candidates[where], predicate="dwithin", distance=2e-5)
+            pairs.append((where[hit], other))
+        left = np.concatenate([p[0] for p in pairs])
+        right = np.concatenate([p[1] for p in pairs])
+        if not len(left):
+            return {}
+        mine = np.asarray(geoms, dtype=object)[[new[i] for i in left]]
+        theirs = np.asarray([stored[k]["geom"] for k in right], dtype=object)
+        polygonal = np.isin(shapely.get_type_id(mine), (3, 6)) & np.isin(
+            shapely.get_type_id(theirs), (3, 6)
+        )
+        score = np.zeros(len(left))
+        if polygonal.any():
+            inter = area_m2(shapely.intersection(mine[polygonal], theirs[polygonal]))
+            union = area_m2(shapely.union(mine[polygonal], theirs[polygonal]))
+            score[polygonal] = inter / np.maximum(union, 1e-9)
+        points = ~polygonal & np.isin(shapely.get_type_id(mine), (0, 4))
+        if points.any():
+            a = shapely.centroid(mine[points])
+            b = shapely.centroid(theirs[points])
+            lon, lat = shapely.get_x(a), shapely.get_y(a)
+            kx, ky = metres_per_degree(lat)
+            dist = np.hypot((shapely.get_x(b) - lon) * kx, (shapely.get_y(b) - lat) * ky)
+            score[points] = np.where(dist <= DUPLICATE_POINT_M, 1 - dist / 100, 0)
+        found: dict[int, tuple[dict, str]] = {}
+        claimed: set[int] = set()
+        for k in np.argsort(-score, kind="stable"):
+            row, other = new[left[k]], int(right[k])
+            if row in found or other in claimed:
+                continue
+            if polygonal[k] and score[k] > DUPLICATE_IOU:
+                how = f"outlines overlap {score[k]:.0%}"
+            elif points[k] and score[k] > 0:
+                how = f"{(1 - score[k]) * 100:.1f} m apart"
+            else:
+                continue
+            found[row] = (stored[other], how)
+            claimed.add(other)
+        return found
+
+    def _record_round(self, conn, batch_id: int, written) -> None:
+        """Note what this part of the batch delivered (``batch_space``): loaded, updated, unchanged."""
+        conn.execute(
+            insert(BatchSpace).from_select(
+                ["batch_id", "space_id", "action"],
+                select(literal(batch_id), Space.id, literal("loaded")).where(Space.id.in_(written)),
+            )
+        )
+        for action, ids in (("updated", self.updated_ids), ("unchanged", self.unchanged_ids)):
+            if ids:
+                backend(conn).bulk_insert(
+                    conn,
+                    BatchSpace.__table__,
+                    pd.DataFrame(
+                        {"batch_id": batch_id, "space_id": ids, "action": action}, dtype=object
+                    ),
+                )
+
+    def resolve_rejects(self, conn, batch_id: int) -> None:
+        """Mark resolved the earlier batches' rejects whose survey reference this batch delivered."""
+        refs = (
+            select(Space.survey_ref)
+            .join(BatchSpace, BatchSpace.space_id == Space.id)
+            .where(BatchSpace.batch_id == batch_id)
+        )
+        self.report.rejects_resolved = conn.execute(
+            update(RejectedFeature)
+            .where(
+                RejectedFeature.resolved_batch_id.is_(None),
+                RejectedFeature.batch_id != batch_id,
+                RejectedFeature.survey_ref.in_(refs),
+            )
+            .values(resolved_batch_id=batch_id, resolved_at=func.now())
+        ).rowcount
+
     def _update(self, conn, batch_id: int, old: dict, row: dict, geom) -> list[dict]:
-        """Update one existing space if anything differs; return its history rows."""
+        """Update one existing space if anything differs; return its history rows.
+
+        Only what the file delivers changes: a field the file has no column for keeps its
+        stored value (a second round that surveys areas and use leaves tenure alone), and
+        attributes kept verbatim are merged with the stored ones.
+        """
+        delivered = set(self.mapping.fields)
+        for c in _SPACE_COLUMNS:
+            if c not in delivered and not (c == "usable_area_m2" and old[c] is None):
+                row[c] = old[c]  # usable area is derived (from the floor area) only if none
+        if old["extra_attributes"] or row["extra_attributes"]:
+            row["extra_attributes"] = {
+                **(old["extra_attributes"] or {}),
+                **(row["extra_attributes"] or {}),
+            }
         changed = [c for c in _COMPARED if _differs(old[c], row[c])]
         same_geom = shapely.equals_exact(old["geom"], geom, tolerance=1e-9)
         if not changed and same_geom:
             self.report.unchanged += 1
+            self.unchanged_ids.append(old["id"])
             return []
         self.report.updated += 1
+        self.updated_ids.append(old["id"])
+        self.report.changes += [
+            FieldChange(row["survey_ref"], c, _as_text(old[c]), _as_text(row[c]))
+            for c in changed
+            if c not in ("quality_flags", "extra_attributes")
+        ] + ([] if same_geom else [FieldChange(row["survey_ref"], "geometry", None, None)])
         values = {**row, "batch_id": batch_id, "updated_at": func.now()}
         if not same_geom:
             values["geom"] = func.ST_GeomFromText(shapely.to_wkt(geom, rounding_precision=-1), 4326)
@@ -283,7 +446,13 @@ class _SpaceImport(_Import):
     def _existing(self, conn, community_ids: set[int]) -> dict:
         if not community_ids:
             return {}
-        cols = [Space.id, Space.community_id, *[getattr(Space, c) for c in _COMPARED]]
+        cols = [
+            Space.id,
+            Space.community_id,
+            Space.retired_at,
+            Space.batch_id,
+            *[getattr(Space, c) for c in _COMPARED],
+        ]
         result = {}
         for rec in conn.execute(
             select(*cols, func.ST_AsBinary(Space.geom).label("wkb")).where(
