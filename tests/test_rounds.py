@@ -178,7 +178,7 @@ def test_round_commands(engine, sample, round2, db_url, tmp_path):
     flat = " ".join(done.output.split())
     assert "Updated fields" in flat and "floor_area_m2 200.0 → 230.0" in flat
     for args, expect in (
-        (["batches"], "jinsong_north_round2.xlsx"),
+        (["batches", "--output", "-"], "jinsong_north_round2.xlsx"),
         (["history", "JS-009"], "floor_area_m2"),
         (["diff", "--batch", "2", "--batch", "4"], "fields changed"),
         (["rejects"], "2 open rejected features"),
