@@ -865,7 +865,7 @@ def history(
     """
     from inventory import rounds
 
-    day = _date_option(since, "--since")
+    day = _date(since, "--since")
     frame = _in_store(
         db, lambda e: rounds.history(e, ref, community=community, batch=batch, since=day)
     )
@@ -884,17 +884,6 @@ def history(
     }
     title = f"{len(frame)} changes" + (f" of {ref}" if ref else "")
     console.print(_table(shown, title, list(headers), headers=headers))
-
-
-def _date_option(text: str | None, flag: str):
-    from datetime import date
-
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        _fail(f"{flag} {text!r} is not a date; give YYYY-MM-DD, e.g. {flag} 2025-01-01.")
 
 
 @app.command()

@@ -255,11 +255,9 @@ def rejects_to_fix(engine: Engine, *, batch: int | None = None) -> tuple[gpd.Geo
     code = re.search(r"EPSG:\d+", label)
     shifted = next((s for s in ("gcj02", "bd09") if s in label.lower().replace("-", "")), None)
     crs = code.group(0) if code else "EPSG:4326"
-    geoms, raw = [], []
-    for text in frame["raw_geometry_wkt"]:
-        geom = _wkt(text)
-        geoms.append(geom)
-        raw.append(None if geom is not None or text is None else text)
+    texts = frame["raw_geometry_wkt"].to_numpy(dtype=object)
+    geoms = shapely.from_wkt(texts, on_invalid="ignore")
+    raw = [t if g is None and t is not None else None for g, t in zip(geoms, texts, strict=True)]
     columns: list[str] = []
     for attrs in frame["raw_attributes"]:
         columns += [c for c in attrs or {} if c not in columns]
@@ -272,15 +270,6 @@ def rejects_to_fix(engine: Engine, *, batch: int | None = None) -> tuple[gpd.Geo
         table["raw_geometry"] = raw
     hint = f"--crs {shifted or crs}" if shifted or code else ""
     return gpd.GeoDataFrame(table, geometry=geoms, crs=crs), hint
-
-
-def _wkt(text):
-    if not text:
-        return None
-    try:
-        return shapely.from_wkt(text)
-    except shapely.errors.GEOSException:
-        return None
 
 
 def spaces_and_count(

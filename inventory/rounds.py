@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, func, insert, select, update
 
-from inventory.backends import backend, write_transaction
+from inventory.backends import write_transaction
 from inventory.errors import InputError
 from inventory.models import (
     BatchSpace,
@@ -26,7 +26,7 @@ from inventory.models import (
     Space,
     SpaceHistory,
 )
-from inventory.store import require_batch, require_community, require_schema, space_id
+from inventory.store import require_batch, require_community, require_schema, space_id, who
 
 BATCH_COLUMNS = [
     "batch_id",
@@ -327,16 +327,7 @@ def retire(
                 field="retired",
                 old_value=was if undo else None,
                 new_value=None if undo else reason.strip(),
-                changed_by=by or backend(conn).session_user(conn) or _login(),
+                changed_by=by or who(conn),
             )
         )
     return Retired(ref, name, not undo, None if undo else reason.strip())
-
-
-def _login() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return None

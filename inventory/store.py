@@ -250,6 +250,19 @@ def require_batch(engine: Engine, batch: int | None) -> None:
     raise InputError(f"`batch={batch}` is not an import batch: {known} (inventory info).")
 
 
+def who(conn) -> str | None:
+    """Who writes: the database's session user on a shared store, else the login name."""
+    import getpass
+
+    user = backend(conn).session_user(conn)
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return None
+
+
 def space_id(conn, ref: str, community: str | None = None) -> int:
     """Return the id of the space of survey reference ``ref`` (in ``community``).
 

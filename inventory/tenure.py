@@ -38,7 +38,8 @@ from inventory.models import (
     TenureRight,
     TenureSource,
 )
-from inventory.store import require_schema, space_id
+from inventory.store import require_schema
+from inventory.store import space_id as _space
 
 #: Characters that join several owners in one surveyed name: "劲松一建公司/劲松房管所".
 _SEVERAL = re.compile(r"[/／、;；,，&]|和|及")
@@ -233,10 +234,6 @@ class Recorded:
     right_id: int | None = None
     source_id: int | None = None
     event_id: int | None = None
-
-
-def _space(conn: Connection, ref: str, community: str | None) -> int:
-    return space_id(conn, ref, community)
 
 
 def _event(conn, space_id, action, detail, why, by, right_id=None, source_id=None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -16,7 +15,6 @@ import pandas as pd
 import shapely
 from sqlalchemy import insert, update
 
-from inventory.backends import backend
 from inventory.chinacoords import bd09_to_wgs84, gcj02_to_wgs84
 from inventory.codes import normalise
 from inventory.errors import InputError
@@ -34,6 +32,7 @@ from inventory.importer.fields import (
 from inventory.importer.report import FeatureIssue, ImportReport
 from inventory.importer.sources import Source
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
+from inventory.store import who
 
 #: Rough bounding box of China (incl. the South China Sea islands' latitudes), lon/lat.
 CHINA_BBOX = (73.4, 3.8, 135.1, 53.6)
@@ -458,13 +457,7 @@ def _polygonal_part(geom):
 def _who(engine) -> str | None:
     """Who imports: the database's session user on a shared store, else the login name."""
     with engine.connect() as conn:
-        user = backend(engine).session_user(conn)
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return None
+        return who(conn)
 
 
 def _duplicates(refs: list) -> dict[str, int]:

@@ -841,9 +841,7 @@ def _with_header(raw: pd.DataFrame, header_row: int | None, label: str) -> tuple
     else:
         counts = filled.head(_HEADER_SEARCH_ROWS).sum(axis=1).tolist()
         widest = max(counts, default=0)
-        index = next(
-            (i for i, n in enumerate(counts) if n >= max(2, 0.5 * widest)), 0 if counts else 0
-        )
+        index = next((i for i, n in enumerate(counts) if n >= max(2, 0.5 * widest)), 0)
     if raw.empty:
         return pd.DataFrame(), 2
     names = []

@@ -68,14 +68,10 @@ def downgrade() -> None:
     conn = op.get_bind()
     op.drop_index("ix_batch_space_space_id", table_name="batch_space")
     op.drop_table("batch_space")
-    for table, column in (
-        ("rejected_feature", "resolved_at"),
-        ("rejected_feature", "resolved_batch_id"),
-        ("space", "retired_reason"),
-        ("space", "retired_at"),
-    ):
-        if conn.dialect.name == "postgresql" or column != "resolved_batch_id":
-            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
-        else:  # SQLite drops no column a foreign key names: rebuild the table
-            with op.batch_alter_table(table) as batch:
-                batch.drop_column(column)
+    # SQLite drops no column a foreign key names: batch mode rebuilds that table there
+    # (and alters it in place on PostgreSQL); space, with its geometry, is never rebuilt
+    with op.batch_alter_table("rejected_feature") as batch:
+        batch.drop_column("resolved_at")
+        batch.drop_column("resolved_batch_id")
+    for column in ("retired_reason", "retired_at"):
+        conn.exec_driver_sql(f"ALTER TABLE space DROP COLUMN {column}")  # SQLite 3.35+
