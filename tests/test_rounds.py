@@ -63,6 +63,20 @@ def test_the_same_rooms_under_new_references_are_flagged_as_duplicates(engine, s
     assert alone.loaded == 1 and alone.duplicates == []
 
 
+def test_a_kmz_from_a_phone_map_reads_as_its_kml(engine, sample, round2, tmp_path):
+    kmz = tmp_path / "劲松北二轮.kmz"
+    with zipfile.ZipFile(kmz, "w") as archive:  # as Google Earth and 奥维 write it
+        archive.write(round2 / ROUND2_KML, "doc.kml")
+        archive.writestr("files/icon.png", b"\x89PNG\r\n")
+    (report,) = import_file(engine, kmz, community=COMMUNITY, match_geometry=True)
+    assert report.updated == 5 and report.rejected == 0
+    assert report.fields["编号"] == "survey_ref"
+    broken = tmp_path / "broken.kmz"
+    broken.write_bytes(b"<kml>not zipped</kml>")
+    with pytest.raises(InputError, match="not a readable KMZ"):
+        import_file(engine, broken, community=COMMUNITY)
+
+
 def test_a_resurvey_without_stable_references_updates_by_location(engine, sample, round2):
     before = len(listing.spaces(engine))
     report = _kml(engine, round2, match_geometry=True)

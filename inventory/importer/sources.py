@@ -377,7 +377,7 @@ def read(
     path = Path(path)
     _check_file(path)
     suffix = path.suffix.lower()
-    if suffix == ".zip":
+    if suffix in (".zip", ".kmz"):  # a KMZ is a zipped KML (doc.kml and its icons)
         return _read_zip(path, layer=layer, encoding=encoding, crs=crs, header_row=header_row)
     if suffix in TABLE_SUFFIXES:
         return _read_table(path, layer=layer, encoding=encoding, crs=crs, header_row=header_row)
@@ -389,7 +389,7 @@ def read(
 def can_read_in_parts(path: str | Path) -> bool:
     """Whether :func:`read` can take the file's features a run at a time (not zips, tables)."""
     suffix = Path(path).suffix.lower()
-    return suffix != ".zip" and suffix not in TABLE_SUFFIXES
+    return suffix not in (".zip", ".kmz") and suffix not in TABLE_SUFFIXES
 
 
 def count_features(path: str | Path, layer: str | None) -> int:
@@ -401,7 +401,8 @@ def _read_zip(path: Path, **kwargs) -> Source:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        raise InputError(f"{path.name} is not a readable zip archive; copy it again.") from None
+        what = "KMZ (a zipped KML)" if path.suffix.lower() == ".kmz" else "zip archive"
+        raise InputError(f"{path.name} is not a readable {what}; copy it again.") from None
     with archive, tempfile.TemporaryDirectory(prefix="inventory-zip-") as tmp:
         _extract(archive, Path(tmp), path.name)
         found = sorted(
