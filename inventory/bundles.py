@@ -25,9 +25,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     Double,
     Engine,
+    Select,
     func,
     literal,
     select,
@@ -350,21 +352,7 @@ def bundles_in_store(
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
     severity = severity_sql(space, today)
-    stmt = (
-        select(
-            space.community_id,
-            Community.name.label("community"),
-            space.survey_ref,
-            space.kind,
-            space.footprint_area_m2,
-            space.floor_area_m2,
-            area.label("area_m2"),
-            severity.label("severity"),
-            space.geom,
-        )
-        .join(Community, space.community_id == Community.id)
-        .where(space.kind.in_(codes), space.retired_at.is_(None))
-    )
+    stmt = candidates_sql(codes, severity)
     if community:
         stmt = stmt.where(Community.name == community)
     if min_area_m2:
@@ -394,6 +382,69 @@ def bundles_in_store(
     return found
 
 
+def candidates_sql(codes: list[str], severity: ColumnElement, *extra: ColumnElement) -> Select:
+    """Return the live spaces of the ``codes`` kinds that may join bundles, as SQL.
+
+    Columns: ``community_id``, ``community``, ``survey_ref``, ``kind``, the areas
+    (``area_m2`` is the usable area, else the footprint), ``severity`` (the SQL of the
+    worst gap) and ``geom``, then ``extra``.
+    """
+    space = Space.__table__.c
+    area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
+    return (
+        select(
+            space.community_id,
+            Community.name.label("community"),
+            space.survey_ref,
+            space.kind,
+            space.footprint_area_m2,
+            space.floor_area_m2,
+            area.label("area_m2"),
+            severity.label("severity"),
+            space.geom,
+            *extra,
+        )
+        .join(Community, space.community_id == Community.id)
+        .where(space.kind.in_(codes), space.retired_at.is_(None))
+    )
+
+
+def labels_by_community_sql(chosen, gap_m: float):
+    """Return ``chosen`` (a subquery of :func:`candidates_sql`) with its cluster labels.
+
+    Adds ``part`` (the community) and ``label``: ``ST_ClusterDBSCAN(..., minpoints := 1)``
+    within ``gap_m`` metres over each community scaled to metres around its mean latitude
+    (the radii of curvature of :func:`inventory.geodesy.metres_per_degree`), as the
+    in-memory path measures.
+    """
+    g = chosen.c.geom
+    # a window over the same partition as the clustering: one sort serves both
+    cy = (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
+    mean = func.avg(cy).over(partition_by=chosen.c.community_id)
+    parted = select(
+        chosen,
+        chosen.c.community_id.label("part"),
+        func.radians(mean, type_=Double).label("lat"),
+    ).subquery("parted")
+    sin, cos = func.sin(parted.c.lat, type_=Double), func.cos(parted.c.lat, type_=Double)
+    w = func.sqrt(1 - WGS84_E2 * sin * sin, type_=Double)  # typed: no numeric arithmetic
+    per_radian = float(np.pi / 180 * WGS84_A)
+    metric = func.ST_Scale(
+        parted.c.geom, per_radian / w * cos, per_radian * (1 - WGS84_E2) / (w * w * w)
+    )
+    framed = select(parted, metric.label("metric")).subquery("framed")
+    return _labelled(framed, gap_m)
+
+
+def _labelled(framed, gap_m: float):
+    return select(
+        *(col for col in framed.c if col.name not in ("metric", "lat")),
+        func.ST_ClusterDBSCAN(framed.c.metric, float(gap_m), 1)
+        .over(partition_by=framed.c.part)
+        .label("label"),
+    ).subquery("labelled")
+
+
 #: Separator of the member lists :func:`_clusters_in_postgis` returns (ASCII RS).
 SEPARATOR = "\x1e"
 
@@ -418,9 +469,9 @@ def _clusters_in_postgis(
     """
     from sqlalchemy.dialects.postgresql import array
 
-    g = chosen.c.geom
     if across:
         # one frame for all, the UTM zone of their centre: no partition edge
+        g = chosen.c.geom
         x, y = (func.ST_XMin(g) + func.ST_XMax(g)) / 2.0, (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
         lon, lat = conn.execute(select(func.avg(x), func.avg(y))).one()
         if lon is None:
@@ -430,29 +481,9 @@ def _clusters_in_postgis(
             literal(0).label("part"),
             func.ST_Transform(g, utm_epsg(lon, lat)).label("metric"),
         ).subquery("framed")
+        labelled = _labelled(framed, gap_m)
     else:
-        # each community scaled at its mean latitude, a window over the same partition
-        # as the clustering: one sort serves both
-        cy = (func.ST_YMin(g) + func.ST_YMax(g)) / 2.0
-        mean = func.avg(cy).over(partition_by=chosen.c.community_id)
-        parted = select(
-            chosen,
-            chosen.c.community_id.label("part"),
-            func.radians(mean, type_=Double).label("lat"),
-        ).subquery("parted")
-        sin, cos = func.sin(parted.c.lat, type_=Double), func.cos(parted.c.lat, type_=Double)
-        w = func.sqrt(1 - WGS84_E2 * sin * sin, type_=Double)  # typed: no numeric arithmetic
-        per_radian = float(np.pi / 180 * WGS84_A)
-        metric = func.ST_Scale(
-            parted.c.geom, per_radian / w * cos, per_radian * (1 - WGS84_E2) / (w * w * w)
-        )
-        framed = select(parted, metric.label("metric")).subquery("framed")
-    labelled = select(
-        *(col for col in framed.c if col.name not in ("metric", "lat")),
-        func.ST_ClusterDBSCAN(framed.c.metric, float(gap_m), 1)
-        .over(partition_by=framed.c.part)
-        .label("label"),
-    ).subquery("labelled")
+        labelled = labels_by_community_sql(chosen, gap_m)
     c = labelled.c
     count = func.count()
     # the distinct kinds of a bundle as bits of their place in the code list

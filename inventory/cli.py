@@ -1649,20 +1649,68 @@ def export(
     max_gap: Annotated[
         float, typer.Option(help="Bundle gap (m) for the bundles layer.")
     ] = DEFAULT_MAX_GAP_M,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Headers and sheet names of .xlsx/.csv, field names QGIS shows: zh or en "
+            "(default: INVENTORY_LANG, else the column names)."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Export spaces, title gaps, bundles and communities for QGIS and Excel.
+    """Export spaces, title gaps, bundles, communities and tenure records for QGIS and Excel.
+
+    A GeoPackage opens in QGIS as typed layers of one geometry type each (room outlines
+    in spaces, parking points in spaces_points), coloured by title status.
 
     Example:
         inventory export jinsong.gpkg
-        inventory export jinsong.xlsx --community 劲松北社区
+        inventory export jinsong.xlsx --community 劲松北社区 --lang zh
 
     """
     from inventory.export import export as export_all
 
-    written = _in_store(db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap))
+    written = _in_store(
+        db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap, lang=lang)
+    )
     for name, target, rows in written:
         _say(f"{rows} rows ({name}) written to {target}")
+
+
+@app.command()
+def views(
+    max_gap: Annotated[
+        float, typer.Option(help="Bundle gap (m) of v_bundle and v_space's bundle_id.")
+    ] = DEFAULT_MAX_GAP_M,
+    policy: PolicyOption = None,
+    drop: Annotated[bool, typer.Option("--drop", help="Drop the views instead.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Make the PostGIS store's views for QGIS: v_space, v_space_point, v_gap, v_bundle.
+
+    Each lists in QGIS (Layer > Add PostGIS layers) as a layer of one geometry type, with
+    community names, Chinese labels, the title status as of the day it is read, and the
+    bundle. Run again to change the policy or the gap; roles see them as they see tables.
+
+    Example:
+        inventory views
+        inventory views --policy beijing-2021 --max-gap 50
+        inventory views --drop
+
+    """
+    from inventory import views as made
+
+    if drop:
+        dropped = _in_store(db, made.drop_views)
+        _say(f"Dropped {len(dropped)} views" + (f": {', '.join(dropped)}." if dropped else "."))
+        return
+    found = _in_store(db, lambda e: made.create_views(e, max_gap_m=max_gap, policy=policy))
+    table = Table(title="Views for QGIS")
+    for col in ("view", "geometry", "rows"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for view in found:
+        table.add_row(view.name, view.geometry or "(table)", str(view.rows))
+    console.print(table)
 
 
 @app.command()

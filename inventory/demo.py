@@ -21,7 +21,9 @@ from inventory.bundles import DEFAULT_MAX_GAP_M, find_bundles
 from inventory.capacity import capacity, hosts
 from inventory.db import connect
 from inventory.defaults import DEMO_DB
+from inventory.export import for_readers, styles
 from inventory.gaps import title_gaps
+from inventory.geopackage import add_styles
 from inventory.importer import ImportReport, import_file
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 from inventory.scenario import load_scenario
@@ -97,8 +99,8 @@ def run(
     gpkg = Path(out_dir) / "demo_inventory.gpkg"
     gpkg.unlink(missing_ok=True)
     layers = {
-        "spaces": spaces,
-        "gaps": result.gaps,
+        "spaces": for_readers(spaces, members),
+        "gaps": for_readers(result.gaps),
         "gap_totals": result.gap_totals,
         "bundles": result.bundles,
         "bundle_members": members,
@@ -107,8 +109,8 @@ def run(
         "revenue_summary": result.revenue.summary(),
         "revenue_yearly": result.revenue.yearly(),
     }
-    for name, frame in layers.items():
-        outputs.write(frame, gpkg, "gpkg", layer=name)
+    outputs.write_layers(gpkg, "gpkg", layers)
+    add_styles(gpkg, styles())
     m = maps.build_map(
         spaces,
         communities=boundaries,

@@ -30,7 +30,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, case, false, func, not_, or_, select
+from sqlalchemy import Engine, and_, case, false, func, not_, null, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from inventory import listing
@@ -40,6 +40,13 @@ from inventory.models import Community, Space
 
 SEVERITIES = ("blocking", "transitional", "minor")
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+#: Colours of the title statuses (a space's worst gap, or clean): maps and QGIS styles.
+STATUS_COLOURS = {
+    "clean": "#2e7d32",
+    "minor": "#f9a825",
+    "transitional": "#ef6c00",
+    "blocking": "#c62828",
+}
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -200,7 +207,12 @@ class WithinMonths(Condition):
         return s.each(self.column, lambda v: _dates(v).between(first, last), missing=False)
 
     def _sql(self, c, today, months):
-        return func.coalesce(c[self.column].between(today, _warning_limit(today, months)), false())
+        limit = (
+            _warning_limit(today, months)
+            if isinstance(today, date)
+            else c.months_after(today, months)
+        )
+        return func.coalesce(c[self.column].between(today, limit), false())
 
 
 @dataclass(frozen=True)
@@ -461,10 +473,21 @@ def permit_end_sql(space_id) -> ColumnElement:
 
 
 class _SqlColumns:
-    """The query's columns, and the permit's end worked out from its ``id`` when asked for."""
+    """The query's columns, and the permit's end worked out from its ``id`` when asked for.
 
-    def __init__(self, columns):
+    ``months_after(day, n)``: the SQL of a day n months on, for rules read against a day
+    the database gives (``CURRENT_DATE`` in a view) rather than a date fixed in Python.
+    """
+
+    def __init__(self, columns, months_after=None):
         self.columns = columns
+        self._months_after = months_after
+
+    def months_after(self, day, months: int):
+        if self._months_after is None:
+            raise TypeError("a rule read against an SQL day needs `months_after`")
+        _warning_limit(date.today(), months)  # the same check of `months`
+        return self._months_after(day, months)
 
     def __getitem__(self, name: str):
         if name == "permit_end" and "permit_end" not in self.columns:
@@ -473,29 +496,33 @@ class _SqlColumns:
 
 
 def severity_sql(
-    columns, today: date | None = None, expiring_months: int = 12, policy=None
+    columns, today=None, expiring_months: int = 12, policy=None, months_after=None
 ) -> ColumnElement:
     """Return the worst gap severity of a space as an SQL expression (NULL: clean title).
 
     ``columns`` maps each tenure column the rules name to a column of the query (the
     ``space`` table's columns will do); the rules are the ``policy``'s (default: the
-    default regime), so the store and :func:`annotate` agree.
+    default regime), so the store and :func:`annotate` agree. ``today`` is a date, or an
+    SQL day (``func.current_date()``, for a view) with ``months_after`` the backend's
+    :meth:`~inventory.backends.base.Backend.months_after`.
     """
-    today = today or date.today()
+    hits = gap_conditions_sql(columns, today, expiring_months, policy, months_after)
+    whens = [
+        (or_(*(cond for rule, cond in hits if rule.severity == s)), s)
+        for s in SEVERITIES
+        if any(rule.severity == s for rule, _ in hits)
+    ]
+    return case(*whens, else_=None) if whens else null()
+
+
+def gap_conditions_sql(
+    columns, today=None, expiring_months: int = 12, policy=None, months_after=None
+) -> list[tuple[Rule, ColumnElement]]:
+    """Return each rule of the ``policy`` with its condition as SQL (see :func:`severity_sql`)."""
+    today = today if today is not None else date.today()
     rules = load_policy(policy).rules
-    columns = _SqlColumns(columns)
-    return case(
-        *(
-            (
-                or_(
-                    *(r.when.sql(columns, today, expiring_months) for r in rules if r.severity == s)
-                ),
-                s,
-            )
-            for s in SEVERITIES
-        ),
-        else_=None,
-    )
+    wrapped = _SqlColumns(columns, months_after)
+    return [(r, r.when.sql(wrapped, today, expiring_months)) for r in rules]
 
 
 def annotate(

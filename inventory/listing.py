@@ -62,13 +62,15 @@ def spaces(
     bounds: tuple[float, float, float, float] | None = None,
     limit: int | None = None,
     where: ColumnElement | None = None,
+    extras: bool = False,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
     ``kinds``: one kind or several, each a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
     ``limit`` keeps the first spaces in (community, survey reference) order; ``where`` is
-    a further SQL condition on the ``space`` table.
+    a further SQL condition on the ``space`` table. ``extras`` adds ``extra_attributes``:
+    the source file's columns that map to no field, as delivered (a dict per space).
     Raises InputError for an unknown kind, community or batch.
     """
     from inventory.gaps import permit_end_sql  # gaps reads listings: imported when used
@@ -82,6 +84,7 @@ def spaces(
         Community.street_office,
         permit_end_sql(Space.id).label("permit_end"),
         func.ST_AsBinary(Space.geom).label("wkb"),
+        *([Space.extra_attributes] if extras else []),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds)
     if where is not None:
@@ -91,12 +94,13 @@ def spaces(
         result = conn.execute(stmt)
         # plain tuples: pandas probes each Row with hasattr(), which costs two exceptions
         frame = pd.DataFrame(list(map(tuple, result.fetchall())), columns=list(result.keys()))
+    columns = [*SPACE_COLUMNS, *(["extra_attributes"] if extras else [])]
     if frame.empty:
-        return gpd.GeoDataFrame(columns=[*SPACE_COLUMNS, "geometry"], geometry="geometry", crs=4326)
+        return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
     frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
     frame["permit_uses"] = permit_uses(engine, frame["space_id"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
-    return gpd.GeoDataFrame(frame[list(SPACE_COLUMNS)], geometry=geometry, crs=4326)
+    return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326)
 
 
 def permit_uses(engine: Engine, space_ids: pd.Series, today: date | None = None) -> pd.Series:
@@ -301,19 +305,35 @@ def _with_total(frame, limit: int | None, count) -> tuple:
 
 
 def communities(engine: Engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
-    """Return community boundaries from the store (EPSG:4326)."""
-    stmt = select(Community.name, func.ST_AsBinary(Community.boundary)).where(
-        Community.boundary.isnot(None)
-    )
+    """Return the communities with a boundary (EPSG:4326) and their attributes.
+
+    Columns: those of :func:`community_table`, then the boundary.
+    """
+    stmt = select(
+        *[getattr(Community, c) for c in COMMUNITY_COLUMNS], func.ST_AsBinary(Community.boundary)
+    ).where(Community.boundary.isnot(None))
     if names:
         stmt = stmt.where(Community.name.in_(names))
     with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(stmt.order_by(backend(engine).codepoint_order(Community.name))).all()
     return gpd.GeoDataFrame(
-        {"name": [r[0] for r in rows]},
-        geometry=[shapely.from_wkb(bytes(r[1])) for r in rows],
+        pd.DataFrame([r[:-1] for r in rows], columns=list(COMMUNITY_COLUMNS)),
+        geometry=[shapely.from_wkb(bytes(r[-1])) for r in rows],
         crs=4326,
     )
+
+
+#: The attributes of a community, as :func:`community_table` and :func:`communities` give them.
+COMMUNITY_COLUMNS = (
+    "name",
+    "district",
+    "street_office",
+    "built_year",
+    "households",
+    "residents",
+    "floor_area_m2",
+    "site_area_m2",
+)
 
 
 def community_table(engine: Engine) -> pd.DataFrame:
@@ -323,16 +343,7 @@ def community_table(engine: Engine) -> pd.DataFrame:
     and site area.
     """
     require_schema(engine)
-    columns = [
-        "name",
-        "district",
-        "street_office",
-        "built_year",
-        "households",
-        "residents",
-        "floor_area_m2",
-        "site_area_m2",
-    ]
+    columns = list(COMMUNITY_COLUMNS)
     stmt = select(*[getattr(Community, c) for c in columns]).order_by(
         backend(engine).codepoint_order(Community.name)
     )

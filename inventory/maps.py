@@ -31,7 +31,7 @@ from jinja2 import Template
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
-from inventory.gaps import annotate, annotated_policy, gap_label
+from inventory.gaps import STATUS_COLOURS, annotate, annotated_policy, gap_label
 from inventory.geodesy import metres_per_degree
 
 STATIC = Path(__file__).resolve().parent / "static" / "leaflet"
@@ -39,12 +39,6 @@ FULL_LIMIT = 3_000  # above this many spaces, mode "auto" draws the city map
 DETAIL_ZOOM = 16  # the city map draws spaces from this zoom on (about 2 km across)
 MAX_DRAWN = 5_000  # spaces drawn at once on the city map; more asks to zoom in
 COORD_STEP = 1e-6  # degrees (about 0.1 m): coordinates are rounded to this on the city map
-STATUS_COLOURS = {
-    "clean": "#2e7d32",
-    "minor": "#f9a825",
-    "transitional": "#ef6c00",
-    "blocking": "#c62828",
-}
 LABELS = {
     "zh": {
         "clean": "产权清晰",

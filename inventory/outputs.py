@@ -11,7 +11,9 @@ import pandas as pd
 import pyogrio
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from inventory import i18n
 from inventory.errors import InputError
+from inventory.geopackage import write_geopackage
 
 FORMATS = ("csv", "json", "geojson", "gpkg", "xlsx")
 
@@ -69,7 +71,8 @@ def write(
 
     Geometries become WKT in CSV, JSON and Excel; GeoJSON and GeoPackage keep them.
     CSV carries a UTF-8 BOM so that Excel shows Chinese text. ``layer`` names the
-    GeoPackage layer (several calls may add layers to one file).
+    GeoPackage layer (several calls may add layers to one file); outlines and points of
+    one result become two layers there (see :func:`inventory.geopackage.write_geopackage`).
 
     Raises:
         InputError: the format is unknown, or a map format was asked of a table.
@@ -79,12 +82,10 @@ def write(
     chosen = format_for(p, fmt)
     p.parent.mkdir(parents=True, exist_ok=True)
     spatial = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
-    if chosen == "gpkg" and not spatial:  # a GeoPackage holds plain attribute tables too
-        pyogrio.write_dataframe(
-            _flatten(pd.DataFrame(frame)), p, driver="GPKG", layer=layer or p.stem
-        )
+    if chosen == "gpkg":  # a GeoPackage holds plain attribute tables too
+        write_geopackage(frame, p, layer or p.stem)
         return p
-    if chosen in ("geojson", "gpkg"):
+    if chosen == "geojson":
         if not spatial:
             raise InputError(
                 f"{p.name}: this result has no geometry; write it as csv, json or xlsx."
@@ -93,13 +94,8 @@ def write(
         for col in flat.columns:  # dates as ISO text: every reader understands them
             if flat[col].map(lambda v: hasattr(v, "isoformat")).any():
                 flat[col] = flat[col].map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
-        if chosen == "geojson":
-            p.unlink(missing_ok=True)
-            pyogrio.write_dataframe(flat, p, driver="GeoJSON")
-        else:
-            pyogrio.write_dataframe(
-                flat, p, driver="GPKG", layer=layer or p.stem, geometry_type="Unknown"
-            )
+        p.unlink(missing_ok=True)
+        pyogrio.write_dataframe(flat, p, driver="GeoJSON")
         return p
     table = _with_wkt(frame)
     if chosen == "json":
@@ -217,6 +213,14 @@ def _sheet_name(name: str, taken: list[str]) -> str:
     return candidate
 
 
+def in_language(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Return ``frame`` with its column headers in ``lang`` (the geometry column stays)."""
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    return frame.rename(
+        columns={c: i18n.column(str(c), lang) for c in frame.columns if c != geometry}
+    )
+
+
 def to_text(frame: pd.DataFrame, fmt: str = "csv") -> str:
     """Return ``frame`` as CSV or JSON text, for a pipe (geometries as WKT).
 
@@ -234,25 +238,37 @@ def to_text(frame: pd.DataFrame, fmt: str = "csv") -> str:
     return _neutralise_formulas(_flatten(table)).to_csv(index=False)
 
 
-def write_layers(path: str | Path, fmt: str | None, layers: dict) -> list[tuple[str, Path, int]]:
+def write_layers(
+    path: str | Path, fmt: str | None, layers: dict, lang: str | None = None
+) -> list[tuple[str, Path, int]]:
     """Write named result frames: as layers of one GeoPackage, else one file each.
 
     A GeoPackage holds them all as layers and a workbook as sheets; otherwise the first
     frame goes to ``path``, the others beside it as ``STEM_NAME.SUFFIX``, and a table
-    asked for as GeoJSON is written as CSV. Returns (name, file, rows) for each.
+    asked for as GeoJSON is written as CSV. ``lang`` (zh, en) puts the headers of a
+    workbook or CSV, and a workbook's sheet names, in that language (:mod:`inventory.i18n`);
+    other formats keep the column names. Returns (name, file, rows) for each.
     """
     p = Path(path)
     chosen = format_for(p, fmt)
+    if lang is not None and chosen in ("xlsx", "csv"):
+        layers = {name: in_language(frame, lang) for name, frame in layers.items()}
     if chosen == "xlsx":
         p.parent.mkdir(parents=True, exist_ok=True)
-        write_workbook(p, layers)
+        sheets = {i18n.layer(name, lang): frame for name, frame in layers.items()}
+        write_workbook(p, sheets)
         return [(name, p, len(frame)) for name, frame in layers.items()]
     if chosen == "gpkg":
         p.unlink(missing_ok=True)
+        return [
+            (layer, p, rows)
+            for name, frame in layers.items()
+            for layer, rows in write_geopackage(frame, p, name)
+        ]
     written = []
     for i, (name, frame) in enumerate(layers.items()):
         target, kind = p, chosen
-        if i > 0 and chosen != "gpkg":
+        if i > 0:
             target = p.with_name(f"{p.stem}_{name}{p.suffix}")
         if kind == "geojson" and "geometry" not in frame.columns:
             target, kind = target.with_suffix(".csv"), "csv"  # a table has no GeoJSON form

@@ -108,7 +108,20 @@ def create_roles(engine: Engine) -> list[RoleSummary]:
                     f"CREATE POLICY inventory_scope ON {prep.quote(table)} USING ({_visible(table)})"
                 )
             )
+        from inventory.views import VIEWS  # made before the roles: readable by them too
+
+        made = [v for v in VIEWS if conn.scalar(text("SELECT to_regclass(:v)"), {"v": v})]
+        grant_read(conn, made)
     return list_roles(engine)
+
+
+def grant_read(conn, relations: list[str]) -> None:
+    """Let every group role that exists read ``relations`` (the inventory's views)."""
+    prep = conn.dialect.identifier_preparer
+    for role in ROLES:
+        if conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
+            for name in relations:
+                conn.execute(text(f"GRANT SELECT ON {prep.quote(name)} TO {prep.quote(role)}"))
 
 
 def _visible(table: str) -> str:

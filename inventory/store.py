@@ -57,12 +57,24 @@ def init(engine: Engine) -> str:
         BackendUnavailableError: the spatial extension is missing from the server.
 
     """
+    from inventory import views
+
     _check_upgradable(engine)
     cfg = alembic_config()
     with engine.begin() as conn:
         backend(conn).ensure_spatial_extension(conn)
+        made = views.made_with(conn)  # views hold columns an upgrade may change
+        upgrading = (
+            made is not None
+            and MigrationContext.configure(conn).get_current_revision() != head_revision()
+        )
+        if upgrading:
+            for name in reversed(views.VIEWS):
+                backend(conn).drop_view(conn, name)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    if upgrading:
+        views.create_views(engine, **made)
     return head_revision()
 
 

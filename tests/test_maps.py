@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 
-import pyogrio
 import pytest
 import shapely
 from shapely import MultiPoint
@@ -190,36 +189,6 @@ def test_parking_points_are_drawn_one_circle_each(engine, tmp_path):
     spaces = listing.spaces(engine)
     page = maps.save(maps.build_map(spaces), tmp_path / "p.html").read_text(encoding="utf-8")
     assert "circleMarker" in page or "CircleMarker" in page
-
-
-@pytest.mark.parametrize("suffix", [".gpkg", ".xlsx", ".geojson", ".csv"])
-def test_export_all_layers(engine, sample, sample_dir, tmp_path, suffix):
-    from inventory.export import export
-    from inventory.tenure import import_rights
-
-    import_rights(engine, sample_dir / "jinsong_north_rights.csv")
-    written = export(engine, tmp_path / f"all{suffix}")
-    names = [name for name, _, _ in written]
-    assert names == [
-        "spaces",
-        "gaps",
-        "gap_totals",
-        "bundles",
-        "bundle_members",
-        "communities",
-        "parties",
-        "rights",
-        "sources",
-    ]
-    if suffix == ".gpkg":
-        layers = {name for name, _ in pyogrio.list_layers(tmp_path / "all.gpkg")}
-        assert layers == set(names)
-        assert len(pyogrio.read_dataframe(tmp_path / "all.gpkg", layer="spaces")) == 22
-        rights = pyogrio.read_dataframe(tmp_path / "all.gpkg", layer="rights")
-        shares = rights[(rights["survey_ref"] == "JS-011") & (rights["kind"] == "ownership")]
-        assert sorted(shares["share"]) == [0.5, 0.5]
-    for _, path, rows in written:
-        assert path.exists() and rows > 0
 
 
 LEGEND_PROBE = """

@@ -345,3 +345,25 @@ def test_an_excel_97_workbook_with_a_title_row(engine, sample, tmp_path):
     broken.write_bytes(b"not a workbook")
     with pytest.raises(InputError, match="cannot be read as a spreadsheet.*save it as .xlsx"):
         import_file(engine, broken, community=COMMUNITY, crs="EPSG:4326")
+
+
+def test_progress_advances_through_validating_and_writing(engine, tmp_path):
+    rows = [
+        {"编号": f"P-{i:05d}", "类型": "门房", "geometry": room(15 * (i % 150), 15 * (i // 150), 5, 5)}
+        for i in range(12_000)
+    ]
+    path = tmp_path / "many.gpkg"
+    pyogrio.write_dataframe(frame(rows), path)
+    seen: dict[str, list[tuple[int, int]]] = {}
+    import_file(
+        engine,
+        path,
+        community=COMMUNITY,
+        progress=lambda stage, done, total: seen.setdefault(stage, []).append((done, total)),
+    )
+    for stage in ("validate", "write"):
+        steps = seen[stage]
+        done = [d for d, _ in steps]
+        assert done == sorted(done) and done[-1] == steps[-1][1], (stage, steps)
+        assert len(set(done)) >= 3, (stage, steps)  # not 0 then all: it moves on the way
+    assert len(set(seen["write"])) > 3  # one step per chunk of rows written

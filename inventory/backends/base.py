@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -82,11 +83,13 @@ class Backend(ABC):
         frame: pd.DataFrame,
         geoms: np.ndarray | None = None,
         geom_column: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         """Insert the rows of ``frame`` with ``geoms`` (shapely, EPSG:4326) into ``table``.
 
         ``frame`` should hold Python objects (dtype object) so that integers stay
         integers and None stays NULL. A table without geometry takes no ``geoms``.
+        ``progress(rows)`` is told the rows sent so far, a chunk at a time.
         """
 
     @abstractmethod
@@ -111,14 +114,62 @@ class Backend(ABC):
         """Return who the database says is connected, or None where it has no users."""
         return None
 
+    @abstractmethod
+    def months_after(self, day: ColumnElement, months: int) -> ColumnElement:
+        """Return the SQL date ``months`` months after the SQL date ``day``."""
+
+    def create_view(
+        self, conn: Connection, name: str, query: str, comment: str | None = None
+    ) -> None:
+        """Create (or replace) the view ``name`` of ``query``, for GIS clients to list.
+
+        ``comment`` is kept with the view (:meth:`view_comment` reads it back).
+
+        Raises:
+            ConfigurationError: the database keeps no views of this kind (the base's).
+
+        """
+        from inventory.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"The {self.label} store keeps no views for QGIS: write the layers to a file "
+            "instead (inventory export inventory.gpkg), or use a PostGIS store."
+        )
+
+    def drop_view(self, conn: Connection, name: str) -> None:  # noqa: B027 - optional
+        """Drop the view ``name`` if it exists."""
+
+    def view_comment(self, conn: Connection, name: str) -> str | None:
+        """Return the comment kept with view ``name`` (None: no such view, or none kept)."""
+        return None
+
+
+#: Rows per chunk of an insert (one COPY write, one executemany).
+INSERT_CHUNK_ROWS = 10_000
+
 
 def insert_rows(
-    conn, table: Table, frame: pd.DataFrame, geoms, geom_column: str | None, from_wkb
+    conn,
+    table: Table,
+    frame: pd.DataFrame,
+    geoms,
+    geom_column: str | None,
+    from_wkb,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Insert ``frame`` with ``geoms`` into ``table`` through one prepared ``executemany``.
+    """Insert ``frame`` with ``geoms`` into ``table`` through prepared ``executemany`` calls.
 
-    ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``).
+    ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``);
+    rows go :data:`INSERT_CHUNK_ROWS` at a time, each chunk told to ``progress``.
     """
+    if len(frame) > INSERT_CHUNK_ROWS:
+        for start in range(0, len(frame), INSERT_CHUNK_ROWS):
+            stop = start + INSERT_CHUNK_ROWS
+            part = None if geoms is None else geoms[start:stop]
+            insert_rows(conn, table, frame.iloc[start:stop], part, geom_column, from_wkb)
+            if progress is not None:
+                progress(min(stop, len(frame)))
+        return
     if geom_column is None:
         conn.execute(insert(table), frame.to_dict("records"))
         return

@@ -12,6 +12,7 @@ from sqlalchemy import JSON as JSONType
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Date,
     Engine,
     Table,
     and_,
@@ -135,7 +136,7 @@ class PostGIS(Backend):
         """
         conn.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
 
-    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None) -> None:
+    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None, progress=None) -> None:
         """Insert through ``COPY … FROM STDIN`` in CSV form, in chunks of 10,000 rows.
 
         Geometry goes as hex EWKB and JSON as text; a thread sends one chunk while the
@@ -146,7 +147,7 @@ class PostGIS(Backend):
         if not self._may_copy(conn, table):
             # PostgreSQL refuses COPY FROM into a table whose row-level security applies to
             # this role (a surveyor limited to an area): the policies check each INSERT
-            insert_rows(conn, table, frame, geoms, geom_column, func.ST_GeomFromWKB)
+            insert_rows(conn, table, frame, geoms, geom_column, func.ST_GeomFromWKB, progress)
             return
         from psycopg.copy import QueuedLibpqWriter
 
@@ -176,6 +177,8 @@ class PostGIS(Backend):
                     )
                 # pandas writes None as an unquoted empty field, which CSV COPY reads as NULL
                 copy.write(part.to_csv(header=False, index=False))
+                if progress is not None:
+                    progress(start + len(part))
 
     @staticmethod
     def _may_copy(conn: Connection, table: Table) -> bool:
@@ -229,3 +232,45 @@ class PostGIS(Backend):
     def codepoint_order(self, column: ColumnElement) -> ColumnElement:
         """``COLLATE "C"``: byte order, which for UTF-8 is code-point order (not the locale's)."""
         return column.collate("C").asc().nulls_last()
+
+    def months_after(self, day: ColumnElement, months: int) -> ColumnElement:
+        """``day + make_interval(months => n)`` as a date (the 31st ends a shorter month)."""
+        return cast(day + func.make_interval(0, int(months)), Date)
+
+    def create_view(
+        self, conn: Connection, name: str, query: str, comment: str | None = None
+    ) -> None:
+        """Make a ``security_invoker`` view: a limited role sees only its area through it (RLS).
+
+        Its geometry column has a type and SRID (the query casts it), so PostGIS lists it
+        in ``geometry_columns`` and QGIS offers it as a layer.
+        """
+        conn.execute(text(f"DROP VIEW IF EXISTS {_identifier(name)}"))
+        conn.execute(
+            text(f"CREATE VIEW {_identifier(name)} WITH (security_invoker = true) AS {query}")
+        )
+        if comment is not None:
+            conn.execute(
+                text("SELECT set_config('inventory.view_comment', :c, true)"), {"c": comment}
+            )
+            conn.execute(
+                text(
+                    "DO $$ BEGIN EXECUTE format('COMMENT ON VIEW %I IS %L', "
+                    f"'{name}', current_setting('inventory.view_comment')); END $$"
+                )
+            )
+
+    def view_comment(self, conn: Connection, name: str) -> str | None:
+        """Return the comment of view ``name`` (None: no such view, or no comment)."""
+        return conn.scalar(text("SELECT obj_description(to_regclass(:v), 'pg_class')"), {"v": name})
+
+    def drop_view(self, conn: Connection, name: str) -> None:
+        """``DROP VIEW IF EXISTS``."""
+        conn.execute(text(f"DROP VIEW IF EXISTS {_identifier(name)}"))
+
+
+def _identifier(name: str) -> str:
+    """Return ``name`` as an SQL identifier; only the inventory's own names are accepted."""
+    if not name.replace("_", "").isalnum() or not name.isascii():
+        raise ValueError(f"not a view name: {name!r}")
+    return f'"{name}"'

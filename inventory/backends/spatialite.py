@@ -217,11 +217,11 @@ class SpatiaLite(Backend):
         """Begin with ``BEGIN IMMEDIATE``: the file's write lock at once."""
         conn.execution_options(write=True)
 
-    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None) -> None:
-        """Insert through one prepared ``executemany``, geometry from WKB."""
+    def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None, progress=None) -> None:
+        """Insert through prepared ``executemany`` calls, geometry from WKB."""
         if len(frame) == 0:
             return
-        insert_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB)
+        insert_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB, progress)
 
     def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
         """Use the R*Tree through SpatiaLite's ``SpatialIndex`` virtual table."""
@@ -235,3 +235,7 @@ class SpatiaLite(Backend):
     # within_metres: None (the base's). SpatiaLite's ellipsoidal ST_Distance measures a
     # point to a polygon up to half a metre off, so the caller measures in Python.
     # codepoint_order: the base's; SQLite's default BINARY collation is code-point order.
+
+    def months_after(self, day: ColumnElement, months: int) -> ColumnElement:
+        """``date(day, '+n months')`` (SQLite carries a 31st over into the next month)."""
+        return func.date(day, f"+{int(months)} months")

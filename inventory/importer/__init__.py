@@ -275,10 +275,18 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     def job(start: int, part: Source, stage: str) -> _SpaceImport:
         j = _SpaceImport(engine, part, options)
         j.offset = start
+        writes = stage.startswith("import")  # pass 2 validates then writes each part
+        share = {"validate": (0.0, 0.5 if writes else 1.0), "write": (0.5, 0.5)}
+
         # one bar per pass over the whole file, not one per part
-        j.progress = lambda step, done, count: (
-            report_progress(stage, start + done, total) if step == "validate" else None
-        )
+        def progress(step: str, done: int, count: int) -> None:
+            if step in share and count:
+                first, width = share[step]
+                report_progress(
+                    stage, start + int(len(part) * (first + width * done / count)), total
+                )
+
+        j.progress = progress
         return j
 
     with write_transaction(engine) as conn:

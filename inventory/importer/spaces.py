@@ -87,6 +87,7 @@ class _SpaceImport(_Import):
         self.require_field("kind", "the kind of space (类型/用途/kind)")
         self.progress("validate", 0, n)
         self.parse_fields()
+        self.progress("validate", n // 4, n)  # the steps' shares of the time, measured
         refs = self.values["survey_ref"]
         derive = "survey_ref" not in self.mapping.fields
         if not derive:
@@ -99,6 +100,7 @@ class _SpaceImport(_Import):
         geoms = self.clean_geometries(
             ((kinds == "parking") & (spaces > 0)) | (np.isin(kinds, COUNTED_KINDS) & (units > 0))
         )
+        self.progress("validate", n * 3 // 4, n)
         if derive:
             # from the outline, not the row: a re-export in another order, or another file
             # of the same name, cannot overwrite a space it does not describe
@@ -277,10 +279,19 @@ class _SpaceImport(_Import):
             conn.execute(insert(SpaceHistory), history)
         new = rows[is_new].copy()
         new["batch_id"] = batch_id
-        self.progress("write", 0, len(new))
+        # the rows as they go in, then the tenure records and the round (a tenth)
+        total = len(new) + max(1, len(new) // 10)
+        self.progress("write", 0, total)
         # ids grow, and the write lock is held: this part's new spaces are those above it
         last_id = conn.scalar(select(func.coalesce(func.max(Space.id), 0)))
-        backend(conn).bulk_insert(conn, Space.__table__, new, geoms_ok[is_new], "geom")
+        backend(conn).bulk_insert(
+            conn,
+            Space.__table__,
+            new,
+            geoms_ok[is_new],
+            "geom",
+            progress=lambda rows: self.progress("write", rows, total),
+        )
         self.report.loaded = len(new)
         written = select(Space.id).where(Space.batch_id == batch_id, Space.id > last_id)
         # the survey's owner, operating right and certificate as tenure records
@@ -288,7 +299,7 @@ class _SpaceImport(_Import):
         for start in range(0, len(self.updated_ids), 10_000):
             sync_survey_rights(conn, self.updated_ids[start : start + 10_000])
         self._record_round(conn, batch_id, written)
-        self.progress("write", len(new), len(new))
+        self.progress("write", total, total)
 
     def _same_in_store(self, rows, geoms, keys, existing, batch_id) -> dict[int, tuple[dict, str]]:
         """Return, by row, the stored space of another reference that this one is (best first).
