@@ -53,6 +53,9 @@ FLAGS = {
     "kind": "--kind",
     "kinds": "--kind",
     "lang": "--lang",
+    "color_by": "--color-by",
+    "city_measure": "--city-measure",
+    "classes": "--classes",
     "layer": "--layer",
     "max_gap_m": "--max-gap",
     "min_area_m2": "--min-area",
@@ -1380,6 +1383,24 @@ def map_(
             "resolved) from this revenue scenario (file, or a shipped name: jinsong_north)."
         ),
     ] = None,
+    color_by: Annotated[
+        str,
+        typer.Option(
+            "--color-by",
+            help="Fill by status (title status), kind, vacancy, bundle or use (needs "
+            "--scenario); unless status, the title status is the outline.",
+        ),
+    ] = "status",
+    city_measure: Annotated[
+        str,
+        typer.Option(
+            help="City map circles classed by blocking_share, usable_per_household or "
+            "revenue (needs --scenario)."
+        ),
+    ] = "blocking_share",
+    classes: Annotated[
+        str, typer.Option(help="City map classes: quantiles or natural_breaks.")
+    ] = "quantiles",
     policy: PolicyOption = None,
     db: DbOption = None,
 ) -> None:
@@ -1393,6 +1414,8 @@ def map_(
         inventory map maps/jinsong_en.html --lang en --tiles osm
         inventory map maps/city.html --mode city
         inventory map maps/jinsong_rent.html --scenario jinsong_north
+        inventory map maps/jinsong_kinds.html --color-by kind
+        inventory map maps/city.html --mode city --city-measure usable_per_household --classes natural_breaks
 
     """
     from inventory.maps import map_from_store
@@ -1411,6 +1434,9 @@ def map_(
             mode=mode,
             scenario=scenario,
             policy=policy,
+            color_by=color_by,
+            city_measure=city_measure,
+            classes=classes,
         ),
     )
     _say(

@@ -28,7 +28,7 @@ import shapely
 from branca.element import Element
 from jinja2 import Template
 
-from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE
+from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE, VACANCY
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
 from inventory.gaps import STATUS_COLOURS, annotate, annotated_policy, gap_label
@@ -67,7 +67,12 @@ LABELS = {
         "data_date": "数据日期",
         "title": "存量空间资源图",
         "totals": "社区汇总",
-        "totals_key": "圆点：社区汇总，颜色按存在产权障碍的空间占比（≥30% 红，≥10% 橙，>0 黄）；放大后显示各空间",
+        "totals_key": "圆点：社区汇总，大小按空间数；放大后显示各空间",
+        "measure_blocking_share": "存在产权障碍的空间占比（%）",
+        "measure_usable_per_household": "户均可用面积（㎡/户）",
+        "measure_revenue": "产权理顺后年租金潜力（万元）",
+        "no_value": "无数据",
+        "size_key": "空间数",
         "community_name": "社区",
         "spaces": "空间数",
         "blocking_spaces": "产权障碍空间",
@@ -75,6 +80,21 @@ LABELS = {
         "zoom_in": "放大以显示各空间",
         "too_many": "视野内空间过多，仅显示部分：请放大",
         "old_browser": "浏览器版本过旧，无法解压空间数据",
+        "survey_dates": "调查日期",
+        "no_survey_date": "未记录调查日期",
+        "north": "北",
+        "search": "按编号或名称查找",
+        "not_found": "未找到",
+        "print": "打印",
+        "png": "保存图片",
+        "outline_key": "轮廓：产权状况",
+        "color_kind": "空间类型",
+        "color_vacancy": "利用现状",
+        "color_bundle": "空间组团",
+        "color_use": "方案用途",
+        "none": "无",
+        "source": "数据来源",
+        "made_with": "存量空间资源清查工具",
     },
     "en": {
         "clean": "Clean title",
@@ -103,7 +123,12 @@ LABELS = {
         "data_date": "Data date",
         "title": "Stock-space inventory",
         "totals": "Community totals",
-        "totals_key": "Circles: community totals, coloured by the share of spaces with a blocking gap (≥30% red, ≥10% orange, >0 yellow); zoom in for the spaces",
+        "totals_key": "Circles: community totals, sized by their spaces; zoom in for the spaces",
+        "measure_blocking_share": "Spaces with a blocking gap (%)",
+        "measure_usable_per_household": "Usable area per household (m²)",
+        "measure_revenue": "Rent potential, gaps resolved (万元/yr)",
+        "no_value": "No data",
+        "size_key": "Spaces",
         "community_name": "Community",
         "spaces": "Spaces",
         "blocking_spaces": "Spaces with blocking gaps",
@@ -111,6 +136,21 @@ LABELS = {
         "zoom_in": "Zoom in to see the spaces",
         "too_many": "Too many spaces in view, some are not drawn: zoom in",
         "old_browser": "This browser is too old to unpack the map data",
+        "survey_dates": "Surveyed",
+        "no_survey_date": "survey date not recorded",
+        "north": "N",
+        "search": "Find by ref or name",
+        "not_found": "Not found",
+        "print": "Print",
+        "png": "Save PNG",
+        "outline_key": "Outline: title status",
+        "color_kind": "Kind of space",
+        "color_vacancy": "Vacancy",
+        "color_bundle": "Bundle",
+        "color_use": "Use in the scenario",
+        "none": "None",
+        "source": "Source",
+        "made_with": "stock-space inventory",
     },
 }
 POPUP_FIELDS = (
@@ -127,6 +167,68 @@ POPUP_FIELDS = (
     "bundle",
     "notes",
 )
+#: What a map may colour its spaces by (``color_by``).
+COLOR_BY = ("status", "kind", "vacancy", "bundle", "use")
+#: Fill colours of the kinds: distinct on screen and in print, none of them the red of a
+#: blocking outline.
+KIND_COLOURS = {
+    "boiler_room": "#8c510a",
+    "coal_yard": "#525252",
+    "bike_shed": "#4575b4",
+    "gatehouse": "#8073ac",
+    "basement": "#35978f",
+    "idle_land": "#a6d96a",
+    "parking": "#92c5de",
+    "service_room": "#f1a340",
+    "dwelling": "#de77ae",
+    "public_housing": "#f1b6da",
+    "shop": "#fee08b",
+    "land_parcel": "#c7e9c0",
+    "ev_charger": "#1a9850",
+    "ad_spot": "#bcbddc",
+    "lift": "#bf812d",
+    "other": "#bdbdbd",
+}
+VACANCY_COLOURS = {"idle": "#d95f02", "under_used": "#fdb863", "in_use": "#66a61e"}
+#: Colours given in turn to bundles and uses (ColorBrewer Set2 and Dark2: print-safe).
+CYCLE = (
+    "#66c2a5",
+    "#fc8d62",
+    "#8da0cb",
+    "#e78ac3",
+    "#a6d854",
+    "#ffd92f",
+    "#e5c494",
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+)
+NO_CATEGORY = "#d9d9d9"
+#: How the title status is drawn when the fill says something else: outline colour,
+#: width and dashes (blocking is hatched too).
+STATUS_OUTLINES = {
+    "clean": ("#546e7a", 1, None),
+    "minor": ("#f9a825", 2.5, "2 3"),
+    "transitional": ("#ef6c00", 2.5, "6 3"),
+    "blocking": ("#c62828", 3, None),
+}
+LABEL_ZOOM = 17  # labels (编号 / 名称) show from this zoom on
+#: What the city map's community circles are classed by (``city_measure``).
+CITY_MEASURES = ("blocking_share", "usable_per_household", "revenue")
+#: How the classes are cut (``classes``): equal counts, or natural breaks (Fisher-Jenks).
+CLASS_SCHEMES = ("quantiles", "natural_breaks")
+CITY_CLASSES = 5
+#: Sequential colours of the classes: more blocking is redder; more area or rent bluer.
+CLASS_COLOURS = {
+    "blocking_share": ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"),
+    "usable_per_household": ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"),
+    "revenue": ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"),
+}
+
 #: Popup fields added when the map is given a revenue estimate.
 REVENUE_FIELDS = ("use", "rent", "rent_resolved")
 #: Popup fields added when the map is given the tenure records.
@@ -198,6 +300,7 @@ def _popup_frame(
             **_rights_column(g, rights, lang, text),
             "status": g["gap_severity"].fillna("clean"),
             "kind_code": g["kind"],
+            "vacancy_code": g["vacancy"] if "vacancy" in g else None,
             "community": g["community"] if "community" in g else None,
             "usable_m2": g["usable_area_m2"].astype(float),
         },
@@ -302,8 +405,24 @@ def build_map(
     mode: str = "auto",
     revenue: pd.DataFrame | None = None,
     rights: pd.DataFrame | None = None,
+    color_by: str = "status",
+    source: str | None = None,
+    city_measure: str = "blocking_share",
+    classes: str = "quantiles",
 ) -> folium.Map:
     """Return a Folium map of the spaces (EPSG:4326), ready for :func:`save`.
+
+    ``color_by`` (:data:`COLOR_BY`): the fill says the title status (default), the kind,
+    the vacancy, the bundle or the use in the scenario (needs ``revenue``); unless it is
+    the status, the title status is drawn as the outline (blocking hatched). Every map has
+    labels (编号 / 名称) from zoom :data:`LABEL_ZOOM`, a north arrow, a metric scale, a search
+    box by reference or name, and print (A4 / A3 landscape) and save-PNG controls that lay
+    out the title, legend, scale and ``source`` line. The title names the community when
+    the spaces are of one; the date line gives the survey dates of the spaces shown
+    (``data_date`` instead, when given). The city map classes its community circles by
+    ``city_measure`` (:data:`CITY_MEASURES`: the share of spaces blocked, usable area per
+    household, rent potential with ``revenue``) cut by ``classes`` (:data:`CLASS_SCHEMES`),
+    sizes them by their spaces, and labels them.
 
     ``revenue`` (from :func:`revenue_by_space`) adds each space's use in the scenario
     and its estimated rent, as surveyed and with gaps resolved, to the popups; ``rights``
@@ -328,6 +447,21 @@ def build_map(
         )
     if tiles not in (None, "none", "osm"):
         raise InputError(f"`tiles={tiles!r}`: use none (default, offline) or osm.")
+    if color_by not in COLOR_BY:
+        raise InputError(f"`color_by={color_by!r}`: use one of {', '.join(COLOR_BY)}.")
+    if city_measure not in CITY_MEASURES:
+        raise InputError(f"`city_measure={city_measure!r}`: use one of {', '.join(CITY_MEASURES)}.")
+    if classes not in CLASS_SCHEMES:
+        raise InputError(f"`classes={classes!r}`: use one of {', '.join(CLASS_SCHEMES)}.")
+    if city_measure == "revenue" and revenue is None:
+        raise InputError(
+            "`city_measure=revenue` needs a scenario (`scenario=jinsong_north`) to estimate the rent."
+        )
+    if color_by == "use" and revenue is None:
+        raise InputError(
+            "`color_by=use` colours each space by its use in a scenario: give the scenario "
+            "(`scenario=jinsong_north`), or colour by status, kind, vacancy or bundle."
+        )
     if mode == "auto":
         mode = "city" if len(spaces) > FULL_LIMIT else "full"
     t = LABELS[lang]
@@ -336,7 +470,7 @@ def build_map(
         location=[(miny + maxy) / 2, (minx + maxx) / 2],
         tiles=None,
         prefer_canvas=mode == "city",
-        control_scale=True,
+        control_scale=False,  # metric only: map_tools.js adds it
         zoom_start=17,
     )
     # no CDN: Leaflet is inlined by save(); jQuery, Bootstrap and fonts are not needed
@@ -355,6 +489,24 @@ def build_map(
     if rights is not None:
         fields.insert(fields.index("owner") + 1, "rights")
     features = _popup_frame(spaces, bundle_of, lang, revenue=revenue, rights=rights)
+    features["color_key"], legend = _categories(features, color_by, lang)
+    features["label"] = [
+        f"{r} {n}" if n and n != r else r
+        for r, n in zip(features["survey_ref"], features["name"], strict=True)
+    ]
+    if revenue is not None:
+        potential = revenue.set_index("survey_ref")["rent_resolved_wan"]
+        features["potential_wan"] = (
+            potential.reindex(spaces["survey_ref"].to_numpy()).fillna(0.0).to_numpy()
+        )
+    households = {}
+    if has_communities and "households" in communities:
+        households = dict(zip(communities["name"], communities["households"], strict=True))
+    style = {
+        "colorBy": color_by,
+        "palette": {k: c for k, _, c in legend},
+        "city": (city_measure, classes, households),
+    }
     space_layers, outline_layers = draw(
         m,
         features,
@@ -362,12 +514,52 @@ def build_map(
         bundles if has_bundles else None,
         fields,
         lang,
+        style,
     )
-    _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, mode)
+    names = spaces["community"].dropna().unique() if "community" in spaces else []
+    heading = title or (f"{names[0]} {t['title']}" if len(names) == 1 else t["title"])
+    when = f"{t['data_date']}: {data_date.isoformat()}" if data_date else _survey_dates(spaces, t)
+    city_legend = style.get("classes")
+    _add_title_and_legend(
+        m, t, heading, when, space_layers, outline_layers, mode, legend, color_by, city_legend
+    )
+    _add_tools(m, t, heading, when, source, legend, outline_layers, color_by, city_legend)
     return m
 
 
-def _draw_full(m, features, communities, bundles, fields, lang):
+def _survey_dates(spaces: pd.DataFrame, t: dict) -> str:
+    """Return the line naming when the spaces shown were surveyed (first – last day)."""
+    days = pd.to_datetime(spaces.get("surveyed_at"), errors="coerce").dropna()
+    if days.empty:
+        return t["no_survey_date"]
+    first, last = days.min().date().isoformat(), days.max().date().isoformat()
+    return f"{t['survey_dates']}: {first}" + (f" – {last}" if last != first else "")
+
+
+def _categories(features: gpd.GeoDataFrame, color_by: str, lang: str) -> tuple[list, list]:
+    """Return each space's colour key and the legend: (key, label, colour) in order."""
+    t = LABELS[lang]
+    if color_by == "status":
+        keys = features["status"].tolist()
+        return keys, [(s, t[s], c) for s, c in STATUS_COLOURS.items()]
+    if color_by == "kind":
+        keys = features["kind_code"].tolist()
+        present = [k for k in KIND.codes if k in set(keys)]
+        return keys, [(k, KIND.label(k, lang), KIND_COLOURS[k]) for k in present]
+    if color_by == "vacancy":
+        keys = [v if isinstance(v, str) and v else "none" for v in features["vacancy_code"]]
+        legend = [
+            (v, VACANCY.label(v, lang), VACANCY_COLOURS[v]) for v in VACANCY.codes if v in keys
+        ]
+        return keys, legend + ([("none", t["none"], NO_CATEGORY)] if "none" in keys else [])
+    column = "bundle" if color_by == "bundle" else "use"
+    keys = [v if v else "none" for v in features[column]]
+    values = sorted({k for k in keys if k != "none"}, key=lambda v: (len(v), v))
+    legend = [(v, v, CYCLE[i % len(CYCLE)]) for i, v in enumerate(values)]
+    return keys, legend + ([("none", t["none"], NO_CATEGORY)] if "none" in keys else [])
+
+
+def _draw_full(m, features, communities, bundles, fields, lang, style):
     """Draw every space, boundary and bundle as a vector feature (full_map.js, SVG).
 
     The features go to the page as one JSON value for ``full_map.js``, not through
@@ -380,6 +572,12 @@ def _draw_full(m, features, communities, bundles, fields, lang):
         "colours": STATUS_COLOURS,
         "fields": fields,
         "fieldLabels": [t[f] for f in fields],
+        **style,
+        "outlines": {
+            s: {"color": c, "weight": w, "dashArray": d} for s, (c, w, d) in STATUS_OUTLINES.items()
+        },
+        "noCategory": NO_CATEGORY,
+        "labelZoom": LABEL_ZOOM,
     }
     if communities is not None:
         c = communities[["name", "geometry"]].copy()
@@ -401,7 +599,7 @@ def _draw_full(m, features, communities, bundles, fields, lang):
         count = layer["survey_ref"].nunique()  # spaces, not the points of a parking row
         name = f"{KIND.label(kind, lang)} ({count})"
         space_layers.append(name)
-        data = _geojson(layer.drop(columns=["kind_code", "community", "usable_m2"]))
+        data = _geojson(layer.drop(columns=["kind_code", "vacancy_code", "community", "usable_m2"]))
         config["layers"].append({"name": name, "data": data})
     if bundles is not None:
         b = bundles[["bundle_id", "members", "usable_area_m2", "geometry"]].copy()
@@ -469,8 +667,14 @@ def _columns(frame: pd.DataFrame, names) -> dict:
     return out
 
 
-def _totals(features: gpd.GeoDataFrame) -> list[dict]:
-    """One circle per community: where its spaces are, how many, their area and gaps."""
+def _totals(
+    features: gpd.GeoDataFrame, measure: str, households: dict, lang: str, scheme: str
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Return one circle per community, classed by ``measure``, and the classes' legend.
+
+    A circle has where the community's spaces are, how many, their area and gaps; the
+    legend is (range label, colour) per class.
+    """
     at = shapely.point_on_surface(features.geometry.values)
     frame = pd.DataFrame(
         {
@@ -479,6 +683,7 @@ def _totals(features: gpd.GeoDataFrame) -> list[dict]:
             "y": shapely.get_y(at),
             "usable": features["usable_m2"].fillna(0.0),
             "blocking": features["status"].eq("blocking"),
+            "potential": features["potential_wan"] if "potential_wan" in features else 0.0,
         }
     )
     bounds = features.geometry.bounds
@@ -488,6 +693,7 @@ def _totals(features: gpd.GeoDataFrame) -> list[dict]:
         count=("x", "size"),
         usable=("usable", "sum"),
         blocking=("blocking", "sum"),
+        potential=("potential", "sum"),
     )
     # how far the community's spaces reach from its centre, in metres (at least 50 m)
     box = bounds.groupby(frame["name"].to_numpy(), sort=True).agg(
@@ -496,10 +702,14 @@ def _totals(features: gpd.GeoDataFrame) -> list[dict]:
     per_x, per_y = metres_per_degree(grouped["lat"].to_numpy())
     reach = np.maximum((box["maxx"] - box["minx"]) * per_x, (box["maxy"] - box["miny"]) * per_y)
     grouped["extent"] = np.maximum(50.0, 0.5 * reach)
-    share = grouped["blocking"] / grouped["count"]
-    grouped["status"] = np.select(
-        [share >= 0.3, share >= 0.1, share > 0], ["blocking", "transitional", "minor"], "clean"
-    )
+    if measure == "blocking_share":
+        values = 100.0 * grouped["blocking"] / grouped["count"]
+    elif measure == "usable_per_household":
+        homes = grouped.index.map(lambda n: households.get(n)).astype(float)
+        values = grouped["usable"] / homes.where(homes > 0)
+    else:
+        values = grouped["potential"].astype(float)
+    classes, legend = classify(values.to_numpy(dtype=float), measure, scheme, lang)
     return [
         {
             "name": name or "—",
@@ -509,15 +719,70 @@ def _totals(features: gpd.GeoDataFrame) -> list[dict]:
             "usable": round(float(r.usable)),
             "blocking": int(r.blocking),
             "extent": round(float(r.extent)),
-            "status": r.status,
+            "value": None if np.isnan(v) else round(float(v), 1),
+            "cls": int(c),
         }
-        for name, r in grouped.iterrows()
-    ]
+        for (name, r), v, c in zip(grouped.iterrows(), values, classes, strict=True)
+    ], legend
 
 
-def _draw_city(m, features, communities, bundles, fields, lang):
+def classify(
+    values: np.ndarray, measure: str, scheme: str, lang: str
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Return each value's class (-1: no value) and the legend, (range label, colour) per class.
+
+    Classes by mapclassify: ``quantiles`` (equal counts) or ``natural_breaks``
+    (Fisher-Jenks, sampled above 2,000 values); at most :data:`CITY_CLASSES`, fewer when
+    there are fewer distinct values.
+    """
+    import warnings
+
+    import mapclassify
+
+    t = LABELS[lang]
+    colours = CLASS_COLOURS[measure]
+    known = ~np.isnan(values)
+    out = np.full(len(values), -1, dtype=int)
+    legend: list[tuple[str, str]] = []
+    distinct = np.unique(values[known])
+    if len(distinct):
+        k = min(CITY_CLASSES, len(distinct))
+        if k == 1:
+            bins = distinct
+        else:
+            with warnings.catch_warnings():  # "numba not installed": the pure-Python path is used
+                warnings.simplefilter("ignore")
+                if scheme == "quantiles":
+                    found = mapclassify.Quantiles(values[known], k=k)
+                elif len(distinct) > 2000:
+                    found = mapclassify.FisherJenksSampled(values[known], k=k, pct=0.1)
+                else:
+                    found = mapclassify.FisherJenks(values[known], k=k)
+            bins = np.unique(found.bins)
+        out[known] = np.searchsorted(bins, values[known], side="left").clip(0, len(bins) - 1)
+        # spread the palette over the classes there are
+        pick = np.linspace(0, len(colours) - 1, len(bins)).round().astype(int)
+        low = float(distinct[0])
+        for i, high in enumerate(bins):
+            legend.append((f"{_figure(low)} – {_figure(float(high))}", colours[pick[i]]))
+            low = float(high)
+        out[known] = pick[out[known]]
+    if (~known).any():
+        out[~known] = len(colours)
+        legend.append((t["no_value"], NO_CATEGORY))
+    return out, legend
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
+def _draw_city(m, features, communities, bundles, fields, lang, style):
     """Draw community totals zoomed out and the spaces in view zoomed in (city_map.js)."""
     t = LABELS[lang]
+    measure, scheme, households = style["city"]
+    totals, class_legend = _totals(features, measure, households, lang, scheme)
+    style["classes"] = (t[f"measure_{measure}"], class_legend)
     is_point = features.geom_type.isin(["Point", "MultiPoint"]).to_numpy()
     features = pd.concat([features[~is_point], features[is_point]], ignore_index=True)
     n_polygons = int((~is_point).sum())
@@ -530,6 +795,7 @@ def _draw_city(m, features, communities, bundles, fields, lang):
         "polygons": n_polygons,
         "kind": features["kind_code"].map({k: i for i, k in enumerate(kinds)}).tolist(),
         "status": features["status"].map({s: i for i, s in enumerate(statuses)}).tolist(),
+        "fill": features["color_key"].map({k: i for i, k in enumerate(style["palette"])}).tolist(),
         "columns": _columns(features, fields),
         "geometry": {
             "polygons": _ragged(features.geometry.values[:n_polygons], "polygon"),
@@ -562,47 +828,83 @@ def _draw_city(m, features, communities, bundles, fields, lang):
         "maxDrawn": MAX_DRAWN,
         "statuses": statuses,
         "colours": STATUS_COLOURS,
+        "colorBy": style["colorBy"],
+        "palette": list(style["palette"].values()),
+        "outlines": [STATUS_OUTLINES[s][0] for s in statuses],
         "kinds": [{"code": k, "layer": name} for k, name in zip(kinds, space_layers, strict=True)],
         "names": names,
         "fields": fields,
         "fieldLabels": [t[f] for f in fields],
         "labels": {
-            key: t[key]
-            for key in (
-                "community_name",
-                "spaces",
-                "usable",
-                "blocking_spaces",
-                "bundle",
-                "members",
-                "zoom_in",
-                "too_many",
-                "old_browser",
-            )
+            "measure": t[f"measure_{measure}"],
+            **{
+                key: t[key]
+                for key in (
+                    "community_name",
+                    "spaces",
+                    "usable",
+                    "blocking_spaces",
+                    "bundle",
+                    "members",
+                    "zoom_in",
+                    "too_many",
+                    "old_browser",
+                )
+            },
         },
-        "totals": _totals(features),
+        "totals": totals,
+        "classColours": [*CLASS_COLOURS[measure], NO_CATEGORY],
+        "totalLabelZoom": 12,
         "data": packed,
     }
     _add_script(m, "city_map.js", "inventoryCityMap", config)
     return space_layers, outline_layers
 
 
-def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, mode) -> None:
-    """Add the title, the data date and a legend whose entries switch with their layers."""
-    heading = _text(title or t["title"])
-    when = (data_date or date.today()).isoformat()
+def _add_title_and_legend(
+    m, t, heading, when, space_layers, outline_layers, mode, legend, color_by, city_legend=None
+) -> None:
+    """Add the title, the date line and a legend whose entries switch with their layers."""
+    title_key = t["legend"] if color_by == "status" else t[f"color_{color_by}"]
     legend_rows = (
         '<div class="legend-spaces">'
         + "".join(
             f'<div><span style="display:inline-block;width:12px;height:12px;background:{colour};'
-            f'margin-right:6px;border:1px solid #555"></span>{html.escape(t[status])}</div>'
-            for status, colour in STATUS_COLOURS.items()
+            f'margin-right:6px;border:1px solid #555"></span>{html.escape(label)}</div>'
+            for _, label, colour in legend
         )
         + "</div>"
     )
-    if mode == "city":
+    if color_by != "status":  # the title status is the outline
         legend_rows += (
-            f'<div style="max-width:220px"><small>{html.escape(t["totals_key"])}</small></div>'
+            f'<div class="legend-outlines"><b>{html.escape(t["outline_key"])}</b>'
+            + "".join(
+                f'<div><span style="display:inline-block;width:12px;height:12px;border:{max(1, round(w))}px '
+                f'{"dashed" if d else "solid"} {c};margin-right:6px{";background:repeating-linear-gradient(45deg,#c62828 0 2px,transparent 2px 5px)" if status == "blocking" else ""}"></span>'
+                f"{html.escape(t[status])}</div>"
+                for status, (c, w, d) in STATUS_OUTLINES.items()
+            )
+            + "</div>"
+        )
+    if mode == "city" and city_legend:
+        measure_title, classes = city_legend
+        sizes = "".join(
+            f'<span style="display:inline-block;width:{2 * r}px;height:{2 * r}px;'
+            f'border-radius:50%;border:1px solid #37474f;margin:0 4px;vertical-align:middle">'
+            f"</span>{n:,}"
+            for n, r in ((10, 9), (30, 16), (64, 24))  # radius: 3·√spaces, at most 24 px
+        )
+        legend_rows += (
+            f'<div class="legend-classes"><b>{html.escape(measure_title)}</b>'
+            + "".join(
+                f'<div><span style="display:inline-block;width:12px;height:12px;'
+                f'border-radius:6px;background:{colour};margin-right:6px;border:1px solid #555">'
+                f"</span>{html.escape(label)}</div>"
+                for label, colour in classes
+            )
+            + f'<div class="legend-sizes"><b>{html.escape(t["size_key"])}</b> {sizes}</div>'
+            + f'<div style="max-width:220px"><small>{html.escape(t["totals_key"])}</small></div>'
+            + "</div>"
         )
     # one entry per outlined layer; each shows only while its layer is on
     legend_rows += "".join(
@@ -616,11 +918,11 @@ def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, 
         _Verbatim(
             f'<div id="inventory-title" style="position:fixed;top:10px;left:50px;z-index:1000;'
             f"background:white;padding:6px 10px;border-radius:4px;font:14px sans-serif;"
-            f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{heading}</b><br>'
-            f"<small>{html.escape(t['data_date'])}: {when}</small>{hint}</div>"
+            f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{html.escape(heading)}</b><br>'
+            f"<small>{html.escape(when)}</small>{hint}</div>"
             f'<div id="inventory-legend" style="position:fixed;bottom:30px;right:10px;z-index:1000;'
             f"background:white;padding:8px 10px;border-radius:4px;font:13px sans-serif;"
-            f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{html.escape(t["legend"])}</b>{legend_rows}</div>'
+            f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{html.escape(title_key)}</b>{legend_rows}</div>'
         )
     )
     # legends switch with their layers: outline entries follow their layer, the title-status
@@ -647,6 +949,36 @@ def _add_title_and_legend(m, t, title, data_date, space_layers, outline_layers, 
     m.get_root().script.add_child(_Verbatim(toggle))
 
 
+def _add_tools(
+    m, t, heading, when, source, legend, outline_layers, color_by, city_legend=None
+) -> None:
+    """Add the scale, north arrow, search, print and PNG controls (``static/map_tools.js``)."""
+    source_line = " · ".join(
+        part
+        for part in (f"{t['source']}: {source}" if source else "", when, t["made_with"])
+        if part
+    )
+    config = {
+        "labels": {key: t[key] for key in ("north", "search", "not_found", "print", "png")},
+        "title": heading,
+        "when": when,
+        "sourceLine": source_line,
+        "legendTitle": t["legend"] if color_by == "status" else t[f"color_{color_by}"],
+        "legend": [[label, colour] for _, label, colour in legend],
+        "outlineTitle": t["outline_key"],
+        "outlines": None
+        if color_by == "status"
+        else [[t[s], c, d] for s, (c, _, d) in STATUS_OUTLINES.items()],
+        "outlineLayers": [[name.split(" (")[0], colour] for name, colour in outline_layers.items()],
+        "fileName": "inventory-map",
+    }
+    if city_legend:  # zoomed out, the circles are what the PNG shows
+        measure_title, classes = city_legend
+        config["legendTitle"] = measure_title
+        config["legend"] = [[label, colour] for label, colour in classes] + config["legend"]
+    _add_script(m, "map_tools.js", "inventoryMapTools", config)
+
+
 def map_from_store(
     engine,
     path: str | Path,
@@ -660,8 +992,14 @@ def map_from_store(
     mode: str = "auto",
     scenario: str | Path | None = None,
     policy: str | Path | None = None,
+    color_by: str = "status",
+    city_measure: str = "blocking_share",
+    classes: str = "quantiles",
 ) -> tuple[Path, int]:
     """Write the map of the store's spaces (one community, or all) to ``path``.
+
+    ``color_by``: see :func:`build_map` (``use`` needs ``scenario``). The source line
+    names the survey files the spaces shown came from.
 
     Bundles come from the store (:func:`inventory.bundles.bundles_in_store`), as
     ``inventory bundles`` and ``export`` give them; with ``scenario`` the popups carry
@@ -700,8 +1038,30 @@ def map_from_store(
         mode=mode,
         revenue=revenue_by_space(estimate) if estimate else None,
         rights=records(engine, community)["rights"],
+        color_by=color_by,
+        source=_sources(engine, spaces),
+        city_measure=city_measure,
+        classes=classes,
     )
     return save(m, path), len(spaces)
+
+
+def _sources(engine, spaces: pd.DataFrame) -> str | None:
+    """Return the survey files the spaces came from, as one line (the first few, then a count)."""
+    from sqlalchemy import select
+
+    from inventory.models import ImportBatch
+
+    ids = sorted({int(b) for b in spaces["batch_id"].dropna()}) if "batch_id" in spaces else []
+    if not ids:
+        return None
+    with engine.connect() as conn:
+        files = conn.execute(
+            select(ImportBatch.source_file).where(ImportBatch.id.in_(ids)).order_by(ImportBatch.id)
+        ).scalars()
+        names = list(dict.fromkeys(Path(f).name for f in files))
+    shown = "、".join(names[:4])
+    return shown + (f" (+{len(names) - 4})" if len(names) > 4 else "")
 
 
 def save(m: folium.Map, path: str | Path) -> Path:

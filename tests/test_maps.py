@@ -9,6 +9,9 @@ import re
 import shutil
 import subprocess
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely import MultiPoint
@@ -454,3 +457,131 @@ def test_map_follows_the_chosen_policy(engine, sample, tmp_path):
     assert "community services under a temporary permit (Beijing 2021)" in page
     default, _ = maps.map_from_store(engine, tmp_path / "d.html", lang="en")
     assert "Beijing 2021" not in default.read_text(encoding="utf-8")
+
+
+DELIVERABLE_PROBE = """
+<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var map = null;
+    for (var k in window) { try { if (window[k] instanceof L.Map) { map = window[k]; } } catch (e) {} }
+    var out = document.createElement("pre");
+    out.id = "probe";
+    var fills = {};
+    map.eachLayer(function (layer) {
+      if (layer.feature && layer.feature.properties && layer._path && layer.feature.properties.color_key
+          && layer._path.getAttribute("fill").indexOf("url(") !== 0) {
+        fills[layer.feature.properties.color_key] = layer._path.getAttribute("fill");
+      }
+    });
+    map.setZoom(18, {animate: false});
+    var labels = Array.prototype.map.call(document.querySelectorAll(".inventory-label"), function (n) { return n.textContent; });
+    var scale = Array.prototype.map.call(document.querySelectorAll(".leaflet-control-scale-line"), function (n) { return n.textContent; });
+    var result = {
+      fills: fills,
+      labels: labels,
+      htmlInLabels: document.querySelectorAll(".inventory-label b").length,
+      scale: scale,
+      north: document.querySelectorAll(".inventory-north").length,
+      papers: Array.prototype.map.call(document.querySelectorAll(".inventory-print button[data-paper]"), function (b) { return b.getAttribute("data-paper"); }),
+      png: document.querySelectorAll(".inventory-print .inventory-png").length,
+      found: map.inventoryFind("JS-013"),
+      popup: (document.querySelector(".leaflet-popup-content") || {}).textContent || "",
+      missing: map.inventoryFind("NO-SUCH-ROOM")
+    };
+    map.inventoryPng().then(function (url) {
+      var img = new Image();
+      img.onload = function () {
+        var c = document.createElement("canvas");
+        c.width = img.width; c.height = img.height;
+        var ctx = c.getContext("2d");
+        ctx.drawImage(img, 0, 0);
+        var data = ctx.getImageData(0, 0, c.width, c.height).data, colours = {}, ink = 0;
+        for (var i = 0; i < data.length; i += 4 * 37) {
+          colours[data[i] + "," + data[i + 1] + "," + data[i + 2]] = 1;
+          if (data[i] + data[i + 1] + data[i + 2] < 600) { ink++; }
+        }
+        result.pngWidth = img.width;
+        result.pngColours = Object.keys(colours).length;
+        result.pngInk = ink;
+        out.textContent = JSON.stringify(result);
+        document.body.appendChild(out);
+      };
+      img.src = url;
+    }).catch(function (e) { result.error = String(e); out.textContent = JSON.stringify(result); document.body.appendChild(out); });
+  }, 300);
+});
+</script>
+"""
+
+
+def test_a_map_to_hand_out_in_headless_chromium(mapped, tmp_path):
+    """Coloured by kind, labelled, with north arrow, metric scale, search, print and PNG."""
+    dom, chromium, path = _render_with_probe(mapped, tmp_path, DELIVERABLE_PROBE, color_by="kind")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
+    result = json.loads(html.unescape(found.group(1)))
+    assert "error" not in result, result.get("error")
+    fills = result["fills"]
+    assert fills["boiler_room"] == maps.KIND_COLOURS["boiler_room"]
+    assert fills["boiler_room"] != fills["bike_shed"]  # two kinds differ in colour
+    assert any(label.startswith("JS-013") for label in result["labels"])
+    assert "X-1 <b>bold</b>" in result["labels"] and result["htmlInLabels"] == 0  # as text
+    assert len(result["scale"]) == 1 and re.fullmatch(r"\d+ k?m", result["scale"][0])
+    assert result["north"] == 1 and result["papers"] == ["A4", "A3"] and result["png"] == 1
+    assert result["found"] is True and "JS-013" in result["popup"]
+    assert result["missing"] is False
+    # the PNG is the map at twice the screen's pixels, with ink and colour on it
+    assert result["pngWidth"] > 1000 and result["pngColours"] > 10 and result["pngInk"] > 500
+    page = path.read_text(encoding="utf-8")
+    assert "劲松北社区 存量空间资源图" in page and "调查日期" in page
+
+
+def test_colour_by_needs_what_it_shows(mapped):
+    spaces, *_ = mapped
+    with pytest.raises(maps.InputError, match="status, kind, vacancy, bundle, use"):
+        maps.build_map(spaces, color_by="rent")
+    with pytest.raises(maps.InputError, match="scenario"):
+        maps.build_map(spaces, color_by="use")
+
+
+def test_classes_cut_by_quantiles_and_natural_breaks():
+    values = np.array([0.0, 1, 2, 3, 10, 11, 12, 50, 51, np.nan])
+    for scheme in maps.CLASS_SCHEMES:
+        classes, legend = maps.classify(values, "blocking_share", scheme, "zh")
+        assert classes[-1] == len(maps.CLASS_COLOURS["blocking_share"])  # no value
+        assert legend[-1] == ("无数据", maps.NO_CATEGORY)
+        known = classes[:-1]
+        assert list(known) == sorted(known) and known[0] < known[-1]  # more, redder
+    breaks, _ = maps.classify(values, "blocking_share", "natural_breaks", "en")
+    assert breaks[7] == breaks[8] and breaks[6] < breaks[7]  # 50 and 51 together
+    one, legend = maps.classify(np.array([5.0, 5.0]), "revenue", "quantiles", "en")
+    assert len(set(one)) == 1 and len(legend) == 1
+
+
+def test_city_circles_are_classed_by_the_chosen_measure(mapped, tmp_path):
+    spaces, communities, *_ = mapped
+    copies = []
+    for i in range(6):  # six communities, i of their spaces with an unknown owner
+        copy = spaces.copy()
+        copy["community"] = f"C{i}"
+        copy["owner_name"] = [None if j < 3 * i else o for j, o in enumerate(copy["owner_name"])]
+        copy.geometry = copy.geometry.translate(0.02 * i, 0)
+        copies.append(copy)
+    city = gpd.GeoDataFrame(pd.concat(copies, ignore_index=True), crs=4326)
+    for scheme in maps.CLASS_SCHEMES:
+        page = maps.save(
+            maps.build_map(city, mode="city", classes=scheme), tmp_path / f"city_{scheme}.html"
+        ).read_text(encoding="utf-8")
+        config = json.loads(
+            re.search(r"inventoryCityMap\(map_\w+, (\{.*?\})\); \}\);", page).group(1)
+        )
+        totals = sorted(config["totals"], key=lambda t: t["value"])
+        assert [t["name"] for t in totals] == [f"C{i}" for i in range(6)]
+        assert totals[0]["cls"] < totals[-1]["cls"]  # a class of their own colour
+        assert {config["classColours"][t["cls"]] for t in totals} <= set(
+            maps.CLASS_COLOURS["blocking_share"]
+        )
+        assert "存在产权障碍的空间占比（%）" in page and "legend-sizes" in page
+    with pytest.raises(maps.InputError, match="scenario"):
+        maps.build_map(city, mode="city", city_measure="revenue")

@@ -349,7 +349,11 @@ def test_an_excel_97_workbook_with_a_title_row(engine, sample, tmp_path):
 
 def test_progress_advances_through_validating_and_writing(engine, tmp_path):
     rows = [
-        {"编号": f"P-{i:05d}", "类型": "门房", "geometry": room(15 * (i % 150), 15 * (i // 150), 5, 5)}
+        {
+            "编号": f"P-{i:05d}",
+            "类型": "门房",
+            "geometry": room(15 * (i % 150), 15 * (i // 150), 5, 5),
+        }
         for i in range(12_000)
     ]
     path = tmp_path / "many.gpkg"

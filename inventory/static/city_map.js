@@ -141,14 +141,25 @@
       cfg.totals.forEach(function (t) {
         var marker = L.circleMarker([t.lat, t.lng], {
           renderer: renderer, radius: radius(t),
-          color: "#37474f", weight: 1, fillColor: cfg.colours[t.status], fillOpacity: 0.75
+          color: "#37474f", weight: 1, fillColor: cfg.classColours[t.cls], fillOpacity: 0.8
         });
         marker.bindTooltip(function () {
-          return table([[cfg.labels.community_name, t.name], [cfg.labels.spaces, t.count.toLocaleString()],
+          return table([[cfg.labels.community_name, t.name], [cfg.labels.measure, t.value === null ? "" : t.value.toLocaleString()],
+                        [cfg.labels.spaces, t.count.toLocaleString()],
                         [cfg.labels.usable, t.usable.toLocaleString()], [cfg.labels.blocking_spaces, t.blocking.toLocaleString()]]);
         });
         marker.on("click", function () { map.setView([t.lat, t.lng], cfg.detailZoom); });
         totals.addLayer(marker);
+        if (map.getZoom() >= cfg.totalLabelZoom) {
+          var icon = L.divIcon({ className: "inventory-label", html: "", iconSize: null });
+          var label = L.marker([t.lat, t.lng], { icon: icon, interactive: false, keyboard: false });
+          label.on("add", function () {
+            var node = label.getElement();
+            node.textContent = t.name;  // text, never HTML
+            node.style.cssText += ";font:11px sans-serif;color:#111;white-space:nowrap;text-shadow:0 0 3px #fff,0 0 3px #fff;margin-top:" + (radius(t) + 2) + "px";
+          });
+          totals.addLayer(label);
+        }
       });
       state.totals = cfg.totals.length;
       state.totalsZoom = map.getZoom();
@@ -158,9 +169,13 @@
 
     function spaceLayer(i) {
       var status = cfg.statuses[data.status[i]], layer;
-      var style = {
+      var style = cfg.colorBy === "status" ? {
         renderer: renderer, fillColor: cfg.colours[status], fillOpacity: 0.6,
         color: status === "blocking" ? "#b71c1c" : "#37474f", weight: status === "blocking" ? 3 : 1
+      } : {
+        // the fill says the chosen measure, the outline the title status
+        renderer: renderer, fillColor: data.fill[i] === null ? "#d9d9d9" : cfg.palette[data.fill[i]], fillOpacity: 0.75,
+        color: cfg.outlines[data.status[i]], weight: status === "clean" ? 1 : 2.5
       };
       if (i < data.polygons) {
         layer = L.polygon(spaces.latlngs(i), style);
@@ -247,6 +262,37 @@
         }
       }
     }
+
+    map.inventoryFind = function (query) {
+      var q = query.toLowerCase();
+      var community = cfg.totals.filter(function (t) { return t.name.toLowerCase() === q; })[0] ||
+        cfg.totals.filter(function (t) { return t.name.toLowerCase().indexOf(q) >= 0; })[0];
+      if (community) { map.setView([community.lat, community.lng], cfg.detailZoom); return true; }
+      if (!state.ready) { return false; }
+      var refs = data.columns.survey_ref;
+      var n = data.status.length;
+      for (var i = 0; i < n; i++) {
+        if (String(column(refs, i)).toLowerCase() === q) {
+          var box = i < data.polygons ? spaces.bbox(i) : points.bbox(i - data.polygons);
+          map.fitBounds([[box[1], box[0]], [box[3], box[2]]], { maxZoom: 19 });
+          return true;
+        }
+      }
+      return false;
+    };
+    map.inventoryLabels = function () {
+      if (map.getZoom() >= cfg.detailZoom) {
+        var out = [];
+        drawnSpaces.forEach(function (layer, i) {
+          if (out.length < 500 && layer.getBounds) {
+            out.push({ at: layer.getBounds().getCenter(), text: String(column(data.columns.survey_ref, i)) });
+          }
+        });
+        return out;
+      }
+      if (map.getZoom() < cfg.totalLabelZoom) { return []; }
+      return cfg.totals.map(function (t) { return { at: L.latLng(t.lat, t.lng), text: t.name }; });
+    };
 
     map.on("moveend zoomend overlayadd overlayremove", function () { if (state.ready) { redraw(); } });
     redraw();
