@@ -1704,6 +1704,57 @@ def export(
 
 
 @app.command()
+def report(
+    community: Annotated[str, typer.Argument(help="The community the pack is about.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="pack.html, or pack.pdf (printed by Chromium).")
+    ],
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A renewal model to compare (a file or a shipped name; repeat for more). "
+            "Default: the shipped scenarios of the community."
+        ),
+    ] = None,
+    lang: Annotated[str, typer.Option(help="Language of the pack: zh or en.")] = "zh",
+    max_gap: Annotated[
+        float, typer.Option(help="Bundle gap (m) for the bundles.")
+    ] = DEFAULT_MAX_GAP_M,
+    policy: PolicyOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write a community's meeting pack: map, capacity, gaps, bundles, models, sources.
+
+    One A4 document to print or send: HTML that opens anywhere, or PDF.
+
+    Example:
+        inventory report 劲松北社区 --output maps/jinsong_pack.html
+        inventory report 劲松北社区 --output maps/jinsong_pack.pdf --lang en
+        inventory report 劲松北社区 -o pack.pdf --scenario jinsong_north --scenario jinsong_master_lease
+
+    """
+    from inventory.pack import meeting_pack
+
+    made = _in_store(
+        db,
+        lambda e: meeting_pack(
+            e,
+            community,
+            output,
+            scenarios=scenario or None,
+            lang=lang,
+            policy=policy,
+            max_gap_m=max_gap,
+        ),
+    )
+    _say(
+        f"Meeting pack of {made.community} written to {made.path} "
+        f"({made.path.stat().st_size / 1024:,.0f} KB): {made.spaces} spaces, {made.gaps} with a "
+        f"title gap, {made.bundles} bundles, {len(made.scenarios)} renewal models compared."
+    )
+
+
+@app.command()
 def views(
     max_gap: Annotated[
         float, typer.Option(help="Bundle gap (m) of v_bundle and v_space's bundle_id.")

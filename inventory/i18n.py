@@ -85,6 +85,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "households": ("户数", "Households"),
     "residents": ("人口", "Residents"),
     "site_area_m2": ("用地面积（㎡）", "Site area (m²)"),
+    # import batches
+    "file": ("文件", "File"),
+    "layer": ("图层", "Layer"),
+    "imported_by": ("导入人", "Imported by"),
+    "started_at": ("开始时间", "Started"),
+    "finished_at": ("导入时间", "Imported"),
+    "read": ("读取", "Read"),
+    "loaded": ("新增", "Loaded"),
+    "updated": ("更新", "Updated"),
+    "unchanged": ("未变", "Unchanged"),
+    "rejected": ("拒收", "Rejected"),
+    "rejects_open": ("待修正", "Rejects open"),
     # tenure records
     "party_id": ("权利人ID", "Party id"),
     "party_type": ("权利人类型", "Party type"),
