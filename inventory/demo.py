@@ -25,6 +25,7 @@ from inventory.export import for_readers, styles
 from inventory.gaps import title_gaps
 from inventory.geopackage import add_styles
 from inventory.importer import ImportReport, import_file
+from inventory.pack import meeting_pack
 from inventory.samples import JINSONG_CENTRE, write_jinsong_north
 from inventory.scenario import load_scenario
 from inventory.tenure import RightsReport, import_rights, records
@@ -121,5 +122,15 @@ def run(
     )
     result.map_html = maps.save(m, Path(out_dir) / "demo.html")
     csv = outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")
-    result.exports = [result.map_html, gpkg, csv, result.plot]
+    engine = connect(str(db))
+    try:  # the planner's meeting pack, HTML (a PDF needs Chromium: inventory report … .pdf)
+        pack = meeting_pack(
+            engine,
+            "劲松北社区",
+            Path(out_dir) / "demo_pack.html",
+            scenarios=["jinsong_north", "jinsong_master_lease"],
+        ).path
+    finally:
+        engine.dispose()
+    result.exports = [result.map_html, pack, gpkg, csv, result.plot]
     return result

@@ -201,6 +201,15 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "B0001" in result.output and "allocated_land" in result.output
     page = (tmp_path / "maps" / "demo.html").read_text(encoding="utf-8")
     assert "L.map(" in page and 'src="http' not in page
+    assert "inventoryMapTools" in page  # north arrow, metric scale, search, print
+    pack = (tmp_path / "maps" / "demo_pack.html").read_text(encoding="utf-8")
+    assert "劲松北社区 存量空间资源会议资料" in pack and "更新模式比较" in pack
+    assert "demo_pack.html" in result.output
+    assert types_of(tmp_path / "maps" / "demo_inventory.gpkg")["spaces"] == "MultiPolygon"
+
+
+def types_of(path) -> dict:
+    return dict(pyogrio.list_layers(path))
 
 
 @pytest.mark.parametrize(
