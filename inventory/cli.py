@@ -54,6 +54,8 @@ FLAGS = {
     "kinds": "--kind",
     "lang": "--lang",
     "color_by": "--color-by",
+    "tiles_key": "--tiles-key",
+    "base": "--base",
     "city_measure": "--city-measure",
     "classes": "--classes",
     "layer": "--layer",
@@ -1362,9 +1364,22 @@ def map_(
     tiles: Annotated[
         str,
         typer.Option(
-            help="Basemap: none (offline, default) or osm (needs internet to show tiles)."
+            help="Online basemap: none (offline, default), osm, tianditu, tianditu-satellite "
+            "(with --tiles-key), gaode, gaode-satellite (GCJ-02: the data are shifted onto "
+            "them), esri-satellite, or an xyzservices name."
         ),
     ] = "none",
+    tiles_key: Annotated[
+        str | None,
+        typer.Option(envvar="TIANDITU_KEY", help="Tianditu key (天地图 tk) for --tiles tianditu."),
+    ] = None,
+    base: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Your own layer drawn under the spaces, offline (roads.gpkg, buildings.shp); "
+            "repeat for more."
+        ),
+    ] = None,
     max_gap: Annotated[
         float, typer.Option(help="Bundle gap (m) for the bundles layer.")
     ] = DEFAULT_MAX_GAP_M,
@@ -1414,7 +1429,8 @@ def map_(
         inventory map maps/jinsong_en.html --lang en --tiles osm
         inventory map maps/city.html --mode city
         inventory map maps/jinsong_rent.html --scenario jinsong_north
-        inventory map maps/jinsong_kinds.html --color-by kind
+        inventory map maps/jinsong_kinds.html --color-by kind --base roads.gpkg
+        inventory map maps/jinsong_tdt.html --tiles tianditu --tiles-key YOUR_KEY
         inventory map maps/city.html --mode city --city-measure usable_per_household --classes natural_breaks
 
     """
@@ -1437,11 +1453,13 @@ def map_(
             color_by=color_by,
             city_measure=city_measure,
             classes=classes,
+            tiles_key=tiles_key,
+            base=base,
         ),
     )
     _say(
         f"Map of {n} spaces written to {path} ({path.stat().st_size / 1024:,.0f} KB); "
-        "it opens offline."
+        + ("it opens offline." if tiles == "none" else "its tiles need the internet.")
     )
 
 

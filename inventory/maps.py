@@ -28,6 +28,7 @@ import shapely
 from branca.element import Element
 from jinja2 import Template
 
+from inventory import basemaps
 from inventory.codes import CERTIFICATE_STATUS, KIND, LAND_TYPE, VACANCY
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
@@ -409,6 +410,8 @@ def build_map(
     source: str | None = None,
     city_measure: str = "blocking_share",
     classes: str = "quantiles",
+    tiles_key: str | None = None,
+    base: list[tuple[str, gpd.GeoDataFrame]] | None = None,
 ) -> folium.Map:
     """Return a Folium map of the spaces (EPSG:4326), ready for :func:`save`.
 
@@ -423,6 +426,12 @@ def build_map(
     ``city_measure`` (:data:`CITY_MEASURES`: the share of spaces blocked, usable area per
     household, rent potential with ``revenue``) cut by ``classes`` (:data:`CLASS_SCHEMES`),
     sizes them by their spaces, and labels them.
+
+    ``tiles``: none (offline, default) or an online source of
+    :func:`inventory.basemaps.tiles` (osm, tianditu with ``tiles_key``, gaode — whose
+    GCJ-02 tiles the data are shifted onto —, any xyzservices name). ``base``: (name,
+    layer) pairs of the user's own data (:func:`inventory.basemaps.read_base`), inlined and
+    drawn under the spaces, offline.
 
     ``revenue`` (from :func:`revenue_by_space`) adds each space's use in the scenario
     and its estimated rent, as surveyed and with gaps resolved, to the popups; ``rights``
@@ -445,8 +454,11 @@ def build_map(
         raise InputError(
             "No spaces to map: import a survey first, or check `community` and `kinds`."
         )
-    if tiles not in (None, "none", "osm"):
-        raise InputError(f"`tiles={tiles!r}`: use none (default, offline) or osm.")
+    source_tiles = basemaps.tiles(tiles, tiles_key)
+    if source_tiles is not None and source_tiles.gcj02:  # put the data where the tiles are
+        spaces = basemaps.to_gcj02(spaces)
+        communities, bundles = basemaps.to_gcj02(communities), basemaps.to_gcj02(bundles)
+        base = [(name, basemaps.to_gcj02(layer)) for name, layer in base or []]
     if color_by not in COLOR_BY:
         raise InputError(f"`color_by={color_by!r}`: use one of {', '.join(COLOR_BY)}.")
     if city_measure not in CITY_MEASURES:
@@ -476,8 +488,15 @@ def build_map(
     # no CDN: Leaflet is inlined by save(); jQuery, Bootstrap and fonts are not needed
     m.default_js = []
     m.default_css = []
-    if tiles == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap").add_to(m)
+    for url, attribution, name, max_zoom, subdomains in source_tiles.layers if source_tiles else ():
+        folium.TileLayer(
+            tiles=url,
+            attr=attribution,
+            name=name,
+            max_zoom=max_zoom,
+            subdomains=subdomains,
+            overlay=False,
+        ).add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     bundle_of = {}
     if members is not None and not members.empty:
@@ -523,7 +542,12 @@ def build_map(
     _add_title_and_legend(
         m, t, heading, when, space_layers, outline_layers, mode, legend, color_by, city_legend
     )
-    _add_tools(m, t, heading, when, source, legend, outline_layers, color_by, city_legend)
+    _add_tools(m, t, heading, when, source, legend, outline_layers, color_by, city_legend, base)
+    if source_tiles is None:  # no tiles: a white sheet, as printed
+        m.get_root().header.add_child(
+            _Verbatim("<style>.leaflet-container { background: #ffffff; }</style>"),
+            name="inventory_white_sheet",
+        )
     return m
 
 
@@ -950,7 +974,7 @@ def _add_title_and_legend(
 
 
 def _add_tools(
-    m, t, heading, when, source, legend, outline_layers, color_by, city_legend=None
+    m, t, heading, when, source, legend, outline_layers, color_by, city_legend=None, base=None
 ) -> None:
     """Add the scale, north arrow, search, print and PNG controls (``static/map_tools.js``)."""
     source_line = " · ".join(
@@ -971,6 +995,10 @@ def _add_tools(
         else [[t[s], c, d] for s, (c, _, d) in STATUS_OUTLINES.items()],
         "outlineLayers": [[name.split(" (")[0], colour] for name, colour in outline_layers.items()],
         "fileName": "inventory-map",
+        "base": [
+            {"name": _text(name, escape=False), "data": _geojson(layer)}
+            for name, layer in base or []
+        ],
     }
     if city_legend:  # zoomed out, the circles are what the PNG shows
         measure_title, classes = city_legend
@@ -995,11 +1023,14 @@ def map_from_store(
     color_by: str = "status",
     city_measure: str = "blocking_share",
     classes: str = "quantiles",
+    tiles_key: str | None = None,
+    base: list[str | Path] | None = None,
 ) -> tuple[Path, int]:
     """Write the map of the store's spaces (one community, or all) to ``path``.
 
     ``color_by``: see :func:`build_map` (``use`` needs ``scenario``). The source line
-    names the survey files the spaces shown came from.
+    names the survey files the spaces shown came from. ``base``: files of the user's own
+    layers (roads, buildings) drawn under the spaces (:func:`inventory.basemaps.read_base`).
 
     Bundles come from the store (:func:`inventory.bundles.bundles_in_store`), as
     ``inventory bundles`` and ``export`` give them; with ``scenario`` the popups carry
@@ -1042,6 +1073,10 @@ def map_from_store(
         source=_sources(engine, spaces),
         city_measure=city_measure,
         classes=classes,
+        tiles_key=tiles_key,
+        base=[(Path(f).stem, basemaps.read_base(f, tuple(spaces.total_bounds))) for f in base or []]
+        if len(spaces)
+        else None,
     )
     return save(m, path), len(spaces)
 

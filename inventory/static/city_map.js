@@ -126,7 +126,7 @@
     var boundaries = null, bundleGroup = null;
     if (cfg.names.community) { boundaries = L.layerGroup().addTo(map); overlays[cfg.names.community] = boundaries; }
     if (cfg.names.bundles) { bundleGroup = L.layerGroup().addTo(map); overlays[cfg.names.bundles] = bundleGroup; }
-    L.control.layers(null, overlays, {collapsed: false}).addTo(map);
+    map.inventoryLayerControl = L.control.layers(null, overlays, {collapsed: false}).addTo(map);
     var hint = document.getElementById("inventory-hint");
     var state = {ready: false, drawn: 0, totals: 0, error: ""};
     map._inventory = state;

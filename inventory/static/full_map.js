@@ -193,6 +193,6 @@
       bundles.addTo(map);
       overlays[cfg.bundles.name] = bundles;
     }
-    L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+    map.inventoryLayerControl = L.control.layers(null, overlays, { collapsed: false }).addTo(map);
   };
 })();

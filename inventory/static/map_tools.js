@@ -261,6 +261,10 @@
     // SVG and canvas renderers alike (no image of the SVG to wait for)
     var layers = [];
     map.eachLayer(function (layer) { if (layer instanceof L.Path) { layers.push(layer); } });
+    // the basemap first, as on screen
+    layers.sort(function (a, b) {
+      return (b.options.pane === "inventoryBase") - (a.options.pane === "inventoryBase");
+    });
     layers.forEach(function (layer) {
       var o = layer.options;
       var path = new Path2D();
@@ -376,7 +380,34 @@
     });
   }
 
+  function drawBase(map, cfg) {
+    // the user's own layers (roads, buildings), under the spaces, drawn on a canvas
+    if (!cfg.base || !cfg.base.length) { return; }
+    var pane = map.createPane("inventoryBase");
+    pane.style.zIndex = 350;
+    pane.style.pointerEvents = "none";
+    var renderer = L.canvas({ pane: "inventoryBase", padding: 0.3 });
+    cfg.base.forEach(function (b) {
+      var layer = L.geoJSON(b.data, {
+        pane: "inventoryBase",
+        interactive: false,
+        style: function (f) {
+          var polygon = f.geometry.type.indexOf("Polygon") >= 0;
+          return polygon
+            ? { renderer: renderer, pane: "inventoryBase", color: "#bdbdbd", weight: 0.8, fillColor: "#eeeeee", fillOpacity: 1, interactive: false }
+            : { renderer: renderer, pane: "inventoryBase", color: "#9e9e9e", weight: 1.5, interactive: false };
+        },
+        pointToLayer: function (f, at) {
+          return L.circleMarker(at, { renderer: renderer, pane: "inventoryBase", radius: 2, color: "#9e9e9e", interactive: false });
+        }
+      });
+      layer.addTo(map);
+      if (map.inventoryLayerControl) { map.inventoryLayerControl.addOverlay(layer, b.name); }
+    });
+  }
+
   window.inventoryMapTools = function (map, cfg) {
+    drawBase(map, cfg);
     L.control.scale({ imperial: false, metric: true, maxWidth: 150 }).addTo(map);
     northArrow(map, cfg);
     search(map, cfg);
