@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from inventory import __version__
+from inventory import __version__, i18n
 from inventory.defaults import CAPACITY_GROUPS, DEFAULT_MAX_GAP_M, DEMO_DB
 from inventory.errors import InventoryError
 
@@ -35,6 +36,9 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+#: The language of tables, frames and messages (--lang, else INVENTORY_LANG); None shows
+#: the codes as columns and values, with English frames.
+LANG: str | None = None
 
 T = TypeVar("T")
 
@@ -88,10 +92,10 @@ FLAGS = {
     "reason": "--reason",
 }
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
-#: Titles of the tables shown after a command's main one.
-LAYER_TITLES = {"gap_totals": "Per community", "bundle_members": "Bundle members"}
-#: What the rows of a written layer are, where "rows (layer)" would say less.
-NOUNS = {"spaces": "spaces", "rejects": "rejected features"}
+#: Titles (catalogue keys) of the tables shown after a command's main one.
+LAYER_TITLES = {"gap_totals": "per_community", "bundle_members": "bundle_members"}
+#: How a written layer's rows are counted (catalogue keys), where "rows (layer)" says less.
+NOUNS = {"spaces": "written_spaces", "rejects": "written_rejects"}
 #: Rows a table shows on the terminal; ``--output FILE`` writes them all.
 TERMINAL_ROWS = 100
 
@@ -116,6 +120,20 @@ def _safe(value: object) -> str:
         lambda m: chr(0x2400 + ord(m.group())) if ord(m.group()) < 32 else "\ufffd",
         text,
     )
+
+
+def _t(key: str, **values) -> str:
+    """Return the command line's sentence ``key`` in the chosen language."""
+    return i18n.phrase(key, LANG, **values)
+
+
+def _header(column: str, given: dict[str, str] | None = None) -> str:
+    """Return a table's header of ``column``: its word in the language, else as given."""
+    if LANG is not None:
+        for table in (i18n.COLUMNS, i18n.FIGURES):
+            if column in table:
+                return i18n.word(table, column, LANG)
+    return (given or {}).get(column, column)
 
 
 def _say(message: str, style: str | None = None) -> None:
@@ -172,6 +190,14 @@ def _version(show: bool) -> None:
 @app.callback()
 def main_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="Language of tables, messages and outputs: zh or en (default: "
+            "INVENTORY_LANG; without either, tables show codes under English frames).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -181,6 +207,8 @@ def main_options(
 ) -> None:
     """Spatial inventory of stock spaces (存量空间) in old residential communities."""
     console.quiet = quiet
+    global LANG
+    LANG = _call(lambda: i18n.language(lang))
     # the library's notices (a writer waiting for another) go to stderr as one line
     import logging
 
@@ -271,6 +299,8 @@ def _cell(value) -> str:
         return ", ".join(map(_safe, value))
     if value is None or (not isinstance(value, str) and isna(value)):
         return ""
+    if LANG is not None and type(value).__name__ in ("bool", "bool_"):
+        return _t("yes" if value else "no")
     if isinstance(value, float):
         return f"{value:,.1f}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -278,12 +308,13 @@ def _cell(value) -> str:
     return _safe(value)
 
 
-def _shown(rows, total: int | None = None, get_all: str = "--output FILE writes them all"):
+def _shown(rows, total: int | None = None, get_all: str | None = None):
     """Return the rows to show on the terminal, and a caption if they were cut."""
     total = len(rows) if total is None else total
     if total <= TERMINAL_ROWS:
         return rows, None
-    return rows[:TERMINAL_ROWS], f"The first {TERMINAL_ROWS} of {total:,} rows; {get_all}."
+    caption = _t("first_rows", shown=TERMINAL_ROWS, total=total, get_all=get_all or _t("get_all"))
+    return rows[:TERMINAL_ROWS], caption
 
 
 def _table(
@@ -293,21 +324,22 @@ def _table(
     *,
     total: int | None = None,
     headers: dict[str, str] | None = None,
-    get_all: str = "--output FILE writes them all",
+    get_all: str | None = None,
 ) -> Table:
     """Return a terminal table of ``frame``'s ``columns`` that never cuts a value.
 
     Identifiers and numbers keep their whole width; other text folds onto more lines.
     When even that does not fit the terminal, text columns are left out from the right
-    and the caption names them.
+    and the caption names them. With a language, headers and code values are its words.
     """
     columns = list(frame.columns if columns is None else columns)
     shown, caption = _shown(frame, total, get_all)
+    shown = i18n.labelled(shown[columns], LANG)
     cells = {c: [_cell(v) for v in shown[c]] for c in columns}
-    label = {c: (headers or {}).get(c, c) for c in columns}
+    label = {c: _header(c, headers) for c in columns}
     numeric = {c: frame[c].dtype.kind in "iuf" for c in columns}
     kept = {c for c in columns if numeric[c] or c in _KEEP}
-    widths = {c: max([len(label[c]), *map(len, cells[c])]) for c in columns}
+    widths = {c: max([cell_len(label[c]), *map(cell_len, cells[c])]) for c in columns}
     room = max(console.width, 40)
     dropped: list[str] = []
     while True:
@@ -319,7 +351,7 @@ def _table(
         dropped.insert(0, droppable[-1])
         columns.remove(droppable[-1])
     if dropped:
-        note = f"Left out to fit the terminal: {', '.join(dropped)}; --output FILE has them."
+        note = _t("left_out", columns=", ".join(label[c] for c in dropped))
         caption = f"{caption} {note}" if caption else note
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for c in columns:
@@ -345,7 +377,8 @@ def _emit(layers: dict, output: Path | None, fmt: str | None, title: str, column
         name, frame = next(iter(layers.items()))
         console.print(_table(frame, title.format(n=len(frame)), columns))
         for other, frame in list(layers.items())[1:]:
-            console.print(_table(frame, LAYER_TITLES.get(other, other)))
+            title = _t(LAYER_TITLES[other]) if other in LAYER_TITLES else other
+            console.print(_table(frame, title))
         return
     from inventory import outputs
 
@@ -353,12 +386,10 @@ def _emit(layers: dict, output: Path | None, fmt: str | None, title: str, column
         name, frame = next(iter(layers.items()))
         _call(lambda: sys.stdout.write(outputs.to_text(frame, fmt or "csv")))
         if len(layers) > 1:
-            err_console.print(
-                Text(f"Only the first layer ({name}) went to stdout; --output FILE writes all.")
-            )
+            err_console.print(Text(_t("stdout_first", layer=name)))
         return
     for name, target, rows in _call(lambda: outputs.write_layers(output, fmt, layers)):
-        _say(f"{rows} {NOUNS.get(name, f'rows ({name})')} written to {target}")
+        _say(_t(NOUNS.get(name, "written"), rows=rows, layer=name, target=target))
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -377,8 +408,13 @@ def init(db: DbOption = None) -> None:
 
     found = _in_store(db, store.init_and_describe, create=True)
     _say(
-        f"Store ready: {found.backend} at {found.location} (schema revision "
-        f"{found.schema_revision}, {found.spatial_version})."
+        _t(
+            "store_ready",
+            backend=found.backend,
+            location=found.location,
+            revision=found.schema_revision,
+            spatial=found.spatial_version,
+        )
     )
 
 
@@ -400,27 +436,23 @@ def _print_info(result) -> None:
     from inventory.codes import KIND
 
     summary = Table.grid(padding=(0, 2))
-    summary.add_row("Backend", Text(f"{result.backend} ({result.spatial_version})"))
-    summary.add_row("Location", Text(_safe(result.location)))
-    if result.schema_revision is None:
-        status = "not initialised — run `inventory init`"
-    elif result.schema_revision == result.head_revision:
-        status = f"{result.schema_revision} (up to date)"
+    summary.add_row(_t("backend"), Text(f"{result.backend} ({result.spatial_version})"))
+    summary.add_row(_t("location"), Text(_safe(result.location)))
+    revision, head = result.schema_revision, result.head_revision
+    if revision is None:
+        status = _t("schema_none")
+    elif revision == head:
+        status = _t("schema_current", revision=revision)
     else:
-        status = (
-            f"{result.schema_revision} (this version needs {result.head_revision}: "
-            "run `inventory init`)"
-        )
-    summary.add_row("Schema", Text(status))
-    summary.add_row(
-        "Contents",
-        Text(
-            f"{result.communities} communities, {result.spaces} spaces"
-            + (f" (and {result.retired} retired)" if result.retired else "")
-            + f", {result.batches} import batches, {result.rejected} rejected features"
-            + (f" open ({result.rejects_resolved} resolved)" if result.rejects_resolved else "")
-        ),
-    )
+        status = _t("schema_old", revision=revision, head=head)
+    summary.add_row(_t("schema"), Text(status))
+    contents = _t("contents_counts", communities=result.communities, spaces=result.spaces)
+    if result.retired:
+        contents += _t("contents_retired", retired=result.retired)
+    contents += _t("contents_rest", batches=result.batches, rejected=result.rejected)
+    if result.rejects_resolved:
+        contents += _t("contents_open", resolved=result.rejects_resolved)
+    summary.add_row(_t("contents"), Text(contents))
     console.print(summary)
     if result.spaces_by_community_kind:
         import pandas as pd
@@ -429,13 +461,16 @@ def _print_info(result) -> None:
             result.spaces_by_community_kind,
             columns=["community", "kind", "spaces", "usable_area_m2", "parking_spaces"],
         )
-        frame["kind"] = frame["kind"].map(lambda k: f"{KIND.label(k, 'zh')} {KIND.label(k, 'en')}")
+        if LANG is None:  # with a language, the table shows the kind's word
+            frame["kind"] = frame["kind"].map(
+                lambda k: f"{KIND.label(k, 'zh')} {KIND.label(k, 'en')}"
+            )
         frame["usable_area_m2"] = frame["usable_area_m2"].round(0)
         frame["parking_spaces"] = frame["parking_spaces"].replace(0, None)
         console.print(
             _table(
                 frame,
-                "Spaces by community and kind",
+                _t("by_community_kind"),
                 headers={
                     "community": "Community",
                     "kind": "Kind",
@@ -443,7 +478,7 @@ def _print_info(result) -> None:
                     "usable_area_m2": "Usable area m²",
                     "parking_spaces": "Parking spaces",
                 },
-                get_all="inventory capacity --by community,kind --output FILE writes them all",
+                get_all=_t("by_community_kind_all"),
             )
         )
 
@@ -455,29 +490,46 @@ LIST_SHOWN = 10
 def _summary(items: list[str], shown: int = LIST_SHOWN) -> str:
     """Return the first ``shown`` items joined, and how many more (--report FILE has them all)."""
     more = len(items) - shown
-    return "; ".join(items[:shown]) + (f"; … and {more:,} more (--report FILE)" if more > 0 else "")
+    return "; ".join(items[:shown]) + (_t("more", more=more) if more > 0 else "")
+
+
+def _note(text: str) -> str:
+    """Return the importer's note in the language, where the catalogue has it."""
+    for note in i18n.NOTES:
+        if LANG is not None and text.endswith(note):
+            return text[: len(text) - len(note)] + i18n.word(i18n.NOTES, note, LANG)
+    return text
 
 
 def _print_report(report, max_issues: int = 25) -> None:
-    where = report.source + (f" (layer {report.layer})" if report.layer else "")
-    title = f"{'Dry run — nothing written: ' if report.dry_run else ''}{where} → {report.target}"
+    where = report.source + (_t("in_layer", layer=report.layer) if report.layer else "")
+    title = f"{_t('dry_run') if report.dry_run else ''}{where} → {report.target}"
     table = Table(title=Text(_safe(title)), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows = [
         (
-            "Features",
-            f"read {report.read} = loaded {report.loaded} + updated {report.updated} + "
-            f"unchanged {report.unchanged} + rejected {report.rejected}",
+            _t("features"),
+            _t(
+                "features_counts",
+                read=report.read,
+                loaded=report.loaded,
+                updated=report.updated,
+                unchanged=report.unchanged,
+                rejected=report.rejected,
+            ),
         ),
-        ("Encoding", as_flags(f"{report.encoding} ({report.encoding_note})")),
-        ("CRS", as_flags(report.crs)),
-        ("Fields mapped", ", ".join(f"{s}→{t}" for s, t in report.fields.items()) or "none"),
+        (_t("encoding"), as_flags(f"{report.encoding} ({_note(report.encoding_note)})")),
+        (_t("crs"), as_flags(_note(report.crs))),
+        (
+            _t("fields_mapped"),
+            ", ".join(f"{s}→{t}" for s, t in report.fields.items()) or _t("none"),
+        ),
     ]
     if report.unmapped:
-        rows.append(("Kept as extra attributes", ", ".join(report.unmapped)))
+        rows.append((_t("extra_attributes"), ", ".join(report.unmapped)))
     if report.communities_created:
-        rows.append(("New communities", _summary(report.communities_created)))
+        rows.append((_t("new_communities"), _summary(report.communities_created)))
     if report.changes:
         by_space: dict[str, list[str]] = {}
         for c in report.changes:
@@ -485,55 +537,54 @@ def _print_report(report, max_issues: int = 25) -> None:
                 c.field if c.field == "geometry" else f"{c.field} {c.old} → {c.new}"
             )
         rows.append(
-            ("Updated fields", _summary([f"{r}: {', '.join(f)}" for r, f in by_space.items()]))
+            (_t("updated_fields"), _summary([f"{r}: {', '.join(f)}" for r, f in by_space.items()]))
         )
     if report.duplicates:
         rows.append(
             (
-                "Probable duplicates",
+                _t("duplicates"),
                 _summary([f"{new} = {old} ({how})" for new, old, how in report.duplicates])
-                + " — loaded and flagged; --match-geometry updates them instead",
+                + _t("duplicates_note"),
             )
         )
     if report.matched:
         rows.append(
             (
-                "Matched by location",
+                _t("matched"),
                 _summary([f"{new} → {old} ({how})" for new, old, how in report.matched]),
             )
         )
     if report.rejects_resolved:
-        rows.append(("Rejects resolved", f"{report.rejects_resolved} of earlier batches"))
+        rows.append((_t("rejects_resolved"), _t("rejects_resolved_n", n=report.rejects_resolved)))
     if report.retired_delivered:
         rows.append(
             (
-                "Retired, delivered again",
-                _summary(report.retired_delivered)
-                + " (updated, still retired: inventory retire REF --undo)",
+                _t("retired_delivered"),
+                _summary(report.retired_delivered) + _t("retired_note"),
             )
         )
     if report.batch_id is not None:
-        rows.append(("Batch", str(report.batch_id)))
+        rows.append((_t("batch"), str(report.batch_id)))
     for name, value in rows:
         table.add_row(name, Text(_safe(value)))
     console.print(table)
     if report.issues:
-        issues = Table(title="Rejected, repaired and flagged features", title_justify="left")
-        issues.add_column("Row", no_wrap=True)
-        issues.add_column("Survey ref", no_wrap=True)
-        issues.add_column("Status", no_wrap=True)
-        issues.add_column("Reasons", overflow="fold")
+        issues = Table(title=_t("issues"), title_justify="left")
+        issues.add_column(_t("row"), no_wrap=True)
+        issues.add_column(_t("survey_ref"), no_wrap=True)
+        issues.add_column(_t("status"), no_wrap=True)
+        issues.add_column(_t("reasons"), overflow="fold")
         for issue in report.issues[:max_issues]:
             style = {"rejected": "red", "repaired": "yellow"}.get(issue.status, "cyan")
             issues.add_row(
                 str(issue.row),
                 Text(_safe(issue.survey_ref or "")),
-                Text(issue.status, style=style),
+                Text(i18n.word(i18n.VALUES, issue.status, LANG), style=style),
                 Text(_safe(as_flags("; ".join(issue.reasons)))),
             )
         console.print(issues)
         if len(report.issues) > max_issues:
-            _say(f"… and {len(report.issues) - max_issues} more: use --report FILE.")
+            _say(_t("issues_more", n=len(report.issues) - max_issues))
 
 
 @app.command("import")
@@ -674,7 +725,7 @@ def import_(
     for r in run.reports:
         _print_report(r)
     if run.report_file:
-        _say(f"Report written to {run.report_file}")
+        _say(_t("report_written", path=run.report_file))
     if not run.ok:
         raise typer.Exit(1)
 
@@ -725,11 +776,17 @@ def spaces(
     if output is not None:
         _emit({"spaces": frame}, output, format_, "")
         return
-    shown = frame.assign(kind=frame["kind_zh"] + " " + frame["kind"])
+    shown = frame if LANG else frame.assign(kind=frame["kind_zh"] + " " + frame["kind"])
     for col in ("floor_area_m2", "usable_area_m2", "parking_spaces"):
         shown[col] = shown[col].astype(float).round(0)
     console.print(
-        _table(shown, f"{total} spaces", list(_SPACE_HEADERS), total=total, headers=_SPACE_HEADERS)
+        _table(
+            shown,
+            _t("n_spaces", n=total),
+            list(_SPACE_HEADERS),
+            total=total,
+            headers=_SPACE_HEADERS,
+        )
     )
 
 
@@ -1019,7 +1076,7 @@ def gaps(
         {"gaps": rows, "gap_totals": totals},
         output,
         format_,
-        "{n} spaces with title gaps or data-quality flags",
+        _t("gaps_or_flags"),
         [
             "survey_ref",
             "community",
@@ -1094,7 +1151,7 @@ def bundles(
     layers = {"bundles": found, "bundle_members": members}
     if output is None:
         layers = {"bundles": found}  # the members are in each bundle's row
-    _emit(layers, output, format_, f"{{n}} bundles within {max_gap:g} m", BUNDLE_COLUMNS)
+    _emit(layers, output, format_, _t("bundles_within", gap=max_gap), BUNDLE_COLUMNS)
 
 
 @app.command()
@@ -1159,10 +1216,10 @@ def capacity(
             "distance_m",
             "spare_m2",
         ]
-        title = f"{{n}} places can host {need_area:g} m², best first"
+        title = _t("hosts_for", need=need_area)
         _emit({name: frame}, output, format_, title, columns)
     else:
-        _emit({name: frame}, output, format_, "Capacity")
+        _emit({name: frame}, output, format_, _t("capacity"))
 
 
 @app.command("revenue")
@@ -1240,13 +1297,16 @@ def revenue_(
     )
     tables = _call(lambda: result.tables(period))
     if plot:
-        _say(f"Plot written to {_call(lambda: revenue.plot(result, plot))}")
+        _say(_t("plot_written", path=_call(lambda: revenue.plot(result, plot, lang=LANG))))
     _print_revenue(result)
     streams = [st.name for st in result.scenario.streams]
     columns = [period, *streams, "subsidy", "operating_cost", "renovation_net", "net", "cumulative"]
     flows = tables[f"{period}ly"]
     surveyed = flows[flows["variant"] == "as surveyed"]
-    console.print(_table(surveyed, f"{period.title()}ly cash flow as surveyed, 万元", columns))
+    unit = _t("wan") if LANG else "万元"
+    console.print(
+        _table(surveyed, _t("cash_flow", period=_t(f"period_{period}"), unit=unit), columns)
+    )
     if output is not None:
         _emit(tables, output, format_, "")
 
@@ -1258,36 +1318,45 @@ def _compare(names, community, output, format_, plot, db, policy) -> None:
         db, lambda e: revenue.compare_in_store(e, names, community, policy=policy)
     )
     if plot:
-        _say(f"Plot written to {_call(lambda: revenue.plot_compare(results, plot))}")
+        _say(_t("plot_written", path=_call(lambda: revenue.plot_compare(results, plot, lang=LANG))))
     # one column per scenario, one row per figure: fits a terminal
-    view = Table(title="Renewal models compared (as surveyed), 万元", title_justify="left")
+    unit = _t("wan") if LANG else "万元"
+    view = Table(title=_t("compared", unit=unit), title_justify="left")
     view.add_column("", no_wrap=True)
     for i in range(len(table)):
         view.add_column(str(i + 1), justify="right", overflow="fold")
+    shown = i18n.labelled(table, LANG)
     for col in table.columns:
-        view.add_row(col, *[_cell(v) for v in table[col]])
+        view.add_row(i18n.word(i18n.FIGURES, col, LANG), *[_cell(v) for v in shown[col]])
     console.print(view)
     if output is not None:
         _emit(revenue.comparison_tables(results), output, format_, "")
 
 
+def _value(code: str) -> str:
+    """Return a code the command line shows (a case, a stream, a party) in the language."""
+    return i18n.word(i18n.VALUES, code, LANG)
+
+
 def _print_revenue(result) -> None:
-    summary = result.summary()
+    summary, s = result.summary(), result.scenario
     # one column per variant, one row per figure: fits an 80-column terminal
-    title = f"{result.scenario.name} — {result.scenario.model_label} — 万元"
+    unit = _t("wan") if LANG else "万元"
+    name, model = (i18n.one_language(t, LANG) for t in (s.name, s.model_label))
+    title = f"{name} — {model} — {unit}"
     table = Table(title=_safe(title), title_justify="left")
-    table.add_column("", no_wrap=True, min_width=max(map(len, summary.columns)))
-    for name in summary["variant"]:
-        table.add_column(str(name), justify="right", overflow="fold")
-    for col in summary.columns.drop("variant"):
-        table.add_row(col, *[_cell(v) for v in summary[col]])
+    rows = [i18n.word(i18n.FIGURES, c, LANG) for c in summary.columns.drop("variant")]
+    table.add_column("", no_wrap=True, min_width=max(map(cell_len, rows)))
+    for variant in summary["variant"]:
+        table.add_column(_value(variant), justify="right", overflow="fold")
+    for col, label in zip(summary.columns.drop("variant"), rows, strict=True):
+        table.add_row(label, *[_cell(v) for v in summary[col]])
     console.print(table)
     m = result.surveyed.metrics
     console.print(
         _table(
             result.stages(),
-            f"Stages as surveyed: renovation So = Ro − Co, operation (year {m.mature_year}) "
-            "Sk = Rk − Ck, 万元",
+            _t("stages", year=m.mature_year, unit=unit),
             ["stage", "line", "item", "party", "year", "amount_wan"],
         )
     )
@@ -1295,61 +1364,53 @@ def _print_revenue(result) -> None:
     console.print(
         _table(
             pnl,
-            f"Profit and loss by stream, year {m.mature_year}, 万元",
+            _t("pnl", year=m.mature_year, unit=unit),
             ["stream", "revenue_wan", "cost_wan", "result_wan"],
         )
     )
     for row in pnl.itertuples():
         if row.result_wan < 0:
             share = row.loss_share_of_other_revenue_pct
+            area = row.break_even_managed_area_m2
             _say(
-                f"{row.stream} runs {-row.result_wan:,.1f} 万元 a year short"
-                + (f": {share:.1f}% of the other streams' revenue" if share else "")
-                + (
-                    f"; it breaks even at {row.break_even_managed_area_m2:,.0f} m² of managed "
-                    "floor area"
-                    if row.break_even_managed_area_m2
-                    else ""
+                _t(
+                    "stream_short",
+                    stream=_value(row.stream),
+                    loss=-row.result_wan,
+                    yuan=-row.result_wan * 10_000,
+                    unit=unit,
                 )
-                + "."
+                + (_t("stream_share", share=share) if share else "")
+                + (_t("stream_break_even", area=area) if area else "")
+                + _t("full_stop")
             )
     if result.inventory is not None and len(result.inventory.communities) > 1:
-        console.print(_table(result.communities(), "Communities of the package, 万元"))
-        cov = result.coverage()
-        _say(
-            f"Coverage: the revenue can fund {cov['coverage']:.0%} of the works, i.e. "
-            f"{cov['funded_floor_area_m2']:,.0f} of {cov['floor_area_m2']:,.0f} m² of floor area."
-        )
+        console.print(_table(result.communities(), _t("package_communities", unit=unit)))
+        _say(_t("coverage", **result.coverage()))
     pays = result.who_pays()
     if pays:
         total = sum(pays.values()) or 1.0
-        _say(
-            "Who pays the renovation: " + ", ".join(f"{p} {v / total:.0%}" for p, v in pays.items())
-        )
+        shares = _t("list_sep").join(f"{_value(p)} {v / total:.0%}" for p, v in pays.items())
+        _say(_t("who_pays", shares=shares))
     if result.at_risk_rent_share or result.blocked:
-        _say(
-            f"Spaces with title gaps bring {result.at_risk_rent_share:.0%} of the rent "
-            f"({result.at_risk_revenue_share:.0%} of all revenue) in the surveyed case."
-        )
+        _say(_t("at_risk", rent=result.at_risk_rent_share, revenue=result.at_risk_revenue_share))
     risk = result.at_risk()
     if len(risk):
         console.print(
             _table(
                 risk,
-                "Spaces with title gaps: what each gap is, rent as surveyed and resolved, 万元",
+                _t("at_risk_table", unit=unit),
                 ["survey_ref", "gap_severity", "rent_wan", "rent_resolved_wan", "gap_detail"],
             )
         )
     if result.blocked:
-        _say(
-            f"Blocking gaps keep {', '.join(result.blocked)} from earning: "
-            f"{result.foregone_rent_wan:,.1f} 万元 a year once resolved."
-        )
+        refs = _t("list_sep").join(result.blocked)
+        rent = result.foregone_rent_wan
+        _say(_t("blocked", refs=refs, rent=rent, yuan=rent * 10_000, unit=unit))
     for v in result.variants.values():
         if not v.metrics.irr_unique:
             _say(
-                f"{v.name}: cash flows change sign {v.metrics.sign_changes} times; "
-                "the IRR may not be unique.",
+                _t("irr_not_unique", variant=_value(v.name), n=v.metrics.sign_changes),
                 style="yellow",
             )
 
@@ -1357,7 +1418,12 @@ def _print_revenue(result) -> None:
 @app.command("map")
 def map_(
     out: Annotated[Path, typer.Argument(help="HTML file to write.")] = Path("maps/inventory.html"),
-    lang: Annotated[str, typer.Option(help="Labels and legend: zh or en.")] = "zh",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels and legend: zh or en (default: inventory --lang or INVENTORY_LANG, else zh)."
+        ),
+    ] = None,
     community: CommunityOption = None,
     kind: KindOption = None,
     title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
@@ -1441,7 +1507,7 @@ def map_(
         lambda e: map_from_store(
             e,
             out,
-            lang=lang,
+            lang=lang or LANG or "zh",
             community=community,
             kinds=kind,
             title=title,
@@ -1457,10 +1523,8 @@ def map_(
             base=base,
         ),
     )
-    _say(
-        f"Map of {n} spaces written to {path} ({path.stat().st_size / 1024:,.0f} KB); "
-        + ("it opens offline." if tiles == "none" else "its tiles need the internet.")
-    )
+    kb = path.stat().st_size / 1024
+    _say(_t("map_written", n=n, path=path, kb=kb) + _t("offline" if tiles == "none" else "online"))
 
 
 @app.command("import-rights")
@@ -1501,13 +1565,19 @@ def _print_rights(result) -> None:
     if result is None:
         return
     _say(
-        f"{result.source}: {result.read} rows read, {result.loaded} rights recorded, "
-        f"{result.rejected} quarantined (batch {result.batch_id})."
+        _t(
+            "rights_read",
+            source=result.source,
+            read=result.read,
+            loaded=result.loaded,
+            rejected=result.rejected,
+            batch=result.batch_id,
+        )
     )
     if result.ignored_columns:
-        _say(f"Columns not used: {', '.join(result.ignored_columns)}.")
+        _say(_t("columns_unused", columns=", ".join(result.ignored_columns)))
     if result.issues:
-        console.print(_table(result.issues_frame(), "Quarantined rows"))
+        console.print(_table(result.issues_frame(), _t("quarantined_rows")))
 
 
 def _date(value: str | None, flag: str):
@@ -1715,10 +1785,10 @@ def export(
     from inventory.export import export as export_all
 
     written = _in_store(
-        db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap, lang=lang)
+        db, lambda e: export_all(e, out, community=community, max_gap_m=max_gap, lang=lang or LANG)
     )
     for name, target, rows in written:
-        _say(f"{rows} rows ({name}) written to {target}")
+        _say(_t("written", rows=rows, layer=name, target=target))
 
 
 @app.command()
@@ -1734,7 +1804,12 @@ def report(
             "Default: the shipped scenarios of the community."
         ),
     ] = None,
-    lang: Annotated[str, typer.Option(help="Language of the pack: zh or en.")] = "zh",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Language of the pack: zh or en (default: inventory --lang or INVENTORY_LANG, else zh)."
+        ),
+    ] = None,
     max_gap: Annotated[
         float, typer.Option(help="Bundle gap (m) for the bundles.")
     ] = DEFAULT_MAX_GAP_M,
@@ -1760,15 +1835,22 @@ def report(
             community,
             output,
             scenarios=scenario or None,
-            lang=lang,
+            lang=lang or LANG or "zh",
             policy=policy,
             max_gap_m=max_gap,
         ),
     )
     _say(
-        f"Meeting pack of {made.community} written to {made.path} "
-        f"({made.path.stat().st_size / 1024:,.0f} KB): {made.spaces} spaces, {made.gaps} with a "
-        f"title gap, {made.bundles} bundles, {len(made.scenarios)} renewal models compared."
+        _t(
+            "pack_written",
+            community=made.community,
+            path=made.path,
+            kb=made.path.stat().st_size / 1024,
+            spaces=made.spaces,
+            gaps=made.gaps,
+            bundles=made.bundles,
+            models=len(made.scenarios),
+        )
     )
 
 
@@ -1871,44 +1953,44 @@ def demo(
     """
     from inventory import demo as demo_job
 
-    result = _call(lambda: demo_job.run(db, out_dir))
-    console.rule("1. Store")
-    _say(f"Fresh SpatiaLite store {result.db} at schema revision {result.revision}.")
-    console.rule("2. Import the sample survey")
+    result = _call(lambda: demo_job.run(db, out_dir, lang=LANG))
+    console.rule(_t("demo_store"))
+    _say(_t("demo_fresh", db=result.db, revision=result.revision))
+    console.rule(_t("demo_import"))
     for r in result.imports:
         _print_report(r)
     _print_rights(result.rights)
-    console.rule("3. What the store holds")
+    console.rule(_t("demo_info"))
     _print_info(result.info)
-    console.rule("4. Title gaps")
+    console.rule(_t("demo_gaps"))
     console.print(
         _table(
             result.gaps,
-            f"{len(result.gaps)} spaces with title gaps",
+            _t("spaces_with_gaps", n=len(result.gaps)),
             ["survey_ref", "kind", "usable_area_m2", "gap_severity", "gaps"],
         )
     )
-    console.print(_table(result.gap_totals, "Per community"))
-    console.rule(f"5. Bundles within {DEFAULT_MAX_GAP_M:g} m")
+    console.print(_table(result.gap_totals, _t("per_community")))
+    console.rule(_t("demo_bundles", gap=DEFAULT_MAX_GAP_M))
     console.print(
         _table(
             result.bundles,
-            f"{len(result.bundles)} bundles",
+            _t("bundles", n=len(result.bundles)),
             [c for c in BUNDLE_COLUMNS if c not in ("communities", "member_count")],
         )
     )
-    console.rule("6. Capacity")
-    console.print(_table(result.capacity, "By kind and tenure"))
+    console.rule(_t("demo_capacity"))
+    console.print(_table(result.capacity, _t("capacity_by_kind_tenure")))
     console.print(
         _table(
             result.hosts,
-            "Who can host a 150 m² canteen within 300 m of the centre, best first",
+            _t("canteen_hosts"),
             ["host", "id", "usable_area_m2", "title", "distance_m", "spare_m2"],
         )
     )
-    console.rule("7. Revenue (Jinsong scenario)")
+    console.rule(_t("demo_revenue"))
     _print_revenue(result.revenue)
-    console.rule("8. Exports")
+    console.rule(_t("demo_exports"))
     for path in result.exports:
         _say(f"{path}  ({path.stat().st_size / 1024:,.0f} KB)")
 

@@ -59,9 +59,15 @@ class DemoResult:
 
 
 def run(
-    db: str | Path = DEMO_DB, out_dir: str | Path = "maps", sample_dir: str | Path | None = None
+    db: str | Path = DEMO_DB,
+    out_dir: str | Path = "maps",
+    sample_dir: str | Path | None = None,
+    lang: str | None = None,
 ) -> DemoResult:
     """Run the demo into the SpatiaLite file ``db`` (replaced if it exists); write to ``out_dir``.
+
+    The map, the meeting pack and the plot are in ``lang`` (the map and pack default to
+    Chinese, the plot to both languages).
 
     ``sample_dir`` holds the sample survey's files; by default the committed generator
     writes them afresh into a temporary folder (the same files as ``sample_data/``), so
@@ -70,7 +76,7 @@ def run(
     if sample_dir is None:
         with tempfile.TemporaryDirectory(prefix="inventory-sample-") as tmp:
             write_jinsong_north(tmp)
-            return run(db, out_dir, tmp)
+            return run(db, out_dir, tmp, lang)
     db = Path(db)
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)
@@ -96,7 +102,7 @@ def run(
         spaces, load_scenario("jinsong_north"), managed_floor_area_m2=floor_area
     )
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    result.plot = revenue.plot(result.revenue, Path(out_dir) / "demo_cash_flow.png")
+    result.plot = revenue.plot(result.revenue, Path(out_dir) / "demo_cash_flow.png", lang)
     gpkg = Path(out_dir) / "demo_inventory.gpkg"
     gpkg.unlink(missing_ok=True)
     layers = {
@@ -119,6 +125,7 @@ def run(
         members=members,
         revenue=maps.revenue_by_space(result.revenue),
         rights=rights,
+        lang=lang or "zh",
     )
     result.map_html = maps.save(m, Path(out_dir) / "demo.html")
     csv = outputs.write(spaces, Path(out_dir) / "demo_spaces.csv")
@@ -129,6 +136,7 @@ def run(
             "劲松北社区",
             Path(out_dir) / "demo_pack.html",
             scenarios=["jinsong_north", "jinsong_master_lease"],
+            lang=lang or "zh",
         ).path
     finally:
         engine.dispose()

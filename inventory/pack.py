@@ -32,33 +32,6 @@ from inventory.errors import ConfigurationError, InputError
 from inventory.gaps import STATUS_COLOURS, annotate, gap_label, title_gaps
 from inventory.store import require_community
 
-#: The pack's own words, (Chinese, English).
-WORDS = {
-    "title": ("存量空间资源会议资料", "Stock spaces: meeting pack"),
-    "made": ("生成日期", "Made on"),
-    "surveyed": ("调查日期", "Surveyed"),
-    "map": ("一、空间分布与产权状况", "1. Where the spaces are, and their title"),
-    "capacity": ("二、可用空间", "2. What there is"),
-    "gaps": ("三、产权问题", "3. Title gaps"),
-    "gap_totals": ("产权问题汇总", "Totals"),
-    "bundles": ("四、空间组团", "4. Bundles of nearby spaces"),
-    "revenue": ("五、更新模式比较", "5. Renewal models compared"),
-    "no_scenario": (
-        "没有针对本社区的更新方案：用 --scenario 指定方案文件。",
-        "No scenario names this community: give one with --scenario.",
-    ),
-    "sources": ("六、数据来源", "6. Where the data came from"),
-    "policy": ("产权问题规则", "Title-gap rules"),
-    "none": ("无", "None"),
-    "north": ("北", "N"),
-    "figure": ("指标", "Figure"),
-    "cash_flow": ("累计净现金流", "Cumulative net cash flow"),
-    "bundle_gap": ("组团间距", "Bundle gap"),
-    "legend": ("产权状况", "Title status"),
-    "boundary": ("社区边界", "Community boundary"),
-    "bundle": ("空间组团", "Bundle"),
-}
-
 
 @dataclass
 class Pack:
@@ -73,8 +46,7 @@ class Pack:
 
 
 def _w(key: str, lang: str) -> str:
-    zh, en = WORDS[key]
-    return zh if lang == "zh" else en
+    return i18n.word(i18n.PACK, key, lang)
 
 
 def meeting_pack(
@@ -318,7 +290,7 @@ def _revenue(results: list, lang: str) -> str:
         return f"<p>{html.escape(_w('no_scenario', lang))}</p>"
     from inventory.revenue import compare
 
-    table = compare(results).drop(columns=["file"])
+    table = i18n.labelled(compare(results).drop(columns=["file"]), lang)
     figures = table.set_index("scenario").T.reset_index().rename(columns={"index": "figure"})
     figures["figure"] = [_figure_label(f, lang) for f in figures["figure"]]
     head = "".join(f"<th>{_e(c)}</th>" for c in [_w("figure", lang), *figures.columns[1:]])
@@ -328,38 +300,24 @@ def _revenue(results: list, lang: str) -> str:
     )
     return (
         f'<table class="figures"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
-        f'<figure><img alt="{html.escape(_w("cash_flow", lang))}" src="{_cash_flow(results)}"></figure>'
+        f'<figure><img alt="{html.escape(_w("cash_flow", lang))}" src="{_cash_flow(results, lang)}"></figure>'
     )
 
 
-_FIGURES = {
-    "model": ("更新模式", "Model"),
-    "place": ("范围", "Place"),
-    "renovation_revenue_wan": ("改造期收入（万元）", "Renovation revenue (万元)"),
-    "renovation_cost_wan": ("改造投入（万元）", "Renovation cost (万元)"),
-    "renovation_balance_wan": ("改造期收支（万元）", "Renovation balance (万元)"),
-    "mature_revenue_wan": ("成熟期年收入（万元）", "Mature revenue (万元/yr)"),
-    "mature_operating_cost_wan": ("成熟期年运营成本（万元）", "Mature operating cost (万元/yr)"),
-    "operation_balance_wan": ("运营期收支（万元）", "Operation balance (万元)"),
-    "payback_year": ("回收期（年）", "Payback (year)"),
-    "npv_wan": ("净现值（万元）", "NPV (万元)"),
-    "irr_pct": ("内部收益率（%）", "IRR (%)"),
-    "coverage_pct": ("资金覆盖率（%）", "Coverage (%)"),
-    "who_pays": ("出资方", "Who pays"),
-}
-
-
 def _figure_label(name: str, lang: str) -> str:
-    pair = _FIGURES.get(name)
-    return name if pair is None else pair[0] if lang == "zh" else pair[1]
+    return i18n.word(i18n.FIGURES, name, lang)
 
 
-def _cash_flow(results: list) -> str:
+def _cash_flow(results: list, lang: str) -> str:
     from inventory.revenue import plot, plot_compare
 
     with tempfile.TemporaryDirectory(prefix="inventory-plot-") as tmp:
         target = Path(tmp) / "cash_flow.png"
-        (plot_compare(results, target) if len(results) > 1 else plot(results[0], target))
+        (
+            plot_compare(results, target, lang)
+            if len(results) > 1
+            else plot(results[0], target, lang)
+        )
         return "data:image/png;base64," + base64.b64encode(target.read_bytes()).decode("ascii")
 
 

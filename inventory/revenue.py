@@ -20,6 +20,7 @@ in a notebook without a database. Money is in yuan in scenarios; results are in 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import numpy_financial as npf
 import pandas as pd
 
+from inventory import i18n
 from inventory.errors import InputError, ScenarioError
 from inventory.gaps import annotate, annotated_policy, gap_label, load_policy
 from inventory.scenario import (
@@ -38,6 +40,8 @@ from inventory.scenario import (
     Stream,
     load_scenario,
 )
+
+log = logging.getLogger(__name__)
 
 VARIANTS = ("as surveyed", "clean titles only", "all gaps resolved")
 
@@ -1356,13 +1360,36 @@ def cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
-def _labels(text_zh: str, text_en: str, font: str | None) -> str:
-    return f"{text_zh} {text_en}" if font else text_en
+def _words(font: str | None, lang: str | None):
+    """Return how a plot writes its words: in ``lang``, or both languages without one.
 
+    Chinese needs an installed CJK font; without one the words are English, so no glyph
+    is ever drawn as a box.
+    """
+    if lang == "zh" and font is None:
+        log.warning(
+            "No font with Chinese glyphs is installed (Debian: fonts-noto-cjk); "
+            "the plot's words are in English."
+        )
+    chosen = lang if font or lang != "zh" else "en"
 
-def _plain(text: str, font: str | None, fallback: str) -> str:
-    """``text`` if it can be drawn: with a CJK font anything, else ASCII only."""
-    return text if font or text.isascii() else fallback
+    def say(key: str) -> str:
+        zh, en = i18n.PLOT[key]
+        if chosen is None:
+            return f"{zh} {en}" if font else en
+        return zh if chosen == "zh" else en
+
+    def name(text: str, fallback: str) -> str:
+        shown = i18n.one_language(text, chosen)
+        return shown if font or shown.isascii() else fallback
+
+    def value(code: str) -> str:
+        if chosen is None:
+            zh = i18n.word(i18n.VALUES, code, "zh")
+            return f"{zh} {code}" if font and zh != code else code
+        return i18n.word(i18n.VALUES, code, chosen)
+
+    return say, name, value
 
 
 def _figure(font: str | None):
@@ -1378,56 +1405,59 @@ def _figure(font: str | None):
     return plt
 
 
-def plot(result: RevenueResult, path: str | Path) -> Path:
+def _stem(result: RevenueResult) -> str:
+    return Path(result.scenario.source.split()[0]).stem
+
+
+def plot(result: RevenueResult, path: str | Path, lang: str | None = None) -> Path:
     """Write a PNG of cumulative cash flow per variant (万元), for reports.
 
-    Labels are in Chinese and English when a CJK font is installed (see :data:`CJK_FONTS`),
-    else in English, so no glyph is ever drawn as a box.
+    Its words are in ``lang`` (zh or en); without one, in Chinese and English when a CJK
+    font is installed (see :data:`CJK_FONTS`), else in English.
     """
+    lang = i18n.language(lang) if lang is not None else None
     font = cjk_font()
+    say, name, value = _words(font, lang)
     plt = _figure(font)
     import matplotlib.ticker
 
-    names = {
-        "as surveyed": "按现状",
-        "clean titles only": "仅产权清晰",
-        "all gaps resolved": "产权问题全部解决",
-    }
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for v in result.variants.values():
         ax.plot(
-            v.cash_flow["year"],
-            v.cash_flow["cumulative"],
-            marker="o",
-            ms=3,
-            label=_labels(names[v.name], v.name, font),
+            v.cash_flow["year"], v.cash_flow["cumulative"], marker="o", ms=3, label=value(v.name)
         )
     ax.axhline(0, color="grey", lw=0.8)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(_labels("运营年份", "Year of concession", font))
-    ax.set_ylabel(_labels("累计净现金流（万元）", "Cumulative net cash flow (10,000 yuan)", font))
-    ax.set_title(_plain(result.scenario.name, font, Path(result.scenario.source.split()[0]).stem))
+    ax.set_xlabel(say("year_of_concession"))
+    ax.set_ylabel(say("cumulative"))
+    ax.set_title(name(result.scenario.name, _stem(result)))
     ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, plt, path)
 
 
-def plot_compare(results: list[RevenueResult], path: str | Path) -> Path:
-    """Write a PNG comparing scenarios: cumulative net cash flow of each, as surveyed (万元)."""
+def plot_compare(results: list[RevenueResult], path: str | Path, lang: str | None = None) -> Path:
+    """Write a PNG comparing scenarios: cumulative net cash flow of each, as surveyed (万元).
+
+    Its words follow ``lang`` as :func:`plot`'s do.
+    """
+    lang = i18n.language(lang) if lang is not None else None
     font = cjk_font()
+    say, name, _ = _words(font, lang)
     plt = _figure(font)
     import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for r in results:
         cf = r.surveyed.cash_flow
-        label = _plain(r.scenario.name, font, Path(r.scenario.source.split()[0]).stem)
-        ax.plot(cf["year"], cf["cumulative"], marker="o", ms=3, label=label)
+        ax.plot(
+            cf["year"], cf["cumulative"], marker="o", ms=3, label=name(r.scenario.name, _stem(r))
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(_labels("运营年份", "Year", font))
-    ax.set_ylabel(_labels("累计净现金流（万元）", "Cumulative net cash flow (10,000 yuan)", font))
-    ax.set_title(_labels("更新模式比较", "Renewal models compared", font))
+    ax.set_xlabel(say("year"))
+    ax.set_ylabel(say("cumulative"))
+    ax.set_title(say("compared"))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, plt, path)

@@ -658,7 +658,7 @@ def test_revenue_command(sample, db_url, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "Blocking gaps keep JS-011, JS-006 from earning" in result.output
-    assert "property_fee runs 58.2 万元 a year short: 14.3%" in result.output
+    assert "property_fee runs ¥582,000 a year short: 14.3%" in result.output
     assert "800,000 m²" in result.output
     sheets = pd.read_excel(tmp_path / "rev.xlsx", sheet_name=None)
     assert {"summary", "stages", "streams", "yearly", "allocation"} <= set(sheets)
