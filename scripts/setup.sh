@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the inventory needs on Debian/Ubuntu, idempotently:
-#   OS packages   libsqlite3-mod-spatialite (the embedded store's spatial extension);
+#   OS packages   libsqlite3-mod-spatialite (the embedded store's spatial extension) and
+#                 fonts-noto-cjk (Chinese in the plots and the meeting pack);
 #                 with --test also PostgreSQL + PostGIS, GDAL's command-line tools, and
-#                 Chromium with a CJK font for the map tests
+#                 Chromium for the map tests and PDF packs
 #   Python        a virtualenv in .venv with the package and its dependencies
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
@@ -32,9 +33,9 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-apt_install libsqlite3-mod-spatialite
+apt_install libsqlite3-mod-spatialite fonts-noto-cjk
 if [ $with_test = 1 ]; then
-  apt_install postgresql gdal-bin chromium fonts-noto-cjk
+  apt_install postgresql gdal-bin chromium
   pg_major=$(ls /usr/lib/postgresql | sort -n | tail -1)
   apt_install "postgresql-${pg_major}-postgis-3"
 fi
