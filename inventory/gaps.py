@@ -441,8 +441,12 @@ def load_policy(policy: str | Path | Policy | None = None) -> Policy:
     return _load(path.resolve(), path.stat().st_mtime)
 
 
+@lru_cache(maxsize=1024)
 def gap_label(gap: str, lang: str = "en") -> str:
-    """Return the label of gap code ``gap`` in ``lang``, from whichever shipped policy names it."""
+    """Return the label of gap code ``gap`` in ``lang``, from whichever shipped policy names it.
+
+    The shipped policies are the package's own files, so a label is looked up once.
+    """
     for name in ["default", *shipped_policies()]:
         rule = load_policy(name).by_gap.get(gap)
         if rule is not None:

@@ -206,20 +206,29 @@ def _rights_column(g, rights: pd.DataFrame | None, lang: str, text) -> dict:
     from inventory.codes import RIGHT_KIND
 
     live = rights[rights["status"].isin(["active", "approved", "applied"])]
-    lines: dict[tuple, list[str]] = {}
-    for row in live.itertuples():
-        label = RIGHT_KIND.label(row.kind, lang)
-        part = f"{label}: {row.holder}"
-        if isinstance(row.share, float) and not np.isnan(row.share):
-            part += f" {row.share:.0%}"
-        uses = row.allowed_uses if isinstance(row.allowed_uses, list) else []
-        if uses:
-            part += f" ({'、'.join(uses)})"
-        if row.end_date is not None and not pd.isna(row.end_date):
-            part += f" {'至' if lang == 'zh' else 'until'} {row.end_date}"
-        lines.setdefault((row.community, row.survey_ref), []).append(part)
-    keys = zip(g["community"], g["survey_ref"], strict=True)
-    return {"rights": [text("; ".join(lines.get(k, []))) for k in keys]}
+    if live.empty:
+        return {"rights": [""] * len(g)}
+    # column by column: a city holds millions of rights
+    kinds = {k: RIGHT_KIND.label(k, lang) for k in live["kind"].unique()}
+    part = live["kind"].map(kinds) + ": " + live["holder"].astype(str)
+    share = pd.to_numeric(live["share"], errors="coerce")
+    part = part.where(share.isna(), part + " " + share.map(lambda v: f"{v:.0%}"))
+    uses = live["allowed_uses"].map(lambda u: "、".join(u) if isinstance(u, list) else "")
+    part = part.where(uses == "", part + " (" + uses + ")")
+    until = " 至 " if lang == "zh" else " until "
+    ends = live["end_date"].notna()
+    part = part.where(~ends, part + until + live["end_date"].astype(str))
+    keys = live["community"].astype(str) + "\x1f" + live["survey_ref"].astype(str)
+    several = keys.duplicated(keep=False)  # most spaces have one right: no group to join
+    joined = pd.concat(
+        [
+            pd.Series(part[~several].to_numpy(), index=keys[~several].to_numpy()),
+            part[several].groupby(keys[several], sort=False).agg("; ".join),
+        ]
+    )
+    wanted = g["community"].astype(str) + "\x1f" + g["survey_ref"].astype(str)
+    found = joined.reindex(wanted.to_numpy()).fillna("").to_numpy(dtype=object)
+    return {"rights": [text(v) for v in found]}
 
 
 def _revenue_columns(refs: pd.Series, revenue: pd.DataFrame | None, lang: str, text) -> dict:
