@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +52,50 @@ def timed(fn):
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
+
+
+#: The SQL a PostGIS user would write for bundles: each community clustered in metres in
+#: the UTM zone of its centre, then counts, area sums and the convex hull of each bundle.
+PLAIN_BUNDLES = """
+WITH zone AS (
+  SELECT community_id,
+         32600 + floor((avg((ST_XMin(geom) + ST_XMax(geom)) / 2) + 180) / 6)::int + 1 AS srid
+  FROM space GROUP BY community_id),
+chosen AS (
+  SELECT s.community_id, s.survey_ref, s.footprint_area_m2, s.floor_area_m2,
+         coalesce(s.usable_area_m2, s.footprint_area_m2) AS area_m2, s.geom,
+         ST_Transform(s.geom, zone.srid) AS metric
+  FROM space s JOIN zone USING (community_id)
+  WHERE s.kind <> 'parking' AND s.retired_at IS NULL),
+labelled AS (
+  SELECT *, ST_ClusterDBSCAN(metric, eps := %(gap)s, minpoints := 1)
+            OVER (PARTITION BY community_id) AS label
+  FROM chosen)
+SELECT community_id, label, count(*) AS members, string_agg(survey_ref, ',') AS refs,
+       sum(footprint_area_m2) AS footprint_m2, sum(floor_area_m2) AS floor_m2,
+       sum(area_m2) AS usable_m2, ST_AsText(ST_ConvexHull(ST_Collect(geom))) AS hull
+FROM labelled GROUP BY community_id, label HAVING count(*) >= 2
+"""
+
+
+def from_the_command_line(url) -> tuple[float, float, int, int]:
+    """Time psql with the plain SQL and ``inventory bundles``, each writing a CSV."""
+    import subprocess
+
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    ours = url.render_as_string(hide_password=False)
+    inventory = Path(sys.executable).with_name("inventory")
+    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as tmp:
+        plain_csv, our_csv = Path(tmp) / "plain.csv", Path(tmp) / "b.csv"
+        query = " ".join(PLAIN_BUNDLES.split()) % {"gap": GAP}
+        psql = ["psql", libpq, "-q", "-c", f"\\copy ({query}) TO '{plain_csv}' CSV HEADER"]
+        cli = [inventory, "bundles", "--db", ours, "--output", our_csv]
+        t_psql = min(timed(lambda: subprocess.run(psql, check=True))[0] for _ in range(2))
+        t_cli = min(
+            timed(lambda: subprocess.run(cli, check=True, capture_output=True))[0] for _ in range(2)
+        )
+        count = lambda path: sum(1 for _ in path.open(encoding="utf-8-sig")) - 1  # noqa: E731
+        return t_psql, t_cli, count(plain_csv), count(our_csv)
 
 
 def main() -> int:
@@ -122,6 +167,8 @@ def main() -> int:
     t_ours_mem = min(t_ours_mem, timed(lambda: find_bundles(spaces, GAP, kinds=kinds))[0])
     assert bundles_mem.drop(columns="geometry").equals(bundles_pg.drop(columns="geometry"))
 
+    t_psql, t_cli, plain_rows, our_rows = from_the_command_line(url.set(database="bench_analysis"))
+
     rng = np.random.default_rng(1)
     picks = rng.choice(len(spaces), 50, replace=False)
     centres = shapely.centroid(spaces.geometry.values[picks])
@@ -156,6 +203,13 @@ def main() -> int:
         f"{'in memory: find_bundles (metres per community, summarise)':<58}{t_ours_mem:>9.2f}{t_ours_mem / t_base_mem:>8.2f}"
     )
     print(f"(loading {args.n:,} spaces from the store into a GeoDataFrame: {t_load:.1f} s)")
+    print(f"\nFrom the command line, start-up and the CSV written included ({GAP:g} m)")
+    print(
+        f"{'psql: plain SQL in UTM per community, counts, sums, hulls (anchor)':<68}{t_psql:>7.2f}{1:>7.2f}  {plain_rows:,} bundles"
+    )
+    print(
+        f"{'inventory bundles --output b.csv':<68}{t_cli:>7.2f}{t_cli / t_psql:>7.2f}  {our_rows:,} bundles"
+    )
     print("\nCapacity within 500 m of 50 random points (capacity_near):")
     print(
         f"  by kind, one SQL aggregate:        p50 {near_sql[0]:.1f} ms, p95 {near_sql[1]:.1f} ms"
