@@ -566,7 +566,12 @@ def language(lang: str | None = None) -> str | None:
         return None
     chosen = chosen.strip().lower().split("_")[0].split("-")[0]  # zh_CN.UTF-8 → zh
     if chosen not in LANGUAGES:
-        raise InputError(f"`lang={lang or chosen}` is not a language here: use zh or en.")
+        if lang is None:  # from the environment: name the variable the user set
+            raise InputError(
+                f"INVENTORY_LANG={os.environ['INVENTORY_LANG']} is not a language here: "
+                "set it to zh or en, or unset it."
+            )
+        raise InputError(f"`lang={lang}` is not a language here: use zh or en.")
     return chosen
 
 

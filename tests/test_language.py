@@ -74,6 +74,9 @@ def test_an_unknown_language_is_refused_with_the_choices():
     result = CliRunner().invoke(app, ["--lang", "fr", "info"])
     assert result.exit_code == 1
     assert "--lang fr is not a language here: use zh or en." in result.output
+    from_env = CliRunner().invoke(app, ["info"], env={"INVENTORY_LANG": "fr_FR.UTF-8"})
+    assert from_env.exit_code == 1
+    assert "INVENTORY_LANG=fr_FR.UTF-8 is not a language here" in from_env.output
 
 
 def _fields(template: str) -> set[str]:
