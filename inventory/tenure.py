@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 
 from inventory.backends import backend, write_transaction
 from inventory.codes import PARTY_TYPE, RIGHT_KIND, RIGHT_STATUS, SOURCE_KIND
@@ -574,16 +574,28 @@ def _frame(conn: Connection, stmt) -> pd.DataFrame:
     return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
-def _with_sources(conn: Connection, rights: pd.DataFrame) -> tuple[pd.DataFrame, set[int]]:
-    """Add to ``rights`` the ids of the sources proving each; return it and those ids."""
+def _with_sources(
+    conn: Connection, rights: pd.DataFrame, links: Select | None = None
+) -> tuple[pd.DataFrame, set[int]]:
+    """Add to ``rights`` the ids of the sources proving each; return it and those ids.
+
+    ``links``: a query of (right_id, source_id) covering ``rights``, read in one go (a
+    whole store's rights would otherwise be asked for a few thousand ids at a time).
+    """
     by_right: dict[int, list[int]] = {}
     ids = [int(i) for i in rights["right_id"]]
-    for i in range(0, len(ids), 5000):
-        chunk = ids[i : i + 5000]
-        links = select(RightSource.right_id, RightSource.source_id).where(
-            RightSource.right_id.in_(chunk)
-        )
-        for right, source in conn.execute(links):
+    queries = (
+        [links]
+        if links is not None
+        else [
+            select(RightSource.right_id, RightSource.source_id).where(
+                RightSource.right_id.in_(ids[i : i + 5000])
+            )
+            for i in range(0, len(ids), 5000)
+        ]
+    )
+    for query in queries:
+        for right, source in conn.execute(query):
             by_right.setdefault(right, []).append(source)
     rights = rights.assign(
         sources=[", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
@@ -925,8 +937,16 @@ def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFr
     stmt = _rights_query().order_by(Community.name, Space.survey_ref, TenureRight.id)
     if community:
         stmt = stmt.where(Community.name == community)
+    links = select(RightSource.right_id, RightSource.source_id)
+    if community:
+        links = (
+            links.join(TenureRight, TenureRight.id == RightSource.right_id)
+            .join(Space, Space.id == TenureRight.space_id)
+            .join(Community, Community.id == Space.community_id)
+            .where(Community.name == community)
+        )
     with engine.connect() as conn:
-        rights, used = _with_sources(conn, _frame(conn, stmt))
+        rights, used = _with_sources(conn, _frame(conn, stmt), links)
         sources = _frame(conn, select(*_SOURCE_COLUMNS).order_by(TenureSource.id))
         parties = _frame(
             conn,
