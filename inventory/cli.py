@@ -495,9 +495,10 @@ def _summary(items: list[str], shown: int = LIST_SHOWN) -> str:
 
 def _note(text: str) -> str:
     """Return the importer's note in the language, where the catalogue has it."""
-    for note in i18n.NOTES:
-        if LANG is not None and text.endswith(note):
-            return text[: len(text) - len(note)] + i18n.word(i18n.NOTES, note, LANG)
+    if LANG is not None:
+        for note in i18n.NOTES:
+            if text.endswith(note):
+                return text[: len(text) - len(note)] + i18n.word(i18n.NOTES, note, LANG)
     return text
 
 
@@ -1303,7 +1304,7 @@ def revenue_(
     columns = [period, *streams, "subsidy", "operating_cost", "renovation_net", "net", "cumulative"]
     flows = tables[f"{period}ly"]
     surveyed = flows[flows["variant"] == "as surveyed"]
-    unit = _t("wan") if LANG else "万元"
+    unit = _wan()
     console.print(
         _table(surveyed, _t("cash_flow", period=_t(f"period_{period}"), unit=unit), columns)
     )
@@ -1320,7 +1321,7 @@ def _compare(names, community, output, format_, plot, db, policy) -> None:
     if plot:
         _say(_t("plot_written", path=_call(lambda: revenue.plot_compare(results, plot, lang=LANG))))
     # one column per scenario, one row per figure: fits a terminal
-    unit = _t("wan") if LANG else "万元"
+    unit = _wan()
     view = Table(title=_t("compared", unit=unit), title_justify="left")
     view.add_column("", no_wrap=True)
     for i in range(len(table)):
@@ -1333,6 +1334,11 @@ def _compare(names, community, output, format_, plot, db, policy) -> None:
         _emit(revenue.comparison_tables(results), output, format_, "")
 
 
+def _wan() -> str:
+    """Return the unit of the revenue tables: 万元, or its words in the chosen language."""
+    return _t("wan") if LANG else "万元"
+
+
 def _value(code: str) -> str:
     """Return a code the command line shows (a case, a stream, a party) in the language."""
     return i18n.word(i18n.VALUES, code, LANG)
@@ -1341,7 +1347,7 @@ def _value(code: str) -> str:
 def _print_revenue(result) -> None:
     summary, s = result.summary(), result.scenario
     # one column per variant, one row per figure: fits an 80-column terminal
-    unit = _t("wan") if LANG else "万元"
+    unit = _wan()
     name, model = (i18n.one_language(t, LANG) for t in (s.name, s.model_label))
     title = f"{name} — {model} — {unit}"
     table = Table(title=_safe(title), title_justify="left")

@@ -581,16 +581,12 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
 
 def column(name: str, lang: str | None) -> str:
     """Return the header of column ``name`` in ``lang`` (the name itself without one)."""
-    if lang is None or name not in COLUMNS:
-        return name
-    return _pick(COLUMNS[name], lang)
+    return word(COLUMNS, name, lang)
 
 
 def layer(name: str, lang: str | None) -> str:
     """Return the name of an export layer (a workbook's sheet) in ``lang``."""
-    if lang is None or name not in LAYERS:
-        return name
-    return _pick(LAYERS[name], lang)
+    return word(LAYERS, name, lang)
 
 
 def title_status(status: str | None, lang: str = "zh") -> str | None:

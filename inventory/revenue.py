@@ -1366,6 +1366,7 @@ def _words(font: str | None, lang: str | None):
     Chinese needs an installed CJK font; without one the words are English, so no glyph
     is ever drawn as a box.
     """
+    lang = i18n.language(lang) if lang is not None else None
     if lang == "zh" and font is None:
         log.warning(
             "No font with Chinese glyphs is installed (Debian: fonts-noto-cjk); "
@@ -1415,7 +1416,6 @@ def plot(result: RevenueResult, path: str | Path, lang: str | None = None) -> Pa
     Its words are in ``lang`` (zh or en); without one, in Chinese and English when a CJK
     font is installed (see :data:`CJK_FONTS`), else in English.
     """
-    lang = i18n.language(lang) if lang is not None else None
     font = cjk_font()
     say, name, value = _words(font, lang)
     plt = _figure(font)
@@ -1441,7 +1441,6 @@ def plot_compare(results: list[RevenueResult], path: str | Path, lang: str | Non
 
     Its words follow ``lang`` as :func:`plot`'s do.
     """
-    lang = i18n.language(lang) if lang is not None else None
     font = cjk_font()
     say, name, _ = _words(font, lang)
     plt = _figure(font)

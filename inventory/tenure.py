@@ -574,29 +574,27 @@ def _frame(conn: Connection, stmt) -> pd.DataFrame:
     return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
+def _links(*where) -> Select:
+    """Return the (right_id, source_id) links of the rights on the spaces ``where`` selects."""
+    return (
+        select(RightSource.right_id, RightSource.source_id)
+        .join(TenureRight, TenureRight.id == RightSource.right_id)
+        .join(Space, Space.id == TenureRight.space_id)
+        .join(Community, Community.id == Space.community_id)
+        .where(*where)
+    )
+
+
 def _with_sources(
-    conn: Connection, rights: pd.DataFrame, links: Select | None = None
+    conn: Connection, rights: pd.DataFrame, links: Select
 ) -> tuple[pd.DataFrame, set[int]]:
     """Add to ``rights`` the ids of the sources proving each; return it and those ids.
 
-    ``links``: a query of (right_id, source_id) covering ``rights``, read in one go (a
-    whole store's rights would otherwise be asked for a few thousand ids at a time).
+    ``links`` (:func:`_links`) selects the same spaces as ``rights``, read in one query.
     """
     by_right: dict[int, list[int]] = {}
-    ids = [int(i) for i in rights["right_id"]]
-    queries = (
-        [links]
-        if links is not None
-        else [
-            select(RightSource.right_id, RightSource.source_id).where(
-                RightSource.right_id.in_(ids[i : i + 5000])
-            )
-            for i in range(0, len(ids), 5000)
-        ]
-    )
-    for query in queries:
-        for right, source in conn.execute(query):
-            by_right.setdefault(right, []).append(source)
+    for right, source in conn.execute(links):
+        by_right.setdefault(right, []).append(source)
     rights = rights.assign(
         sources=[", ".join(map(str, by_right.get(i, []))) for i in rights["right_id"]]
     )
@@ -621,7 +619,7 @@ def tenure_of(engine: Engine, ref: str, community: str | None = None) -> dict[st
         rights = _frame(
             conn, _rights_query().where(TenureRight.space_id == space_id).order_by(TenureRight.id)
         )
-        rights, proving = _with_sources(conn, rights)
+        rights, proving = _with_sources(conn, rights, _links(TenureRight.space_id == space_id))
         events = conn.execute(
             select(TenureEvent.source_id).where(
                 TenureEvent.space_id == space_id, TenureEvent.source_id.is_not(None)
@@ -937,14 +935,7 @@ def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFr
     stmt = _rights_query().order_by(Community.name, Space.survey_ref, TenureRight.id)
     if community:
         stmt = stmt.where(Community.name == community)
-    links = select(RightSource.right_id, RightSource.source_id)
-    if community:
-        links = (
-            links.join(TenureRight, TenureRight.id == RightSource.right_id)
-            .join(Space, Space.id == TenureRight.space_id)
-            .join(Community, Community.id == Space.community_id)
-            .where(Community.name == community)
-        )
+    links = _links(Community.name == community) if community else _links()
     with engine.connect() as conn:
         rights, used = _with_sources(conn, _frame(conn, stmt), links)
         sources = _frame(conn, select(*_SOURCE_COLUMNS).order_by(TenureSource.id))
