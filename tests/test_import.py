@@ -13,15 +13,17 @@ import pyogrio
 import pytest
 import shapely
 from shapely import MultiPoint, Point, Polygon
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from inventory import importer
 from inventory.backends import backend
 from inventory.chinacoords import gcj02_to_wgs84, wgs84_to_gcj02
+from inventory.db import connect
 from inventory.errors import InputError
 from inventory.geodesy import area_m2
 from inventory.importer import import_file
 from inventory.models import Community, ImportBatch, RejectedFeature, Space, SpaceHistory
+from tests.conftest import TEMPLATE_DB, _drop, _postgis_database
 from tests.util import LAT0, LON0, count, frame, room, rooms, validate_report, write
 
 
@@ -614,6 +616,121 @@ def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):
 
     names = set(listing.spaces(engine)["name"])
     assert {"原锅炉房", "原堆煤场", "1号院门房"} <= names
+
+
+# ---- a batch large against the store: indexes and foreign keys built after (#15) -------
+
+
+def _schema(conn) -> list:
+    """Every constraint and index of the store, as the server spells them."""
+    return sorted(
+        conn.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+                "UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes "
+                "WHERE schemaname = 'public'"
+            )
+        ).all()
+    )
+
+
+def _index_oids(conn) -> set:
+    return set(
+        conn.execute(
+            text("SELECT indexrelid FROM pg_index WHERE indrelid = 'space'::regclass")
+        ).scalars()
+    )
+
+
+def _contents(conn) -> dict:
+    """Every row of the tables an import writes, but for the times it ran."""
+    out = {}
+    for table in (
+        "space",
+        "tenure_right",
+        "batch_space",
+        "right_source",
+        "party",
+        "tenure_source",
+        "rejected_feature",
+        "space_history",
+        "community",
+    ):
+        stamps = conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+                "AND data_type LIKE 'timestamp%'"
+            ),
+            {"t": table},
+        ).scalars()
+        drop = "".join(f" - '{c}'" for c in stamps)
+        out[table] = (
+            conn.execute(text(f"SELECT (to_jsonb(t){drop})::text FROM {table} t ORDER BY 1"))
+            .scalars()
+            .all()
+        )
+    return out
+
+
+def _batches(engine, mixed: Path, sample_dir: Path, monkeypatch, fast: bool) -> dict:
+    """Load the same batches (one read in parts) after a dry run and a failure; the rows."""
+    with engine.connect() as conn:
+        schema, oids = _schema(conn), _index_oids(conn)
+    # a dry run on the fast path leaves the schema and the rows as they were
+    import_file(engine, mixed, community="M", dry_run=True)
+    with engine.connect() as conn:
+        assert _schema(conn) == schema and _index_oids(conn) == oids
+    assert count(engine) == 0
+    # a failure half-way through the writing pass too
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    real_read, reads = importer.read, []
+
+    def failing(*args, skip=0, **kwargs):
+        reads.append(skip)
+        if reads.count(8) == 2:  # pass 2, the third part: after two parts written
+            raise InputError("the disk went away")
+        return real_read(*args, skip=skip, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(importer, "read", failing)
+        with pytest.raises(InputError, match="disk went away"):
+            import_file(engine, mixed, community="M")
+    with engine.connect() as conn:
+        assert _schema(conn) == schema and _index_oids(conn) == oids
+    # the batches: one in parts into the empty store, then the sample survey
+    report = import_file(engine, mixed, community="M")[0]
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
+    assert (report.loaded, report.rejected) == (9, 5)
+    import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
+    import_file(engine, sample_dir / "jinsong_north_spaces.shp")
+    import_file(engine, sample_dir / "jinsong_north_parking_points.shp")
+    with engine.connect() as conn:
+        assert _schema(conn) == schema
+        # rebuilt (new indexes) on the fast path, the same ones otherwise
+        assert (_index_oids(conn) != oids) == fast
+        return _contents(conn)
+
+
+def test_a_large_batch_builds_its_indexes_after_and_gives_the_same_store(
+    postgis_admin, sample_dir, tmp_path, monkeypatch
+):
+    from inventory.backends import postgis
+
+    mixed = _mixed_survey(tmp_path)
+    stores = {}
+    for fast in (False, True):
+        monkeypatch.setattr(postgis, "BULK_LOAD_MIN_ROWS", 1 if fast else 10**9)
+        monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
+        name, url = _postgis_database(postgis_admin, TEMPLATE_DB)
+        engine = connect(url)
+        try:
+            stores[fast] = _batches(engine, mixed, sample_dir, monkeypatch, fast)
+        finally:
+            engine.dispose()
+            _drop(postgis_admin, name)
+    assert stores[True] == stores[False]
+    assert len(stores[True]["space"]) > 30 and len(stores[True]["tenure_right"]) > 20
 
 
 # ---- every database constraint has a validation rule before it (#17) -----------------

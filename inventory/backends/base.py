@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,16 @@ class Backend(ABC):
         integers and None stays NULL. A table without geometry takes no ``geoms``.
         ``progress(rows)`` is told the rows sent so far, a chunk at a time.
         """
+
+    @contextmanager
+    def bulk_load(self, conn: Connection, tables: list[Table], rows: int) -> Iterator[bool]:
+        """Within the block, ``rows`` rows go into ``tables`` (the first is the largest).
+
+        A backend may load them faster than row by row through the indexes and
+        constraints (yielding True when it does); the tables end the block as they were,
+        with every row checked. The default loads as usual.
+        """
+        yield False
 
     @abstractmethod
     def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:

@@ -263,10 +263,18 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     """
     path, layer = first.path, first.layer
 
-    def parts():
+    def parts(checked: bool = False):
         yield 0, first
         for start in range(len(first), total, CHUNK_FEATURES):
-            part = read(path, layer=layer, crs=crs, skip=start, limit=CHUNK_FEATURES, decided=first)
+            part = read(
+                path,
+                layer=layer,
+                crs=crs,
+                skip=start,
+                limit=CHUNK_FEATURES,
+                decided=first,
+                checked=checked,
+            )
             if len(part):
                 yield start, part
 
@@ -310,29 +318,30 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         overlaps = {rows[k]: messages for k, messages in found.items()}
         del refs, good_rows, good_geoms, polygons
         report, batch_id = None, None
-        for start, part in parts():
-            with gc_paused():
-                j = job(start, part, "import (pass 2 of 2)")
-                geoms, part_refs = j.validate(duplicates=duplicates)
-                names = j.assign(conn, geoms)
-                j.flag_overlaps(geoms, overlaps)
-                if batch_id is None:
-                    batch_id = j.new_batch(conn)
-                j.store(conn, batch_id, geoms, names, part_refs)
-            if report is None:
-                report = j.report
-            else:
-                for count in ("read", "loaded", "updated", "unchanged", "rejected"):
-                    setattr(report, count, getattr(report, count) + getattr(j.report, count))
-                for listed in (
-                    "issues",
-                    "communities_created",
-                    "changes",
-                    "duplicates",
-                    "matched",
-                    "retired_delivered",
-                ):
-                    getattr(report, listed).extend(getattr(j.report, listed))
+        with _SpaceImport.bulk_load(conn, total):
+            for start, part in parts(checked=True):  # pass 1 found the text well decoded
+                with gc_paused():
+                    j = job(start, part, "import (pass 2 of 2)")
+                    geoms, part_refs = j.validate(duplicates=duplicates)
+                    names = j.assign(conn, geoms)
+                    j.flag_overlaps(geoms, overlaps)
+                    if batch_id is None:
+                        batch_id = j.new_batch(conn)
+                    j.store(conn, batch_id, geoms, names, part_refs)
+                if report is None:
+                    report = j.report
+                else:
+                    for count in ("read", "loaded", "updated", "unchanged", "rejected"):
+                        setattr(report, count, getattr(report, count) + getattr(j.report, count))
+                    for listed in (
+                        "issues",
+                        "communities_created",
+                        "changes",
+                        "duplicates",
+                        "matched",
+                        "retired_delivered",
+                    ):
+                        getattr(report, listed).extend(getattr(j.report, listed))
         report.communities_created = sorted(report.communities_created)
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)

@@ -361,11 +361,13 @@ def read(
     limit: int | None = None,
     decided: Source | None = None,
     header_row: int | None = None,
+    checked: bool = False,
 ) -> Source:
     """Read one layer of a surveyor's file (or, with ``skip``/``limit``, a run of its features).
 
     ``skip`` and ``limit`` apply to GIS files read directly (see :func:`can_read_in_parts`);
-    ``decided``, an earlier part of the same layer, gives the encoding already decided.
+    ``decided``, an earlier part of the same layer, gives the encoding already decided;
+    ``checked``: these features' text was found well decoded before (a second pass).
     ``header_row`` (1-based, as Excel numbers rows) is the row of a table's column names;
     without it a title row above the header is recognised and skipped.
 
@@ -382,7 +384,14 @@ def read(
     if suffix in TABLE_SUFFIXES:
         return _read_table(path, layer=layer, encoding=encoding, crs=crs, header_row=header_row)
     return _read_vector(
-        path, layer=layer, encoding=encoding, crs=crs, skip=skip, limit=limit, decided=decided
+        path,
+        layer=layer,
+        encoding=encoding,
+        crs=crs,
+        skip=skip,
+        limit=limit,
+        decided=decided,
+        checked=checked,
     )
 
 
@@ -471,6 +480,7 @@ def _read_vector(
     skip: int = 0,
     limit: int | None = None,
     decided: Source | None = None,
+    checked: bool = False,
 ) -> Source:
     try:
         layers = list_layers(path)
@@ -515,7 +525,8 @@ def _read_vector(
     attributes = attributes.where(attributes.notna(), None)
     if path.suffix.lower() in (".kml", ".kmz"):
         attributes = with_description_fields(_without_kml_styling(attributes))
-    check_mojibake(attributes, path.name)
+    if not checked:
+        check_mojibake(attributes, path.name)
     target_crs, crs_label, shift = resolve_crs(crs, meta.get("crs"), path)
     if wkb is None:
         raise InputError(f"{path.name} (layer {layer}) has no geometry; import a spatial layer.")

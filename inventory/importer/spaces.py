@@ -33,8 +33,10 @@ from inventory.models import (
     BatchSpace,
     Community,
     RejectedFeature,
+    RightSource,
     Space,
     SpaceHistory,
+    TenureRight,
 )
 from inventory.tenure import sync_survey_rights
 
@@ -62,9 +64,21 @@ class _SpaceImport(_Import):
             names = self.assign(conn, geoms)
             self.flag_overlaps(geoms)
             batch_id = self.new_batch(conn)
-            self.store(conn, batch_id, geoms, names, refs)
+            with self.bulk_load(conn, len(geoms)):
+                self.store(conn, batch_id, geoms, names, refs)
             self.close(conn, batch_id)
         return self.report
+
+    @staticmethod
+    def bulk_load(conn, rows: int):
+        """Return the backend's fast path for ``rows`` new spaces, their rights and rounds."""
+        tables = [
+            Space.__table__,
+            TenureRight.__table__,
+            BatchSpace.__table__,
+            RightSource.__table__,
+        ]
+        return backend(conn).bulk_load(conn, tables, rows)
 
     def close(self, conn, batch_id: int) -> None:
         """Record the batch's counts; roll back a dry run, else note the batch in the report."""
