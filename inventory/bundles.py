@@ -14,6 +14,8 @@ either backend.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TypedDict, Unpack
 
@@ -43,7 +45,7 @@ from inventory.backends import backend
 from inventory.codes import KIND, NOT_MICRO_SPACE
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
-from inventory.gaps import severity_sql, worst_severity
+from inventory.gaps import active_permits_sql, severity_sql, with_permit_end, worst_severity
 from inventory.geodesy import WGS84_A, WGS84_E2, metres_per_degree, reproject, utm_epsg
 from inventory.models import Community, Space
 from inventory.store import require_community, require_schema
@@ -351,8 +353,9 @@ def bundles_in_store(
     codes = kind_codes(options.get("kinds"))
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
-    severity = severity_sql(space, today)
-    stmt = candidates_sql(codes, severity)
+    permits = active_permits_sql()
+    severity = severity_sql(with_permit_end(space, permits), today)
+    stmt = candidates_sql(codes, severity, permits=permits)
     if community:
         stmt = stmt.where(Community.name == community)
     if min_area_m2:
@@ -362,16 +365,28 @@ def bundles_in_store(
     require_schema(engine)
     require_community(engine, community)
     rows = None
-    if backend(engine).clusters_in_sql:
-        with engine.connect() as conn:
-            rows = _clusters_in_postgis(
-                conn,
-                stmt.subquery("chosen"),
-                max_gap_m,
-                options.get("across_communities", False),
-                options.get("min_members", 2),
-                codes,
-            )
+    db = backend(engine)
+    if db.clusters_in_sql:
+        across = options.get("across_communities", False)
+        # communities are clustered apart: a store's share each for the server's cores
+        parts = 1 if across or community else QUERY_PARTS
+        with db.snapshot_connections(engine, parts) as conns:
+
+            def part(k: int) -> list:
+                chosen = (
+                    stmt if len(conns) == 1 else stmt.where(space.community_id % len(conns) == k)
+                )
+                return _clusters_in_postgis(
+                    conns[k],
+                    chosen.subquery("chosen"),
+                    max_gap_m,
+                    across,
+                    options.get("min_members", 2),
+                    codes,
+                )
+
+            with ThreadPoolExecutor(len(conns)) as pool:
+                rows = [row for found in pool.map(part, range(len(conns))) for row in found]
     in_memory = {**options, "max_gap_m": max_gap_m, "kinds": codes}
     found = None if rows is None else _from_rows(rows, codes)
     if found is None:
@@ -382,16 +397,19 @@ def bundles_in_store(
     return found
 
 
-def candidates_sql(codes: list[str], severity: ColumnElement, *extra: ColumnElement) -> Select:
+def candidates_sql(
+    codes: list[str], severity: ColumnElement, *extra: ColumnElement, permits=None
+) -> Select:
     """Return the live spaces of the ``codes`` kinds that may join bundles, as SQL.
 
     Columns: ``community_id``, ``community``, ``survey_ref``, ``kind``, the areas
     (``area_m2`` is the usable area, else the footprint), ``severity`` (the SQL of the
-    worst gap) and ``geom``, then ``extra``.
+    worst gap) and ``geom``, then ``extra``. ``permits``
+    (:func:`inventory.gaps.active_permits_sql`) is outer-joined when ``severity`` reads it.
     """
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
-    return (
+    stmt = (
         select(
             space.community_id,
             Community.name.label("community"),
@@ -407,6 +425,9 @@ def candidates_sql(codes: list[str], severity: ColumnElement, *extra: ColumnElem
         .join(Community, space.community_id == Community.id)
         .where(space.kind.in_(codes), space.retired_at.is_(None))
     )
+    if permits is not None:
+        stmt = stmt.outerjoin(permits, permits.c.space_id == space.id)
+    return stmt
 
 
 def labels_by_community_sql(chosen, gap_m: float):
@@ -444,6 +465,10 @@ def _labelled(framed, gap_m: float):
         .label("label"),
     ).subquery("labelled")
 
+
+#: How many parts of the store :func:`bundles_in_store` clusters at once on PostGIS (one
+#: connection each, one snapshot; at most 4).
+QUERY_PARTS = max(1, min(4, os.cpu_count() or 1))
 
 #: Separator of the member lists :func:`_clusters_in_postgis` returns (ASCII RS).
 SEPARATOR = "\x1e"

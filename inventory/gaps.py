@@ -461,6 +461,29 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def active_permits_sql():
+    """Return, as a subquery to outer-join on ``space_id``, each space's latest active permit end.
+
+    One row per space holding an active transitional permit (``space_id``,
+    ``permit_end``): the rules read the end of a space's permit three or four times, and a
+    joined column is worked out once per space where :func:`permit_end_sql` would run again
+    for each (at a million spaces, 1.2 million index scans and 2.4 s).
+    """
+    from inventory.models import TenureRight
+
+    return (
+        select(TenureRight.space_id, func.max(TenureRight.end_date).label("permit_end"))
+        .where(TenureRight.kind == "transitional_permit", TenureRight.status == "active")
+        .group_by(TenureRight.space_id)
+        .subquery("permits")
+    )
+
+
+def with_permit_end(columns, permits) -> dict:
+    """Return ``columns`` (the space table's, say) and ``permit_end`` from ``permits``."""
+    return {**dict(columns.items()), "permit_end": permits.c.permit_end}
+
+
 def permit_end_sql(space_id) -> ColumnElement:
     """Return the end of a space's latest active transitional permit, as SQL (NULL: none)."""
     from inventory.models import TenureRight
@@ -650,10 +673,15 @@ def title_gaps_in_store(
     """
     today = today or date.today()
     c = Space.__table__.c
-    severity = severity_sql(c, today, expiring_months, policy)
-    candidates = listing.spaces(
-        engine, community=community, where=or_(severity.is_not(None), c.quality_flags.is_not(None))
+    permits = active_permits_sql()
+    severity = severity_sql(with_permit_end(c, permits), today, expiring_months, policy)
+    joined = Space.__table__.outerjoin(permits, permits.c.space_id == c.id)
+    flagged = (
+        select(c.id)
+        .select_from(joined)
+        .where(or_(severity.is_not(None), c.quality_flags.is_not(None)))
     )
+    candidates = listing.spaces(engine, community=community, where=c.id.in_(flagged))
     rows = _flagged(annotate(candidates, today, expiring_months, policy))
     usable = func.coalesce(c.usable_area_m2, 0.0)
 
@@ -670,6 +698,7 @@ def title_gaps_in_store(
             total(severity == "blocking", 1).label("spaces_blocking"),
             total(severity == "blocking", usable).label("area_blocking_m2"),
         )
+        .select_from(joined)
         .join(Community, c.community_id == Community.id)
         .where(c.retired_at.is_(None))
         .group_by(Community.name)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -126,9 +127,14 @@ def _neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
             out[col]
         ):
             continue
-        out[col] = out[col].map(
-            lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+        first = set(FORMULA_START)  # each one character: a set lookup per cell is fastest
+        starts = np.fromiter(
+            (isinstance(v, str) and v[:1] in first for v in out[col].to_numpy()),
+            dtype=bool,
+            count=len(out),
         )
+        if starts.any():
+            out.loc[starts, col] = "'" + out.loc[starts, col]
     return out
 
 

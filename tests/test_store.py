@@ -6,7 +6,7 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, insert, text
+from sqlalchemy import func, insert, select, text
 
 from inventory import store
 from inventory.backends import include_in_migrations
@@ -250,3 +250,20 @@ def test_upgrading_a_populated_store_keeps_every_space(empty_db_url):
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Space.__table__)) == 4
     engine.dispose()
+
+
+def test_the_parts_of_a_split_query_read_one_snapshot(engine):
+    from inventory.backends import backend
+
+    with engine.begin() as conn:
+        conn.execute(insert(Community), [{"name": "甲"}])
+    with backend(engine).snapshot_connections(engine, 3) as conns:
+        seen = [c.scalar(select(func.count()).select_from(Community)) for c in conns[:1]]
+        # a community committed after the snapshot was taken, by another writer
+        with engine.begin() as conn:
+            conn.execute(insert(Community), [{"name": "乙"}])
+        seen += [c.scalar(select(func.count()).select_from(Community)) for c in conns[1:]]
+    assert seen == [1] * len(conns)
+    assert len(conns) == (3 if engine.dialect.name == "postgresql" else 1)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Community)) == 2

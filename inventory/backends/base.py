@@ -94,6 +94,16 @@ class Backend(ABC):
         """
 
     @contextmanager
+    def snapshot_connections(self, engine: Engine, n: int) -> Iterator[list[Connection]]:
+        """Yield up to ``n`` connections that all read one snapshot of the store.
+
+        For a query split in parts run at once (one per core): each part sees the same
+        rows, whatever commits meanwhile. The default is one connection.
+        """
+        with engine.connect() as conn:
+            yield [conn]
+
+    @contextmanager
     def bulk_load(self, conn: Connection, tables: list[Table], rows: int) -> Iterator[bool]:
         """Within the block, ``rows`` rows go into ``tables`` (the first is the largest).
 

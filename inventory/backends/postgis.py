@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -201,6 +202,29 @@ class PostGIS(Backend):
                     copy.write_row(row)
                 if progress is not None:
                     progress(start + len(part))
+
+    @contextmanager
+    def snapshot_connections(self, engine: Engine, n: int) -> Iterator[list[Connection]]:
+        """Yield ``n`` connections in REPEATABLE READ transactions sharing one snapshot.
+
+        The first exports its snapshot (``pg_export_snapshot``) and the others adopt it,
+        as ``pg_dump --jobs`` does: the parts of a split query read the same rows.
+        """
+        with ExitStack() as stack:
+            conns = [
+                stack.enter_context(
+                    engine.connect().execution_options(isolation_level="REPEATABLE READ")
+                )
+                for _ in range(max(1, n))
+            ]
+            snapshot = str(conns[0].scalar(text("SELECT pg_export_snapshot()")))
+            if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # the server's own token
+                raise BackendUnavailableError(
+                    f"Unexpected snapshot id from the server: {snapshot!r}."
+                )
+            for conn in conns[1:]:
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            yield conns
 
     @contextmanager
     def bulk_load(self, conn: Connection, tables: list[Table], rows: int) -> Iterator[bool]:
