@@ -562,11 +562,19 @@ def _comparable(report) -> dict:
     }
 
 
-def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path, monkeypatch):
+@pytest.mark.parametrize("apart", [False, True], ids=["one process", "two processes"])
+def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(
+    engine, tmp_path, monkeypatch, apart
+):
     path = _mixed_survey(tmp_path)
     whole = import_file(engine, path, community="M", dry_run=True)[0]
+    # from CHECK_IN_PARALLEL_FROM features a worker process checks every other part
+    monkeypatch.setattr(importer, "CHECK_IN_PARALLEL_FROM", 1 if apart else 10**9)
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    here, real = [], importer._check_part
+    monkeypatch.setattr(importer, "_check_part", lambda j, c: here.append(j.offset) or real(j, c))
     in_parts = import_file(engine, path, community="M")[0]
+    assert here == ([0, 8] if apart else [0, 4, 8, 12])  # the others, in the worker
     validate_report(in_parts, engine)
     assert _comparable(in_parts) == _comparable(whole)
     assert in_parts.read == 14 and in_parts.rejected == 5
@@ -601,6 +609,26 @@ def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, 
     with pytest.raises(InputError, match="disk went away"):
         import_file(engine, path, community="M")
     assert count(engine) == 0 and count(engine, ImportBatch) == 0
+
+
+def test_a_garbled_part_checked_by_the_worker_is_named_as_from_one_process(
+    engine, tmp_path, monkeypatch
+):
+    rows = [
+        {"编号": f"G-{i:02d}", "类型": "配套用房", "名称": "门房", "geometry": room(i * 20, 0)}
+        for i in range(12)
+    ]
+    rows[5]["名称"] = "¹øÂ¯·¿"  # 锅炉房 in GBK read as Latin-1, in the second part
+    path = write(frame(rows), tmp_path / "garbled.geojson")
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    messages = []
+    for threshold in (10**9, 1):
+        monkeypatch.setattr(importer, "CHECK_IN_PARALLEL_FROM", threshold)
+        with pytest.raises(InputError, match="looks garbled") as caught:
+            import_file(engine, path, community="G")
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "锅炉房" in messages[0]
+    assert count(engine) == 0
 
 
 def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):

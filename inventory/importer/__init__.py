@@ -16,16 +16,18 @@ parses values, :mod:`.base` holds what every import shares, :mod:`.spaces` and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shapely
 from sqlalchemy import Engine
 
 from inventory._gc import gc_paused
 from inventory.backends import write_transaction
 from inventory.errors import InputError, InventoryError
+from inventory.importer._apart import Worker
 from inventory.importer.base import (
     CHUNK_FEATURES,
     COMMUNITY_LAYER_NAMES,
@@ -34,6 +36,7 @@ from inventory.importer.base import (
     Progress,
     _duplicates,
     _overlap_flags,
+    _who,
 )
 from inventory.importer.communities import _CommunityImport
 from inventory.importer.fields import (
@@ -297,17 +300,15 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         j.progress = progress
         return j
 
+    # who imports, asked once (a worker process has no store to ask)
+    options = replace(options, imported_by=options.imported_by or _who(engine))
     with write_transaction(engine) as conn:
         refs: list = []
         good_rows, good_geoms = [], []
-        for start, part in parts():
-            with gc_paused():
-                j = job(start, part, "check (pass 1 of 2)")
-                geoms, part_refs = j.validate(duplicates={})
-                j.assign(conn, geoms)
-                good = j.overlap_candidates(geoms)
+        checked = _first_pass(first, total, crs, options, _SpaceImport.community_rows(conn), job)
+        for start, (part_refs, good, geoms) in checked:
             good_rows += [start + i for i in good]
-            good_geoms.append(geoms[good])
+            good_geoms.append(geoms)
             refs += part_refs
         duplicates = _duplicates(refs)
         # duplicates are rejected, so they take no part in the overlap test
@@ -346,3 +347,104 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)
     return report
+
+
+#: From how many features a layer's first pass is shared with a second process (two
+#: cores read and check the parts at once; below it, starting the process costs more).
+CHECK_IN_PARALLEL_FROM = 300_000
+
+
+def _first_pass(first: Source, total: int, crs, options: ImportOptions, communities, job):
+    """Return, part by part in file order, (start, (refs, overlap rows, their outlines)).
+
+    The first pass of :func:`_import_in_parts`: each part is read and checked as pass 2
+    will, keeping only what the whole-file checks need. From
+    :data:`CHECK_IN_PARALLEL_FROM` features every other part is checked by a second
+    process (:mod:`._apart`) while this one checks the rest; an error comes from the
+    first failing part in file order, as when one process reads them all, and a part
+    the second process did not answer for is checked here.
+    """
+    starts = [0, *range(len(first), total, CHUNK_FEATURES)]
+    stage = "check (pass 1 of 2)"
+    report_progress = options.progress or (lambda stage, done, count: None)
+    done = 0
+    worker = None
+    if total >= CHECK_IN_PARALLEL_FROM and len(starts) > 2:
+        # the worker needs the encoding decided, not the first part's rows
+        decided = replace(
+            first,
+            attributes=first.attributes.iloc[:0],
+            geometries=first.geometries[:0],
+            raw_geometry=[],
+            geometry_problems=None,
+            row_numbers=None,
+        )
+        shared = (first.path, first.layer, crs, decided, replace(options, progress=None))
+        apart = [(k, (starts[k], CHUNK_FEATURES, communities)) for k in range(1, len(starts), 2)]
+        worker = Worker(_check_part_apart, shared, apart)
+    try:
+        mine: dict[int, tuple | InventoryError] = {}
+        for k, start in enumerate(starts):
+            if worker is not None and k % 2:
+                continue
+            try:
+                mine[k] = _check_here(first, crs, start, job, stage, communities)
+            except InventoryError as exc:
+                mine[k] = exc
+                break
+            done += len(mine[k][0])
+            report_progress(stage, done, total)
+        out = []
+        for k, start in enumerate(starts):
+            found = mine.get(k)
+            if found is None and worker is not None and k % 2:
+                found = worker.result(k)
+                if isinstance(found, tuple):
+                    found = (found[0], found[1], shapely.from_wkb(found[2]))
+                elif found is None:  # the worker stopped: check it here
+                    found = _check_here(first, crs, start, job, stage, communities)
+                if isinstance(found, tuple):
+                    done += len(found[0])
+                    report_progress(stage, done, total)
+            if found is None:
+                break  # after the failing part
+            if isinstance(found, InventoryError):
+                raise found
+            out.append((start, found))
+        return out
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _check_here(first: Source, crs, start: int, job, stage: str, communities) -> tuple:
+    part = first if start == 0 else _read_part(first, crs, start)
+    j = job(start, part, stage)
+    j.progress = lambda step, n, count: None  # the bar moves part by part
+    return _check_part(j, communities)
+
+
+def _read_part(first: Source, crs, start: int) -> Source:
+    return read(
+        first.path, layer=first.layer, crs=crs, skip=start, limit=CHUNK_FEATURES, decided=first
+    )
+
+
+def _check_part(j: _SpaceImport, communities) -> tuple[list, list[int], np.ndarray]:
+    """Check one part as pass 2 will; return its references, overlap rows and their outlines."""
+    with gc_paused():
+        geoms, refs = j.validate(duplicates={})
+        j.assign(None, geoms, communities)
+        good = j.overlap_candidates(geoms)
+    return refs, good, geoms[good]
+
+
+def _check_part_apart(path, layer, crs, decided, options, start, limit, communities):
+    """:func:`_check_part` in a worker process, which reads its part itself (outlines as WKB)."""
+    part = read(path, layer=layer, crs=crs, skip=start, limit=limit, decided=decided)
+    if not len(part):
+        return [], [], np.array([], dtype=object)
+    j = _SpaceImport(None, part, options)
+    j.offset = start
+    refs, good, geoms = _check_part(j, communities)
+    return refs, good, shapely.to_wkb(geoms)

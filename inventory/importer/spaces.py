@@ -199,12 +199,23 @@ class _SpaceImport(_Import):
                     f"{self.area[i]:,.1f} m² × {floors[i] or 1} floor(s)"
                 )
 
-    def assign(self, conn, geoms: np.ndarray) -> list[str | None]:
-        """Put each space in its community (column, --community or boundary)."""
+    @staticmethod
+    def community_rows(conn) -> list[tuple[int, str, bytes | None]]:
+        """Return the store's communities: (id, name, boundary as WKB or None)."""
+        return [
+            (cid, name, None if wkb is None else bytes(wkb))
+            for cid, name, wkb in conn.execute(
+                select(Community.id, Community.name, func.ST_AsBinary(Community.boundary))
+            )
+        ]
+
+    def assign(self, conn, geoms: np.ndarray, rows=None) -> list[str | None]:
+        """Put each space in its community (column, --community or boundary).
+
+        ``rows``: the store's :meth:`community_rows` read before (``conn`` is then unused).
+        """
         n = len(geoms)
-        rows = conn.execute(
-            select(Community.id, Community.name, func.ST_AsBinary(Community.boundary))
-        ).all()
+        rows = self.community_rows(conn) if rows is None else rows
         boundaries = {name: shapely.from_wkb(wkb) for _, name, wkb in rows if wkb is not None}
         self.community_ids = {name: cid for cid, name, _ in rows}
         column = self.values["community"]

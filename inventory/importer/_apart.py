@@ -1,0 +1,91 @@
+"""A second process that checks parts of a large layer while the importing one checks others.
+
+Started as ``python -m inventory.importer._apart`` (never by re-running the caller's
+script, as multiprocessing's spawn would), it reads one pickled message on standard
+input — what every part needs, and the parts to check — and writes back one pickled
+result per part, in order, on standard output. Pickles pass only between this process
+and the one that started it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class Worker:
+    """The second process, fed once; ``result(key)`` waits for a part's result.
+
+    A result is what the task returned, or the exception it raised (an InventoryError
+    for the caller to raise in file order). A worker that stops without answering (killed,
+    out of memory) leaves its parts to the caller: ``result`` then returns None.
+    """
+
+    def __init__(self, task: Callable, shared: tuple, parts: list[tuple[Any, tuple]]):
+        self.results: dict[Any, Any] = {}
+        self._ready = threading.Condition()
+        self._done = False
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "inventory.importer._apart"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        try:
+            pickle.dump((task, shared, parts), self.process.stdin, protocol=5)
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):  # it stopped at once: the caller checks all
+            pass
+
+    def _read(self) -> None:
+        try:
+            while True:
+                key, value = pickle.load(self.process.stdout)
+                with self._ready:
+                    self.results[key] = value
+                    self._ready.notify_all()
+        except Exception:  # the end of its output, whatever ended it
+            with self._ready:
+                self._done = True
+                self._ready.notify_all()
+
+    def result(self, key) -> Any:
+        """Return the part's result or exception, or None if the worker never gave it."""
+        with self._ready:
+            while key not in self.results and not self._done:
+                self._ready.wait()
+            return self.results.get(key)
+
+    def stop(self) -> None:
+        """End the process (done or not) and its reader."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._reader.join()
+        self.process.stdout.close()
+
+
+def _serve() -> None:
+    from inventory.errors import InventoryError
+
+    task, shared, parts = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    for key, args in parts:
+        try:
+            value = task(*shared, *args)
+        except InventoryError as exc:
+            value = exc
+        pickle.dump((key, value), out, protocol=5)
+        out.flush()
+        if isinstance(value, InventoryError):
+            return  # the caller raises the first failing part's error: no more needed
+
+
+if __name__ == "__main__":
+    _serve()
