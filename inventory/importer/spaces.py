@@ -235,8 +235,20 @@ class _SpaceImport(_Import):
                     "`community=NAME`, add a community column, or import the boundaries "
                     "first (`communities=True`)"
                 )
-            elif names[i] in boundaries and geoms[i] is not None and not self.reasons[i]:
-                if not shapely.covered_by(geoms[i], boundaries[names[i]].buffer(1e-6)):
+        named = [
+            i
+            for i in range(n)
+            if names[i] in boundaries and geoms[i] is not None and not self.reasons[i]
+        ]
+        if named:
+            # each boundary grown (and prepared) once, not once for each of its spaces
+            grown = {name: boundaries[name].buffer(1e-6) for name in {names[i] for i in named}}
+            shapely.prepare(list(grown.values()))
+            within = shapely.covered_by(
+                geoms[named], np.array([grown[names[i]] for i in named], dtype=object)
+            )
+            for i, inside in zip(named, within.tolist(), strict=True):
+                if not inside:
                     self.flags[i].append(f"outside the boundary of {names[i]}")
         return names
 
