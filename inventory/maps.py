@@ -163,20 +163,24 @@ def _popup_frame(
     def text(value: object) -> str:
         return _text(value, escape=False)
 
+    def plain(column: pd.Series) -> pd.Series:
+        """Return a text column as :func:`text` gives it, in one pass."""
+        return column.astype(object).where(column.notna(), "").astype(str)
+
     def code(codes, value: object) -> str:
         return text(codes.label(value, lang)) if isinstance(value, str) and value else ""
 
     out = gpd.GeoDataFrame(
         {
-            "survey_ref": g["survey_ref"].map(text),
+            "survey_ref": plain(g["survey_ref"]),
             "kind": g["kind"].map(lambda k: text(KIND.label(k, lang))),
-            "name": g["name"].map(text),
+            "name": plain(g["name"]),
             "floor": g["floor_area_m2"].astype(float).map(text),
             "usable": g["usable_area_m2"].astype(float).map(text),
             "parking": g["parking_spaces"]
             .astype(float)
             .map(lambda v: "" if np.isnan(v) else f"{v:,.0f}"),
-            "owner": g["owner_name"].map(text),
+            "owner": plain(g["owner_name"]),
             "land": g["land_type"].map(lambda v: code(LAND_TYPE, v)),
             "certificate": g["certificate_status"].map(lambda v: code(CERTIFICATE_STATUS, v)),
             "gap": [
@@ -184,7 +188,7 @@ def _popup_frame(
                 for gaps in g["gaps"]
             ],
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
-            "notes": g["notes"].map(text),
+            "notes": plain(g["notes"]),
             **_revenue_columns(g["survey_ref"], revenue, lang, text),
             **_rights_column(g, rights, lang, text),
             "status": g["gap_severity"].fillna("clean"),
@@ -580,7 +584,8 @@ def _columns(frame: pd.DataFrame, names) -> dict:
     out = {}
     for name in names:
         values = frame[name].astype(str).to_numpy()
-        uniques, codes = np.unique(values, return_inverse=True)
+        # hashed, then only the distinct values sorted (np.unique sorted a million strings)
+        codes, uniques = pd.factorize(values, sort=True)
         if len(uniques) * 2 > len(values):
             out[name] = {"v": values.tolist()}
         else:

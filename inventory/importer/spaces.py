@@ -216,7 +216,9 @@ class _SpaceImport(_Import):
         """
         n = len(geoms)
         rows = self.community_rows(conn) if rows is None else rows
-        boundaries = {name: shapely.from_wkb(wkb) for _, name, wkb in rows if wkb is not None}
+        bounded = [(name, wkb) for _, name, wkb in rows if wkb is not None]
+        outlines = shapely.from_wkb([wkb for _, wkb in bounded])  # one call for them all
+        boundaries = dict(zip([name for name, _ in bounded], outlines, strict=True))
         self.community_ids = {name: cid for cid, name, _ in rows}
         column = self.values["community"]
         names: list[str | None] = [self.community or column[i] for i in range(n)]
