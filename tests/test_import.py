@@ -611,6 +611,23 @@ def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, 
     assert count(engine) == 0 and count(engine, ImportBatch) == 0
 
 
+@pytest.mark.parametrize("python", ["missing", "/bin/true"], ids=["none to start", "it stops"])
+def test_without_a_second_process_every_part_is_checked_here(engine, tmp_path, monkeypatch, python):
+    from inventory.importer import _apart
+
+    path = _mixed_survey(tmp_path)
+    whole = import_file(engine, path, community="M", dry_run=True)[0]
+    monkeypatch.setattr(importer, "CHECK_IN_PARALLEL_FROM", 1)
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    executable = str(tmp_path / "no-python") if python == "missing" else python
+    monkeypatch.setattr(_apart.sys, "executable", executable)
+    here, real = [], importer._check_part
+    monkeypatch.setattr(importer, "_check_part", lambda j, c: here.append(j.offset) or real(j, c))
+    in_parts = import_file(engine, path, community="M")[0]
+    assert sorted(here) == [0, 4, 8, 12]  # its own parts first, then the worker's
+    assert _comparable(in_parts) == _comparable(whole)
+
+
 def test_a_garbled_part_checked_by_the_worker_is_named_as_from_one_process(
     engine, tmp_path, monkeypatch
 ):

@@ -381,7 +381,10 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
         )
         shared = (first.path, first.layer, crs, decided, replace(options, progress=None))
         apart = [(k, (starts[k], CHUNK_FEATURES, communities)) for k in range(1, len(starts), 2)]
-        worker = Worker(_check_part_apart, shared, apart)
+        try:
+            worker = Worker(_check_part_apart, shared, apart)
+        except OSError:  # no Python to start (an embedded interpreter): check them all here
+            worker = None
     try:
         mine: dict[int, tuple | InventoryError] = {}
         for k, start in enumerate(starts):
