@@ -22,16 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, select, update
 
 from inventory._gc import gc_paused
-from inventory.backends import write_transaction
+from inventory.backends import backend, write_transaction
 from inventory.errors import InputError, InventoryError
 from inventory.importer._apart import Worker
 from inventory.importer.base import (
+    _SPACE_PARSERS,
     CHUNK_FEATURES,
     COMMUNITY_LAYER_NAMES,
     DUPLICATE_IOU,
+    FILE_NOTES,
     ImportOptions,
     Progress,
     _duplicates,
@@ -40,18 +42,27 @@ from inventory.importer.base import (
 )
 from inventory.importer.communities import _CommunityImport
 from inventory.importer.fields import (
+    SPACE_FIELDS,
     FieldMapping,
     check_value_aliases,
     load_profile,
+    map_columns,
     parse_constants,
     parse_overrides,
     parse_text,
     save_profile,
 )
 from inventory.importer.report import FeatureIssue, ImportReport, write_reports
-from inventory.importer.sources import Source, can_read_in_parts, count_features, list_layers, read
+from inventory.importer.sources import (
+    Source,
+    can_read_in_parts,
+    count_features,
+    list_layers,
+    read,
+    read_column,
+)
 from inventory.importer.spaces import _SpaceImport
-from inventory.models import Community
+from inventory.models import Community, Space
 from inventory.store import require_schema
 
 __all__ = [
@@ -263,6 +274,9 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     references and the polygons that take part in the overlap test; the second pass
     validates each part again and writes it with the whole file's duplicates and
     overlaps, so the store and the report are the same as from reading it all at once.
+    Into a store with no spaces yet, one pass does it (:func:`_refs_ahead`): the
+    references are read ahead alone, and the overlaps flagged once every part is written
+    (:func:`_flag_overlaps_after`).
     """
     path, layer = first.path, first.layer
 
@@ -303,32 +317,33 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     # who imports, asked once (a worker process has no store to ask)
     options = replace(options, imported_by=options.imported_by or _who(engine))
     with write_transaction(engine) as conn:
-        refs: list = []
-        good_rows, good_geoms = [], []
-        checked = _first_pass(first, total, crs, options, _SpaceImport.community_rows(conn), job)
-        for start, (part_refs, good, geoms) in checked:
-            good_rows += [start + i for i in good]
-            good_geoms.append(geoms)
-            refs += part_refs
-        duplicates = _duplicates(refs)
-        # duplicates are rejected, so they take no part in the overlap test
-        keep = [k for k, r in enumerate(good_rows) if refs[r] not in duplicates]
-        rows = [good_rows[k] for k in keep]
-        polygons = np.concatenate(good_geoms)[keep] if good_geoms else np.array([])
-        found = _overlap_flags(polygons, [refs[r] for r in rows])
-        overlaps = {rows[k]: messages for k, messages in found.items()}
-        del refs, good_rows, good_geoms, polygons
+        ahead = _refs_ahead(conn, first, total, options)
+        if ahead is not None:
+            # one pass: the duplicates from the references read ahead, the overlaps
+            # found as the parts are written and flagged after
+            duplicates, overlaps = _duplicates(ahead), None
+            del ahead
+        else:
+            duplicates, overlaps = _whole_file_checks(first, total, crs, options, conn, job)
         report, batch_id = None, None
+        kept = _Kept()
+        stage = "import (pass 2 of 2)" if overlaps is not None else "import"
         with _SpaceImport.bulk_load(conn, total):
-            for start, part in parts(checked=True):  # pass 1 found the text well decoded
+            # a second pass reads text the first found well decoded
+            for start, part in parts(checked=overlaps is not None):
                 with gc_paused():
-                    j = job(start, part, "import (pass 2 of 2)")
+                    j = job(start, part, stage)
                     geoms, part_refs = j.validate(duplicates=duplicates)
                     names = j.assign(conn, geoms)
-                    j.flag_overlaps(geoms, overlaps)
+                    if overlaps is not None:
+                        j.flag_overlaps(geoms, overlaps)
+                    else:
+                        good = j.overlap_candidates(geoms)
                     if batch_id is None:
                         batch_id = j.new_batch(conn)
                     j.store(conn, batch_id, geoms, names, part_refs)
+                    if overlaps is None:
+                        kept.add(j, start, good, geoms, names, part_refs)
                 if report is None:
                     report = j.report
                 else:
@@ -343,10 +358,117 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                         "retired_delivered",
                     ):
                         getattr(report, listed).extend(getattr(j.report, listed))
+            if overlaps is None:
+                _flag_overlaps_after(conn, report, first, kept)
         report.communities_created = sorted(report.communities_created)
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)
     return report
+
+
+def _whole_file_checks(first: Source, total: int, crs, options, conn, job):
+    """Pass 1: return the whole file's duplicate references and overlap flags (by file row)."""
+    refs: list = []
+    good_rows, good_geoms = [], []
+    checked = _first_pass(first, total, crs, options, _SpaceImport.community_rows(conn), job)
+    for start, (part_refs, good, geoms) in checked:
+        good_rows += [start + i for i in good]
+        good_geoms.append(geoms)
+        refs += part_refs
+    duplicates = _duplicates(refs)
+    # duplicates are rejected, so they take no part in the overlap test
+    keep = [k for k, r in enumerate(good_rows) if refs[r] not in duplicates]
+    rows = [good_rows[k] for k in keep]
+    polygons = np.concatenate(good_geoms)[keep] if good_geoms else np.array([])
+    found = _overlap_flags(polygons, [refs[r] for r in rows])
+    return duplicates, {rows[k]: messages for k, messages in found.items()}
+
+
+def _refs_ahead(conn, first: Source, total: int, options: ImportOptions) -> list | None:
+    """Return the whole layer's survey references, read alone, when one pass will do.
+
+    That is when the store holds no space yet (none can be updated, kept unchanged or
+    matched, whose comparison needs every flag before the write) and the references
+    come from a column of the file as it stands (not derived from outlines, not set
+    with ``--set``, not renamed by value aliases). They are parsed as the import parses
+    them, so the duplicates are the same.
+    """
+    if conn.execute(select(Space.id).limit(1)).first() is not None:
+        return None
+    if "survey_ref" in (options.constants or {}) or "survey_ref" in (options.aliases or {}):
+        return None
+    columns = [c for c in first.attributes.columns if c not in FILE_NOTES]
+    column = map_columns(columns, SPACE_FIELDS, options.overrides).fields.get("survey_ref")
+    raw = None if column is None else read_column(first, column)
+    if raw is None or len(raw) != total:
+        return None
+    refs, _ = _SPACE_PARSERS["survey_ref"](raw)
+    return refs
+
+
+@dataclass
+class _Kept:
+    """What the overlap test needs of the spaces written in one pass, part by part."""
+
+    rows: list[int] = field(default_factory=list)  # in the file
+    geoms: list[np.ndarray] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
+    community_ids: list[int] = field(default_factory=list)
+    flags: dict[int, list[str]] = field(default_factory=dict)  # as written, where any
+
+    def add(self, j: _SpaceImport, start: int, good: list[int], geoms, names, refs) -> None:
+        self.rows += [start + i for i in good]
+        self.geoms.append(geoms[good])
+        self.refs += [refs[i] for i in good]
+        self.community_ids += [j.community_ids[names[i]] for i in good]
+        self.flags.update({start + i: list(j.flags[i]) for i in good if j.flags[i]})
+
+
+def _flag_overlaps_after(conn, report, first: Source, kept: _Kept) -> None:
+    """Flag the batch's spaces that overlap another of the file, once all are written.
+
+    The flags go after those each space was written with, and into the report's issues,
+    as the second pass of two would have put them; the spaces are updated by one
+    statement joined to a temporary table of their flags.
+    """
+    found = _overlap_flags(np.concatenate(kept.geoms) if kept.geoms else np.array([]), kept.refs)
+    if not found:
+        return
+    flagged = MetaData()
+    table = Table(
+        "overlap_flags",
+        flagged,
+        Column("community_id", Integer),
+        Column("survey_ref", String),
+        Column("quality_flags", JSON),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    rows = [
+        (kept.community_ids[k], kept.refs[k], kept.flags.get(kept.rows[k], []) + messages)
+        for k, messages in found.items()
+    ]
+    backend(conn).bulk_insert(
+        conn, table, pd.DataFrame(rows, columns=[c.name for c in table.columns], dtype=object)
+    )
+    space = Space.__table__
+    conn.execute(
+        update(space)
+        .where(
+            space.c.community_id == table.c.community_id,
+            space.c.survey_ref == table.c.survey_ref,
+        )
+        .values(quality_flags=table.c.quality_flags)
+    )
+    table.drop(conn)
+    by_row = {issue.row: issue for issue in report.issues}
+    for k, messages in found.items():
+        row = first.first_row + kept.rows[k]
+        if row in by_row:
+            by_row[row].reasons.extend(messages)
+        else:
+            report.issues.append(FeatureIssue(row, kept.refs[k], "flagged", list(messages)))
+    report.issues.sort(key=lambda issue: issue.row)
 
 
 #: From how many features a layer's first pass is shared with a second process (two

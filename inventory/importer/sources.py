@@ -395,6 +395,41 @@ def read(
     )
 
 
+def _decided_encoding(path: Path, decided: Source) -> str | None:
+    """Return the encoding to read more of a layer with, as decided for its first part."""
+    own = path.suffix.lower() != ".shp" and decided.encoding == "UTF-8"
+    return None if own else decided.encoding
+
+
+def read_column(first: Source, column: str) -> pd.Series | None:
+    """Return one attribute column of the whole layer ``first`` began, without geometry.
+
+    As :func:`read` gives it (same encoding, missing values None), for a GIS file read
+    in parts; None for a layer whose columns are not the file's own (KML description
+    tables) or a column the file does not hold.
+    """
+    path = first.path
+    if path.suffix.lower() in (".kml", ".kmz") or not can_read_in_parts(path):
+        return None
+    try:
+        meta, _fids, _wkb, field_data = pyogrio.raw.read(
+            path,
+            layer=first.layer,
+            encoding=_decided_encoding(path, first),
+            columns=[column],
+            read_geometry=False,
+        )
+    except (DataSourceError, DataLayerError) as exc:
+        raise InputError(
+            f"{path.name} cannot be read ({_first_line(exc)}). It may be truncated or "
+            "damaged; copy it again or export it anew."
+        ) from None
+    if [str(c) for c in meta["fields"]] != [column]:
+        return None
+    values = pd.Series(field_data[0], dtype=object)
+    return values.where(values.notna(), None)
+
+
 def can_read_in_parts(path: str | Path) -> bool:
     """Whether :func:`read` can take the file's features a run at a time (not zips, tables)."""
     suffix = Path(path).suffix.lower()
@@ -500,8 +535,7 @@ def _read_vector(
         raise InputError(f"{path.name} has no layer {layer!r}; its layers: {', '.join(layers)}.")
     enc, enc_note = None, "UTF-8 (the format's own)"
     if decided is not None:  # the same as for the first part, without reading it all again
-        own = path.suffix.lower() != ".shp" and decided.encoding == "UTF-8"
-        enc, enc_note = None if own else decided.encoding, decided.encoding_note
+        enc, enc_note = _decided_encoding(path, decided), decided.encoding_note
     elif path.suffix.lower() == ".shp":
         enc, enc_note = detect_dbf_encoding(path, encoding)
     elif encoding:
