@@ -473,10 +473,17 @@ def active_permits_sql():
 
     return (
         select(TenureRight.space_id, func.max(TenureRight.end_date).label("permit_end"))
-        .where(TenureRight.kind == "transitional_permit", TenureRight.status == "active")
+        .where(*_active_permit())
         .group_by(TenureRight.space_id)
         .subquery("permits")
     )
+
+
+def _active_permit() -> tuple[ColumnElement, ColumnElement]:
+    """Return the conditions on ``tenure_right`` of an active transitional permit."""
+    from inventory.models import TenureRight
+
+    return TenureRight.kind == "transitional_permit", TenureRight.status == "active"
 
 
 def with_permit_end(columns, permits) -> dict:
@@ -490,11 +497,7 @@ def permit_end_sql(space_id) -> ColumnElement:
 
     return (
         select(func.max(TenureRight.end_date))
-        .where(
-            TenureRight.space_id == space_id,
-            TenureRight.kind == "transitional_permit",
-            TenureRight.status == "active",
-        )
+        .where(TenureRight.space_id == space_id, *_active_permit())
         .scalar_subquery()
     )
 

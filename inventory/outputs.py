@@ -113,6 +113,7 @@ def write(
 
 #: What a spreadsheet reads as the start of a formula in a text cell (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_START)  # each one character
 
 
 def _neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
@@ -127,9 +128,8 @@ def _neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
             out[col]
         ):
             continue
-        first = set(FORMULA_START)  # each one character: a set lookup per cell is fastest
-        starts = np.fromiter(
-            (isinstance(v, str) and v[:1] in first for v in out[col].to_numpy()),
+        starts = np.fromiter(  # a set lookup of the first character per cell is fastest
+            (isinstance(v, str) and v[:1] in _FORMULA_FIRST for v in out[col].to_numpy()),
             dtype=bool,
             count=len(out),
         )

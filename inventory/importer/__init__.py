@@ -278,20 +278,11 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     references are read ahead alone, and the overlaps flagged once every part is written
     (:func:`_flag_overlaps_after`).
     """
-    path, layer = first.path, first.layer
 
     def parts(checked: bool = False):
         yield 0, first
         for start in range(len(first), total, CHUNK_FEATURES):
-            part = read(
-                path,
-                layer=layer,
-                crs=crs,
-                skip=start,
-                limit=CHUNK_FEATURES,
-                decided=first,
-                checked=checked,
-            )
+            part = _read_part(first, crs, start, checked)
             if len(part):
                 yield start, part
 
@@ -549,9 +540,16 @@ def _check_here(first: Source, crs, start: int, job, stage: str, communities) ->
     return _check_part(j, communities)
 
 
-def _read_part(first: Source, crs, start: int) -> Source:
+def _read_part(first: Source, crs, start: int, checked: bool = False) -> Source:
+    """Read the part of ``first``'s layer from feature ``start`` (see :func:`read`)."""
     return read(
-        first.path, layer=first.layer, crs=crs, skip=start, limit=CHUNK_FEATURES, decided=first
+        first.path,
+        layer=first.layer,
+        crs=crs,
+        skip=start,
+        limit=CHUNK_FEATURES,
+        decided=first,
+        checked=checked,
     )
 
 
