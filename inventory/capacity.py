@@ -140,6 +140,8 @@ def capacity(
 
 #: Groupings that are columns of the store, so that SQL can group by them.
 STORE_GROUPS = ("community", "district", "street_office", "kind", "vacancy")
+#: Those of them that are columns of ``space`` itself.
+SPACE_GROUPS = {"kind", "vacancy"}
 
 
 def capacity_near(
@@ -213,12 +215,14 @@ def capacity_in_store(
             func.count().label("spaces"),
             *[func.sum(func.coalesce(getattr(Space, c), 0)).label(c) for c in _SUMS],
         )
-        .join(Community, Space.community_id == Community.id)
         .where(where, Space.retired_at.is_(None))  # retired spaces leave every analysis
         .group_by(*[columns[g] for g in by])
         # in the order capacity() gives
         .order_by(*[backend(engine).codepoint_order(columns[g]) for g in by])
     )
+    if community or not set(by) <= SPACE_GROUPS:
+        # joined only when asked about: near a point the spatial index alone then leads
+        stmt = stmt.join(Community, Space.community_id == Community.id)
     if community:
         stmt = stmt.where(Community.name == community)
     with engine.connect() as conn:

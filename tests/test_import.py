@@ -761,6 +761,10 @@ def _batches(engine, mixed: Path, sample_dir: Path, monkeypatch, fast: bool) -> 
     report = import_file(engine, mixed, community="M")[0]
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
     assert (report.loaded, report.rejected) == (9, 5)
+    if fast:  # the planner knows the communities the batch brought (capacity near a point)
+        with engine.connect() as conn:
+            known = conn.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'community'"))
+            assert known == conn.scalar(text("SELECT count(*) FROM community")) > 0
     import_file(engine, sample_dir / "jinsong_north_community.shp", communities=True)
     import_file(engine, sample_dir / "jinsong_north_spaces.shp")
     import_file(engine, sample_dir / "jinsong_north_parking_points.shp")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -104,12 +104,15 @@ class Backend(ABC):
             yield [conn]
 
     @contextmanager
-    def bulk_load(self, conn: Connection, tables: list[Table], rows: int) -> Iterator[bool]:
+    def bulk_load(
+        self, conn: Connection, tables: list[Table], rows: int, analyse: Sequence[Table] = ()
+    ) -> Iterator[bool]:
         """Within the block, ``rows`` rows go into ``tables`` (the first is the largest).
 
         A backend may load them faster than row by row through the indexes and
         constraints (yielding True when it does); the tables end the block as they were,
-        with every row checked. The default loads as usual.
+        with every row checked, and their statistics (and those of ``analyse``) fresh
+        when it did. The default loads as usual.
         """
         yield False
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -227,7 +227,9 @@ class PostGIS(Backend):
             yield conns
 
     @contextmanager
-    def bulk_load(self, conn: Connection, tables: list[Table], rows: int) -> Iterator[bool]:
+    def bulk_load(
+        self, conn: Connection, tables: list[Table], rows: int, analyse: Sequence[Table] = ()
+    ) -> Iterator[bool]:
         """Load a batch large against the store with its indexes and foreign keys built after.
 
         PostgreSQL's advice for populating a database: a B-tree or GiST index built
@@ -282,7 +284,7 @@ class PostGIS(Backend):
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
         for _, create in [*indexes, *foreign]:
             conn.exec_driver_sql(create)
-        for table in tables:  # the planner's statistics for the analyses that follow
+        for table in [*tables, *analyse]:  # the planner's statistics for the analyses after
             conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}")
 
     @staticmethod

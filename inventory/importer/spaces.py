@@ -71,14 +71,18 @@ class _SpaceImport(_Import):
 
     @staticmethod
     def bulk_load(conn, rows: int):
-        """Return the backend's fast path for ``rows`` new spaces, their rights and rounds."""
+        """Return the backend's fast path for ``rows`` new spaces, their rights and rounds.
+
+        Communities are analysed after it too: the planner must know how many the
+        batch brought before it joins them to a large batch's spaces.
+        """
         tables = [
             Space.__table__,
             TenureRight.__table__,
             BatchSpace.__table__,
             RightSource.__table__,
         ]
-        return backend(conn).bulk_load(conn, tables, rows)
+        return backend(conn).bulk_load(conn, tables, rows, analyse=[Community.__table__])
 
     def close(self, conn, batch_id: int) -> None:
         """Record the batch's counts; roll back a dry run, else note the batch in the report."""
