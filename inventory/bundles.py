@@ -23,8 +23,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -168,6 +166,9 @@ def _labels_in_memory(chosen: gpd.GeoDataFrame, max_gap_m: float, across: bool) 
     left, right = _box_pairs(shapely.bounds(scaled), max_gap_m)
     near = shapely.dwithin(scaled[left], scaled[right], max_gap_m)
     left, right = left[near], right[near]
+    from scipy.sparse import coo_matrix  # the in-memory path only: not on each start-up
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(geoms), len(geoms)))
     return connected_components(graph, directed=False)[1]
 

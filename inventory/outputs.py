@@ -9,8 +9,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from inventory import i18n
 from inventory.errors import InputError
@@ -96,6 +94,8 @@ def write(
             if flat[col].map(lambda v: hasattr(v, "isoformat")).any():
                 flat[col] = flat[col].map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
         p.unlink(missing_ok=True)
+        import pyogrio
+
         pyogrio.write_dataframe(flat, p, driver="GeoJSON")
         return p
     table = _with_wkt(frame)
@@ -140,6 +140,8 @@ def _neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
 def _visible_controls(text: str) -> str:
     """Replace the control characters a workbook cannot hold by their visible symbols (␇)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # workbooks only: not on start-up
+
     return ILLEGAL_CHARACTERS_RE.sub(lambda m: chr(0x2400 + ord(m.group())), text)
 
 

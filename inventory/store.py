@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
 
 from inventory.backends import backend
 from inventory.config import render
 from inventory.errors import InputError, SchemaError
 from inventory.models import Base, Community, ImportBatch, RejectedFeature, Space
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 #: The Alembic migrations travel inside the package, so an installed wheel can ``init``.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+#: The newest revision in ``migrations/versions`` (a test holds it to Alembic's head):
+#: every command checks the store against it, so Alembic is loaded only to change the
+#: schema, not on each start-up.
+HEAD_REVISION = "0004"
+
+
 def alembic_config() -> Config:
     """Return an Alembic config pointing at the package's migrations."""
+    from alembic.config import Config
+
     if not (MIGRATIONS_DIR / "env.py").exists():
         raise SchemaError(
             f"The migrations folder {MIGRATIONS_DIR} is missing from this installation; "
@@ -34,18 +41,22 @@ def alembic_config() -> Config:
     return cfg
 
 
-@lru_cache(maxsize=1)
 def head_revision() -> str:
     """Return the newest schema revision this version of the inventory knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    return HEAD_REVISION
 
 
 def current_revision(engine: Engine) -> str | None:
     """Return the store's schema revision, or None if it has no schema yet."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
+
+
+def _revision(conn) -> str | None:
+    """Return the revision in Alembic's version table (one row, as Alembic keeps it)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def init(engine: Engine) -> str:
@@ -64,14 +75,13 @@ def init(engine: Engine) -> str:
     with engine.begin() as conn:
         backend(conn).ensure_spatial_extension(conn)
         made = views.made_with(conn)  # views hold columns an upgrade may change
-        upgrading = (
-            made is not None
-            and MigrationContext.configure(conn).get_current_revision() != head_revision()
-        )
+        upgrading = made is not None and _revision(conn) != head_revision()
         if upgrading:
             for name in reversed(views.VIEWS):
                 backend(conn).drop_view(conn, name)
         cfg.attributes["connection"] = conn
+        from alembic import command
+
         command.upgrade(cfg, "head")
     if upgrading:
         views.create_views(engine, **made)
@@ -80,6 +90,8 @@ def init(engine: Engine) -> str:
 
 def known_revisions() -> set[str]:
     """Return every schema revision this version of the inventory knows."""
+    from alembic.script import ScriptDirectory
+
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
@@ -177,7 +189,7 @@ def info(engine: Engine) -> StoreInfo:
             backend=backend(engine).label,
             location=render(engine.url),
             spatial_version=backend(conn).spatial_version(conn),
-            schema_revision=MigrationContext.configure(conn).get_current_revision(),
+            schema_revision=_revision(conn),
             head_revision=head_revision(),
         )
         if result.schema_revision is None or not inspect(conn).has_table("space"):

@@ -16,6 +16,17 @@ from inventory.models import Base, Community
 from tests.util import store_at_revision
 
 
+def test_the_head_every_command_checks_is_alembics_newest_revision(empty_db_url):
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(store.alembic_config())
+    assert store.head_revision() == script.get_current_head() in store.known_revisions()
+    engine = connect(empty_db_url, create=True)
+    store.init(engine)
+    assert store.current_revision(engine) == store.head_revision()
+    engine.dispose()
+
+
 def test_init_creates_then_is_a_no_op(empty_db_url):
     engine = connect(empty_db_url, create=True)
     assert store.current_revision(engine) is None

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from geoalchemy2 import alembic_helpers
 from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, insert
 from sqlalchemy.engine import URL
 
@@ -252,4 +251,6 @@ def include_in_migrations(obj, name, obj_type, reflected, compare_to) -> bool:
             return False
         if name in EXTENSION_TABLES:
             return False
+    from geoalchemy2 import alembic_helpers  # loads Alembic: only when migrating
+
     return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
