@@ -607,6 +607,39 @@ def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path
     assert (again.loaded, again.updated, again.unchanged) == (0, 1, 8)
 
 
+def test_overlaps_within_and_across_parts_are_flagged_as_reading_the_file_whole(
+    engine, tmp_path, monkeypatch
+):
+    # parts of 4: B (row 5) overlaps A (row 0, an earlier part), C (row 6, its own part)
+    # and D (row 9, a later part), and has a floor area far from its footprint
+    rows = [
+        {"编号": f"O-{i:02d}", "类型": "配套用房", "建筑面积": 100.0, "geometry": room(i * 20, 0)}
+        for i in range(12)
+    ]
+    rows[5].update({"编号": "B", "建筑面积": 900.0, "geometry": room(5, 4)})
+    rows[0]["编号"], rows[6]["编号"], rows[9]["编号"] = "A", "C", "D"
+    rows[6]["geometry"] = room(10, 8)  # C: overlaps B only
+    rows[9]["geometry"] = room(1, 12)  # D: overlaps B and C, both of an earlier part
+    path = write(frame(rows), tmp_path / "overlaps.geojson")
+    whole = import_file(engine, path, community="O", dry_run=True)[0]
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    in_parts = import_file(engine, path, community="O")[0]
+    assert _comparable(in_parts) == _comparable(whole)
+    b = [i for i in in_parts.issues if i.survey_ref == "B"][0]
+    assert b.reasons[0].startswith("area mismatch")
+    assert [r.split(" by ")[0] for r in b.reasons[1:]] == [
+        "overlaps A",
+        "overlaps C",
+        "overlaps D",
+    ]
+    with engine.connect() as conn:
+        flags = dict(conn.execute(select(Space.survey_ref, Space.quality_flags)).all())
+    issues = {i.survey_ref: i.reasons for i in in_parts.issues}
+    assert {ref: f for ref, f in flags.items() if f} == issues
+    assert [f.split(" by ")[0] for f in flags["A"]] == ["overlaps B"]
+    assert [f.split(" by ")[0] for f in flags["D"]] == ["overlaps B", "overlaps C"]
+
+
 def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, monkeypatch):
     path = _mixed_survey(tmp_path)
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)

@@ -38,6 +38,9 @@ from inventory.importer.base import (
     Progress,
     _duplicates,
     _overlap_flags,
+    _overlap_messages,
+    _overlaps,
+    _touching,
     _who,
 )
 from inventory.importer.communities import _CommunityImport
@@ -328,13 +331,14 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                     names = j.assign(conn, geoms)
                     if overlaps is not None:
                         j.flag_overlaps(geoms, overlaps)
-                    else:
+                    else:  # those within the part now, those across parts after
                         good = j.overlap_candidates(geoms)
+                        within = j.flag_overlaps_within(geoms, good)
                     if batch_id is None:
                         batch_id = j.new_batch(conn)
                     j.store(conn, batch_id, geoms, names, part_refs)
                     if overlaps is None:
-                        kept.add(j, start, good, geoms, names, part_refs)
+                        kept.add(j, start, good, geoms, names, part_refs, within)
                 if report is None:
                     report = j.report
                 else:
@@ -406,8 +410,12 @@ class _Kept:
     refs: list[str] = field(default_factory=list)
     community_ids: list[int] = field(default_factory=list)
     flags: dict[int, list[str]] = field(default_factory=dict)  # as written, where any
+    within: list[tuple] = field(default_factory=list)  # each part's overlapping pairs
 
-    def add(self, j: _SpaceImport, start: int, good: list[int], geoms, names, refs) -> None:
+    def add(self, j: _SpaceImport, start: int, good: list[int], geoms, names, refs, within):
+        left, right, shared = within
+        base = len(self.rows)
+        self.within.append((left + base, right + base, shared))
         self.rows += [start + i for i in good]
         self.geoms.append(geoms[good])
         self.refs += [refs[i] for i in good]
@@ -416,15 +424,32 @@ class _Kept:
 
 
 def _flag_overlaps_after(conn, report, first: Source, kept: _Kept) -> None:
-    """Flag the batch's spaces that overlap another of the file, once all are written.
+    """Flag the overlaps between parts, once all are written.
 
-    The flags go after those each space was written with, and into the report's issues,
-    as the second pass of two would have put them; the spaces are updated by one
-    statement joined to a temporary table of their flags.
+    Each part's spaces were written flagged with the overlaps within the part; a space
+    that also overlaps one of another part gets all its overlap flags again, in the
+    order reading the file whole gives them, after its other flags, in the store and in
+    the report's issues. Those spaces are updated by one statement joined to a
+    temporary table of their flags.
     """
-    found = _overlap_flags(np.concatenate(kept.geoms) if kept.geoms else np.array([]), kept.refs)
-    if not found:
+    if not kept.geoms:
         return
+    geoms = np.concatenate(kept.geoms)
+    part = np.repeat(np.arange(len(kept.geoms)), [len(g) for g in kept.geoms])
+    left, right = _touching(geoms)
+    cross = part[left] != part[right]
+    across = _overlaps(geoms, left[cross], right[cross])
+    if not len(across[0]):
+        return  # every overlap was within a part, flagged as it was written
+    changed = np.union1d(across[0], across[1])
+    wl, wr, ws = (np.concatenate(column) for column in zip(*kept.within, strict=True))
+    near = np.isin(wl, changed) | np.isin(wr, changed)
+    written = _overlap_messages(wl[near], wr[near], ws[near], kept.refs)
+    named = _overlap_messages(*across, kept.refs)
+    found = {}  # kept index: (overlap flags written, all of them)
+    for k in changed.tolist():
+        mine = written.get(k, [])
+        found[k] = (len(mine), [m for _, m in sorted(mine + named[k])])
     flagged = MetaData()
     table = Table(
         "overlap_flags",
@@ -435,10 +460,10 @@ def _flag_overlaps_after(conn, report, first: Source, kept: _Kept) -> None:
         prefixes=["TEMPORARY"],
     )
     table.create(conn)
-    rows = [
-        (kept.community_ids[k], kept.refs[k], kept.flags.get(kept.rows[k], []) + messages)
-        for k, messages in found.items()
-    ]
+    rows = []
+    for k, (n, messages) in found.items():
+        flags = kept.flags.get(kept.rows[k], [])
+        rows.append((kept.community_ids[k], kept.refs[k], flags[: len(flags) - n] + messages))
     backend(conn).bulk_insert(
         conn, table, pd.DataFrame(rows, columns=[c.name for c in table.columns], dtype=object)
     )
@@ -453,10 +478,11 @@ def _flag_overlaps_after(conn, report, first: Source, kept: _Kept) -> None:
     )
     table.drop(conn)
     by_row = {issue.row: issue for issue in report.issues}
-    for k, messages in found.items():
+    for k, (n, messages) in found.items():
         row = first.first_row + kept.rows[k]
         if row in by_row:
-            by_row[row].reasons.extend(messages)
+            reasons = by_row[row].reasons
+            by_row[row].reasons = reasons[: len(reasons) - n] + messages
         else:
             report.issues.append(FeatureIssue(row, kept.refs[k], "flagged", list(messages)))
     report.issues.sort(key=lambda issue: issue.row)

@@ -475,20 +475,39 @@ def _duplicates(refs: list) -> dict[str, int]:
 
 
 def _overlap_flags(geoms: np.ndarray, refs: list) -> dict[int, list[str]]:
-    """Return flags, by index, for polygons sharing at least 0.5 m² with another one."""
-    found: dict[int, list[str]] = {}
-    if len(geoms) < 2:
-        return found
+    """Return flags, by index, for polygons sharing at least 0.5 m² with another one.
+
+    Each polygon's flags name the others in their order in ``geoms``.
+    """
     geoms = np.asarray(geoms, dtype=object)
+    found = _overlap_messages(*_overlaps(geoms, *_touching(geoms)), refs)
+    return {i: [m for _, m in sorted(named)] for i, named in found.items()}
+
+
+def _touching(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the pairs (left < right) of indices of polygons that intersect."""
+    if len(geoms) < 2:
+        return np.array([], dtype=np.intp), np.array([], dtype=np.intp)
     left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     keep = left < right
-    left, right = left[keep], right[keep]
-    if len(left):
-        shared = area_m2(shapely.intersection(geoms[left], geoms[right]))
-        for a, b, s in zip(left.tolist(), right.tolist(), shared, strict=True):
-            if s >= 0.5:
-                found.setdefault(a, []).append(f"overlaps {refs[b]} by {s:,.1f} m²")
-                found.setdefault(b, []).append(f"overlaps {refs[a]} by {s:,.1f} m²")
+    return left[keep], right[keep]
+
+
+def _overlaps(geoms: np.ndarray, left, right) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return those pairs of ``geoms`` sharing at least 0.5 m², with the area shared."""
+    if not len(left):
+        return left, right, np.array([], dtype=float)
+    shared = np.asarray(area_m2(shapely.intersection(geoms[left], geoms[right])), dtype=float)
+    big = shared >= 0.5
+    return left[big], right[big], shared[big]
+
+
+def _overlap_messages(left, right, shared, refs: list) -> dict[int, list[tuple[int, str]]]:
+    """Return, by index, (the other's index, flag) for each overlapping pair it is in."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    for a, b, s in zip(left.tolist(), right.tolist(), shared.tolist(), strict=True):
+        found.setdefault(a, []).append((b, f"overlaps {refs[b]} by {s:,.1f} m²"))
+        found.setdefault(b, []).append((a, f"overlaps {refs[a]} by {s:,.1f} m²"))
     return found
 
 

@@ -23,8 +23,10 @@ from inventory.importer.base import (
     _differs,
     _duplicates,
     _Import,
-    _overlap_flags,
+    _overlap_messages,
+    _overlaps,
     _take,
+    _touching,
 )
 from inventory.importer.fields import MAX_PLAUSIBLE_AREA_M2, SPACE_FIELDS
 from inventory.importer.report import FieldChange, ImportReport
@@ -164,14 +166,23 @@ class _SpaceImport(_Import):
     def flag_overlaps(self, geoms: np.ndarray, found: dict[int, list[str]] | None = None) -> None:
         """Flag spaces overlapping another of the file: found here, or given by file row."""
         if found is None:
-            good = self.overlap_candidates(geoms)
-            found = _overlap_flags(geoms[good], [self.values["survey_ref"][i] for i in good])
-            found = {good[k]: v for k, v in found.items()}
-        else:
-            found = {r - self.offset: v for r, v in found.items()}
-        for i, messages in found.items():
-            if 0 <= i < len(geoms):
-                self.flags[i].extend(messages)
+            self.flag_overlaps_within(geoms, self.overlap_candidates(geoms))
+            return
+        for r, messages in found.items():
+            if 0 <= r - self.offset < len(geoms):
+                self.flags[r - self.offset].extend(messages)
+
+    def flag_overlaps_within(self, geoms: np.ndarray, good: list[int]) -> tuple:
+        """Flag the ``good`` spaces overlapping another of them.
+
+        Returns the overlapping pairs: indices into ``good`` (left < right), area shared.
+        """
+        polygons = geoms[good] if good else np.array([], dtype=object)
+        pairs = _overlaps(polygons, *_touching(polygons))
+        found = _overlap_messages(*pairs, [self.values["survey_ref"][i] for i in good])
+        for k, named in found.items():
+            self.flags[good[k]].extend(m for _, m in sorted(named))
+        return pairs
 
     def store(self, conn, batch_id: int, geoms, names, refs) -> None:
         """Write the loaded, updated and quarantined features and note every issue."""
