@@ -142,9 +142,15 @@ def sync_survey_rights(
     )
     wanted: dict[str, str] = {}  # party name → type, for the parties not yet recorded
     plans = []
+    split: dict = {}  # owner names repeat across a survey: each is split once
     for sid, owner, owner_type, holder, start, end, ref in rows:
         # owners recorded one by one (with their shares) supersede the survey's owner column
-        owners = [] if sid in recorded else survey_owners(owner)
+        if sid in recorded:
+            owners = []
+        elif owner in split:
+            owners = split[owner]
+        else:
+            owners = split[owner] = survey_owners(owner)
         kind = _PARTY_OF_OWNER.get(owner_type or "unknown", "unknown")
         for name in owners:
             wanted.setdefault(name, kind)
@@ -157,40 +163,34 @@ def sync_survey_rights(
     if new:
         conn.execute(insert(parties), new)
         ids.update(_ids_by(conn, parties.c.name, parties.c.id, [p["name"] for p in new]))
-    rights, certified = [], {}
+    # the rights as columns: a million spaces' rights without a dict each
+    right = {c: [] for c in ("space_id", "kind", "holder_id", "granted_by_id", "share")}
+    right |= {"start_date": [], "end_date": []}
+    certified = {}
     for sid, owners, operator, start, end, ref in plans:
         for name in owners:
-            rights.append(
-                {
-                    "space_id": sid,
-                    "kind": "ownership",
-                    "holder_id": ids[name],
-                    "granted_by_id": None,
-                    "share": 1.0 if len(owners) == 1 else None,
-                    "start_date": None,
-                    "end_date": None,
-                    "status": "active",
-                    "origin": "survey",
-                }
-            )
+            right["space_id"].append(sid)
+            right["kind"].append("ownership")
+            right["holder_id"].append(ids[name])
+            right["granted_by_id"].append(None)
+            right["share"].append(1.0 if len(owners) == 1 else None)
+            right["start_date"].append(None)
+            right["end_date"].append(None)
         if operator:
-            rights.append(
-                {
-                    "space_id": sid,
-                    "kind": "operating_right",
-                    "holder_id": ids[operator],
-                    "granted_by_id": ids[owners[0]] if owners else None,
-                    "share": None,
-                    "start_date": start,
-                    "end_date": end,
-                    "status": "active",
-                    "origin": "survey",
-                }
-            )
+            right["space_id"].append(sid)
+            right["kind"].append("operating_right")
+            right["holder_id"].append(ids[operator])
+            right["granted_by_id"].append(ids[owners[0]] if owners else None)
+            right["share"].append(None)
+            right["start_date"].append(start)
+            right["end_date"].append(end)
         if ref and owners:
             certified[sid] = ref
+    rights = right["space_id"]
     if rights:  # COPY on PostGIS: a million spaces' rights in seconds
-        backend(conn).bulk_insert(conn, r, pd.DataFrame(rights, dtype=object))
+        frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in right.items()})
+        frame["status"], frame["origin"] = "active", "survey"
+        backend(conn).bulk_insert(conn, r, frame.astype(object))
     if certified:
         numbers = set(certified.values())
         known = dict(
