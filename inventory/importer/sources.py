@@ -252,13 +252,18 @@ def check_mojibake(frame: pd.DataFrame, where: str) -> None:
     letters and symbols (``¹øÂ¯·¿``) but no Chinese character while its Latin-1 bytes
     decode as Chinese in GBK.
     """
-    samples = [str(c) for c in frame.columns]
-    for col in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[col]):
-            samples.extend(str(v) for v in pd.unique(frame[col].dropna()))
-    joined = "\n".join(samples)  # one search of all: most files hold neither sign
+    texts = [frame[c] for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    # one search of every text at once first: most files hold neither sign (values
+    # that are not text, dates or numbers, read as ASCII)
+    joined = "\n".join(
+        [str(c) for c in frame.columns]
+        + [v for col in texts for v in col.to_numpy() if isinstance(v, str)]
+    )
     if "\ufffd" not in joined and not _LATIN1_HIGH.search(joined):
         return
+    samples = [str(c) for c in frame.columns]
+    for col in texts:
+        samples.extend(str(v) for v in pd.unique(col.dropna()))
     if any("\ufffd" in value for value in samples):
         raise InputError(
             f"The text of {where} holds undecodable characters (�): the encoding is wrong. "
