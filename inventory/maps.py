@@ -170,23 +170,33 @@ def _popup_frame(
     def code(codes, value: object) -> str:
         return text(codes.label(value, lang)) if isinstance(value, str) and value else ""
 
+    gap_texts: dict = {}  # a city's spaces share a few combinations of gaps
+
+    def gap_text(gaps) -> str:
+        if not gaps:
+            return ""
+        key = tuple(gaps)
+        if key not in gap_texts:
+            gap_texts[key] = text(", ".join(gap_label(gap, lang) for gap in gaps))
+        return gap_texts[key]
+
     out = gpd.GeoDataFrame(
         {
             "survey_ref": plain(g["survey_ref"]),
-            "kind": g["kind"].map(lambda k: text(KIND.label(k, lang))),
+            "kind": _by_value(g["kind"], lambda k: text(KIND.label(k, lang))),
             "name": plain(g["name"]),
-            "floor": g["floor_area_m2"].astype(float).map(text),
-            "usable": g["usable_area_m2"].astype(float).map(text),
-            "parking": g["parking_spaces"]
-            .astype(float)
-            .map(lambda v: "" if np.isnan(v) else f"{v:,.0f}"),
+            "floor": _by_value(g["floor_area_m2"].astype(float), text),
+            "usable": _by_value(g["usable_area_m2"].astype(float), text),
+            "parking": _by_value(
+                g["parking_spaces"].astype(float),
+                lambda v: "" if np.isnan(v) else f"{v:,.0f}",
+            ),
             "owner": plain(g["owner_name"]),
-            "land": g["land_type"].map(lambda v: code(LAND_TYPE, v)),
-            "certificate": g["certificate_status"].map(lambda v: code(CERTIFICATE_STATUS, v)),
-            "gap": [
-                text(", ".join(gap_label(gap, lang) for gap in gaps)) if gaps else ""
-                for gaps in g["gaps"]
-            ],
+            "land": _by_value(g["land_type"], lambda v: code(LAND_TYPE, v)),
+            "certificate": _by_value(
+                g["certificate_status"], lambda v: code(CERTIFICATE_STATUS, v)
+            ),
+            "gap": [gap_text(gaps) for gaps in g["gaps"]],
             "bundle": [text(bundle_of.get(r, "")) for r in g["survey_ref"]],
             "notes": plain(g["notes"]),
             **_revenue_columns(g["survey_ref"], revenue, lang, text),
@@ -201,6 +211,16 @@ def _popup_frame(
         crs=4326,
     )
     return out
+
+
+def _by_value(column: pd.Series, fn) -> pd.Series:
+    """Return ``fn`` of each value of ``column``, called once per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    if isinstance(uniques, pd.Index):
+        uniques = uniques.to_numpy(dtype=object)
+    texts = np.empty(len(uniques), dtype=object)
+    texts[:] = [fn(v) for v in uniques]
+    return pd.Series(texts[codes], index=column.index, dtype=object)
 
 
 def _rights_column(g, rights: pd.DataFrame | None, lang: str, text) -> dict:
@@ -232,7 +252,7 @@ def _rights_column(g, rights: pd.DataFrame | None, lang: str, text) -> dict:
     )
     wanted = g["community"].astype(str) + "\x1f" + g["survey_ref"].astype(str)
     found = joined.reindex(wanted.to_numpy()).fillna("").to_numpy(dtype=object)
-    return {"rights": [text(v) for v in found]}
+    return {"rights": found.tolist()}  # texts already, as text() gives them
 
 
 def _revenue_columns(refs: pd.Series, revenue: pd.DataFrame | None, lang: str, text) -> dict:
