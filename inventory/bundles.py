@@ -46,7 +46,7 @@ from inventory.errors import InputError
 from inventory.gaps import active_permits_sql, severity_sql, with_permit_end, worst_severity
 from inventory.geodesy import WGS84_A, WGS84_E2, metres_per_degree, reproject, utm_epsg
 from inventory.models import Community, Space
-from inventory.store import require_community, require_schema
+from inventory.store import require_community, require_district, require_schema
 
 #: Partitions are laid side by side this far apart (m) so one index serves them all.
 _PARTITION_OFFSET_M = 1e7
@@ -329,9 +329,12 @@ def bundles_in_store(
     *,
     community: str | None = None,
     loaded: gpd.GeoDataFrame | None = None,
+    district: str | None = None,
     **options: Unpack[BundleOptions],
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Group the spaces of the store (of one ``community``, or all) into bundles.
+
+    ``district`` keeps the spaces of the communities in that district.
 
     ``options`` are :func:`find_bundles`'s (kinds, min_area_m2, exclude_blocking,
     across_communities, min_members, today), with the same defaults.
@@ -359,12 +362,15 @@ def bundles_in_store(
     stmt = candidates_sql(codes, severity, permits=permits)
     if community:
         stmt = stmt.where(Community.name == community)
+    if district:
+        stmt = stmt.where(Community.district == district)
     if min_area_m2:
         stmt = stmt.where(area >= min_area_m2)
     if options.get("exclude_blocking"):
         stmt = stmt.where(func.coalesce(severity, "") != "blocking")
     require_schema(engine)
     require_community(engine, community)
+    require_district(engine, district)
     rows = None
     db = backend(engine)
     if db.clusters_in_sql:
@@ -393,7 +399,11 @@ def bundles_in_store(
     if found is None:
         # the embedded store, or a community name or survey reference holding the
         # separator of the member lists: bundle the spaces in memory
-        spaces = listing.spaces(engine, community=community) if loaded is None else loaded
+        spaces = (
+            listing.spaces(engine, community=community, district=district)
+            if loaded is None
+            else loaded
+        )
         return find_bundles(spaces, **in_memory)
     return found
 

@@ -1431,6 +1431,9 @@ def map_(
         ),
     ] = None,
     community: CommunityOption = None,
+    district: Annotated[
+        str | None, typer.Option(help="Only the communities of this district (区).")
+    ] = None,
     kind: KindOption = None,
     title: Annotated[str | None, typer.Option(help="Title shown on the map.")] = None,
     tiles: Annotated[
@@ -1500,6 +1503,7 @@ def map_(
         inventory map maps/jinsong.html --community 劲松北社区
         inventory map maps/jinsong_en.html --lang en --tiles osm
         inventory map maps/city.html --mode city
+        inventory map maps/chaoyang.html --district 朝阳区
         inventory map maps/jinsong_rent.html --scenario jinsong_north
         inventory map maps/jinsong_kinds.html --color-by kind --base roads.gpkg
         inventory map maps/jinsong_tdt.html --tiles tianditu --tiles-key YOUR_KEY
@@ -1515,6 +1519,7 @@ def map_(
             out,
             lang=lang or LANG or "zh",
             community=community,
+            district=district,
             kinds=kind,
             title=title,
             tiles=tiles,

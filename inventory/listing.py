@@ -14,7 +14,7 @@ from inventory.backends import backend
 from inventory.codes import KIND
 from inventory.errors import InputError
 from inventory.models import Community, ImportBatch, RejectedFeature, Space
-from inventory.store import require_batch, require_community, require_schema
+from inventory.store import require_batch, require_community, require_district, require_schema
 
 SPACE_COLUMNS = (
     "space_id",
@@ -63,8 +63,11 @@ def spaces(
     limit: int | None = None,
     where: ColumnElement | None = None,
     extras: bool = False,
+    district: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
+
+    ``district`` keeps the spaces of the communities in that district.
 
     ``kinds``: one kind or several, each a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
@@ -86,7 +89,7 @@ def spaces(
         func.ST_AsBinary(Space.geom).label("wkb"),
         *([Space.extra_attributes] if extras else []),
     )
-    stmt = _filtered(stmt, engine, community, kinds, batch, bounds)
+    stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
     if where is not None:
         stmt = stmt.where(where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
@@ -142,13 +145,16 @@ def count_spaces(
         return int(conn.execute(stmt).scalar_one())
 
 
-def _filtered(stmt, engine: Engine, community, kinds, batch, bounds):
+def _filtered(stmt, engine: Engine, community, kinds, batch, bounds, district=None):
     require_community(engine, community)
+    require_district(engine, district)
     require_batch(engine, batch)
     stmt = stmt.select_from(Space).join(Community, Space.community_id == Community.id)
     stmt = stmt.where(Space.retired_at.is_(None))  # retired spaces leave every analysis
     if community:
         stmt = stmt.where(Community.name == community)
+    if district:
+        stmt = stmt.where(Community.district == district)
     codes = KIND.match_all(kinds, "kinds")
     if codes:
         stmt = stmt.where(Space.kind.in_(codes))
@@ -304,16 +310,21 @@ def _with_total(frame, limit: int | None, count) -> tuple:
     return frame, len(frame) if limit is None or len(frame) < limit else count()
 
 
-def communities(engine: Engine, names: list[str] | None = None) -> gpd.GeoDataFrame:
+def communities(
+    engine: Engine, names: list[str] | None = None, *, district: str | None = None
+) -> gpd.GeoDataFrame:
     """Return the communities with a boundary (EPSG:4326) and their attributes.
 
-    Columns: those of :func:`community_table`, then the boundary.
+    Those named, or of ``district``, or all. Columns: those of :func:`community_table`,
+    then the boundary.
     """
     stmt = select(
         *[getattr(Community, c) for c in COMMUNITY_COLUMNS], func.ST_AsBinary(Community.boundary)
     ).where(Community.boundary.isnot(None))
     if names:
         stmt = stmt.where(Community.name.in_(names))
+    if district:
+        stmt = stmt.where(Community.district == district)
     with engine.connect() as conn:
         rows = conn.execute(stmt.order_by(backend(engine).codepoint_order(Community.name))).all()
     return gpd.GeoDataFrame(

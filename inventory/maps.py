@@ -947,8 +947,9 @@ def map_from_store(
     classes: str = "quantiles",
     tiles_key: str | None = None,
     base: list[str | Path] | None = None,
+    district: str | None = None,
 ) -> tuple[Path, int]:
-    """Write the map of the store's spaces (one community, or all) to ``path``.
+    """Write the map of the store's spaces (one community, one district, or all) to ``path``.
 
     ``color_by``: see :func:`build_map` (``use`` needs ``scenario``). The source line
     names the survey files the spaces shown came from. ``base``: files of the user's own
@@ -969,9 +970,10 @@ def map_from_store(
     from inventory.tenure import records
 
     # the title status of each space, once for the bundles and the popups
-    spaces = annotate(listing.spaces(engine, community=community, kinds=kinds), policy=policy)
+    chosen = {"community": community, "district": district}
+    spaces = annotate(listing.spaces(engine, kinds=kinds, **chosen), policy=policy)
     found, members = (
-        bundles_in_store(engine, max_gap_m, community=community, kinds=kinds, loaded=spaces)
+        bundles_in_store(engine, max_gap_m, kinds=kinds, loaded=spaces, **chosen)
         if len(spaces)
         else (None, None)  # build_map says there is nothing to map
     )
@@ -982,7 +984,9 @@ def map_from_store(
         estimate = estimate_in_store(engine, scenario, community, policy=policy)
     m = build_map(
         spaces,
-        communities=listing.communities(engine, [community] if community else None),
+        communities=listing.communities(
+            engine, [community] if community else None, district=district
+        ),
         bundles=found,
         members=members,
         lang=lang,
@@ -990,7 +994,7 @@ def map_from_store(
         tiles=tiles,
         mode=mode,
         revenue=revenue_by_space(estimate) if estimate else None,
-        rights=records(engine, community)["rights"],
+        rights=records(engine, community, district=district)["rights"],
         color_by=color_by,
         source=_sources(engine, spaces),
         city_measure=city_measure,

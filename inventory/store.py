@@ -257,6 +257,33 @@ def require_community(engine: Engine, name: str | None) -> None:
     raise InputError(f"`community={name!r}` is not in the store. {known}")
 
 
+def require_district(engine: Engine, district: str | None) -> None:
+    """Make sure some community of the store is in ``district`` (None: nothing to check).
+
+    Raises:
+        InputError: no community is in that district; the message lists those there are.
+
+    """
+    if not district:
+        return
+    with engine.connect() as conn:
+        found = conn.scalar(select(Community.id).where(Community.district == district).limit(1))
+        if found is not None:
+            return
+        names = conn.scalars(
+            select(Community.district)
+            .where(Community.district.is_not(None))
+            .distinct()
+            .order_by(Community.district)
+        ).all()
+    if not names:
+        known = "No community of the store has a district: import communities with one."
+    else:
+        more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+        known = f"Districts in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
+    raise InputError(f"`district={district!r}`: no community of the store is in it. {known}")
+
+
 def require_batch(engine: Engine, batch: int | None) -> None:
     """Make sure import batch ``batch`` exists (None: no filter, nothing to check).
 

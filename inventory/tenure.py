@@ -925,8 +925,12 @@ def as_words(message: str) -> str:
     return re.sub(r"`(\w+)=([^`]*)`", r"\1 \2", message).replace("`", "")
 
 
-def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFrame]:
+def records(
+    engine: Engine, community: str | None = None, *, district: str | None = None
+) -> dict[str, pd.DataFrame]:
     """Return the tenure records of the store (of one ``community``): parties, rights, sources.
+
+    ``district``: those of the communities in that district.
 
     Rights carry their space (survey reference, community), holder, grantor, chain
     (``parent_id``), terms and the ids of their sources; sources their file's name, size
@@ -934,9 +938,14 @@ def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFr
     """
     require_schema(engine)
     stmt = _rights_query().order_by(Community.name, Space.survey_ref, TenureRight.id)
+    chosen = None
     if community:
-        stmt = stmt.where(Community.name == community)
-    links = _links(Community.name == community) if community else _links()
+        chosen = Community.name == community
+    elif district:
+        chosen = Community.district == district
+    if chosen is not None:
+        stmt = stmt.where(chosen)
+    links = _links(chosen) if chosen is not None else _links()
     with engine.connect() as conn:
         rights, used = _with_sources(conn, _frame(conn, stmt), links)
         sources = _frame(conn, select(*_SOURCE_COLUMNS).order_by(TenureSource.id))
@@ -944,7 +953,7 @@ def records(engine: Engine, community: str | None = None) -> dict[str, pd.DataFr
             conn,
             select(Party.id.label("party_id"), Party.name, Party.party_type).order_by(Party.id),
         )
-    if community:
+    if chosen is not None:
         sources = sources[sources["source_id"].isin(used)]
         names = set(rights["holder"]) | set(rights["granted_by"].dropna())
         parties = parties[parties["name"].isin(names)]

@@ -585,3 +585,52 @@ def test_city_circles_are_classed_by_the_chosen_measure(mapped, tmp_path):
         assert "存在产权障碍的空间占比（%）" in page and "legend-sizes" in page
     with pytest.raises(maps.InputError, match="scenario"):
         maps.build_map(city, mode="city", city_measure="revenue")
+
+
+def test_a_map_of_one_district_holds_its_communities_only(engine, sample, tmp_path):
+    from typer.testing import CliRunner
+
+    from inventory.bundles import bundles_in_store
+    from inventory.cli import app
+
+    other = gpd.GeoDataFrame(
+        {"名称": ["海淀一社区"], "所属区": ["海淀区"]},
+        geometry=[room(3000, 0, 200, 200)],
+        crs=4326,
+    )
+    import_file(engine, write(other, tmp_path / "haidian.geojson"), communities=True)
+    rooms = frame(
+        [
+            {"编号": "HD-1", "类型": "门房", "geometry": room(3050, 50)},
+            {"编号": "HD-2", "类型": "配套用房", "geometry": room(3065, 50)},
+        ]
+    )
+    import_file(engine, write(rooms, tmp_path / "hd.geojson"), community="海淀一社区")
+    path, n = maps.map_from_store(engine, tmp_path / "hd.html", district="海淀区", mode="full")
+    page = path.read_text(encoding="utf-8")
+    assert n == 2 and "HD-1" in page and "HD-2" in page
+    assert "JS-" not in page and "劲松北社区" not in page
+    _, every = maps.map_from_store(engine, tmp_path / "all.html", mode="full")
+    assert every == len(sample) + 2
+    # the bundles of a district are those of its communities
+    chaoyang, _ = bundles_in_store(engine, district="朝阳区")
+    jinsong, _ = bundles_in_store(engine, community="劲松北社区")
+    haidian, members = bundles_in_store(engine, district="海淀区")
+    assert chaoyang["members"].tolist() == jinsong["members"].tolist() and len(jinsong)
+    assert haidian["members"].tolist() == ["HD-1, HD-2"]
+    assert set(members["community"]) == {"海淀一社区"}
+    with pytest.raises(maps.InputError, match="Districts in the store: 朝阳区, 海淀区"):
+        maps.map_from_store(engine, tmp_path / "x.html", district="西城区")
+    result = CliRunner().invoke(
+        app,
+        [
+            "map",
+            str(tmp_path / "x.html"),
+            "--district",
+            "西城区",
+            "--db",
+            engine.url.render_as_string(hide_password=False),
+        ],
+    )
+    assert result.exit_code == 1 and "`district='西城区'`" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.html").exists()
