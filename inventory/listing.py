@@ -76,20 +76,27 @@ def spaces(
     the source file's columns that map to no field, as delivered (a dict per space).
     Raises InputError for an unknown kind, community or batch.
     """
-    from inventory.gaps import permit_end_sql  # gaps reads listings: imported when used
+    from inventory.gaps import active_permits_sql, permit_end_sql  # they read listings
 
     require_schema(engine)
+    # the whole store: every permit read once and joined (a probe per space of a million
+    # costs more); a community or an area: a probe for each of its spaces (the permits of
+    # a whole country would cost more)
+    whole = not (community or district or bounds or batch is not None or limit)
+    permits = active_permits_sql() if whole else None
     stmt = select(
         *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
         Space.id.label("space_id"),
         Community.name.label("community"),
         Community.district,
         Community.street_office,
-        permit_end_sql(Space.id).label("permit_end"),
+        (permit_end_sql(Space.id) if permits is None else permits.c.permit_end).label("permit_end"),
         func.ST_AsBinary(Space.geom).label("wkb"),
         *([Space.extra_attributes] if extras else []),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
+    if permits is not None:
+        stmt = stmt.outerjoin(permits, permits.c.space_id == Space.id)
     if where is not None:
         stmt = stmt.where(where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)

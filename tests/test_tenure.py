@@ -333,6 +333,11 @@ def test_a_valid_permit_makes_its_space_transitional_an_expired_one_does_not(eng
         start=date(2018, 1, 1),
         end=date(2019, 12, 31),
     )
+    # the whole store's listing joins the permits, a community's reads them per space
+    whole = listing.spaces(engine).set_index("survey_ref")["permit_end"]
+    one = listing.spaces(engine, community="劲松北社区").set_index("survey_ref")["permit_end"]
+    assert whole.equals(one) and whole.notna().sum() == 2
+    assert whole["JS-013"] == today + timedelta(days=800)  # the latest of its two
     rows, totals = title_gaps_in_store(engine)
     by_ref = rows.set_index("survey_ref")
     assert by_ref.loc["JS-013", "gap_severity"] == "transitional"
