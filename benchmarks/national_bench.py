@@ -218,8 +218,8 @@ def main() -> int:
 
     largest = sizes[-1]
     print(
-        f"\nSynthetic country on one PostGIS, {len(sizes)} sizes; k: t ∝ n^k between "
-        f"{sizes[0]:,} and {largest:,}; extrapolated to {args.country:,} spaces from {largest:,}"
+        f"\nSynthetic country on one PostGIS, {len(sizes)} sizes; k: t ∝ n^k fitted to "
+        f"{sizes[0]:,}–{largest:,}; extrapolated to {args.country:,} spaces from {largest:,}"
     )
     head = "".join(f"{n:>12,}" for n in sizes)
     print(f"{'step (s)':<22}{head}{'k':>7}{'country s':>12}")
