@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import ColumnElement, Engine, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Text, cast, func, or_, select
 
 from inventory.backends import backend
 from inventory.codes import KIND
@@ -85,14 +87,18 @@ def spaces(
     whole = not (community or district or bounds or batch is not None or limit)
     permits = active_permits_sql() if whole else None
     stmt = select(
-        *[getattr(Space, c) for c in SPACE_COLUMNS if hasattr(Space, c)],
+        *[
+            cast(getattr(Space, c), Text).label(c) if c in _JSON_AS_TEXT else getattr(Space, c)
+            for c in SPACE_COLUMNS
+            if hasattr(Space, c)
+        ],
         Space.id.label("space_id"),
         Community.name.label("community"),
         Community.district,
         Community.street_office,
         (permit_end_sql(Space.id) if permits is None else permits.c.permit_end).label("permit_end"),
         func.ST_AsBinary(Space.geom).label("wkb"),
-        *([Space.extra_attributes] if extras else []),
+        *([cast(Space.extra_attributes, Text).label("extra_attributes")] if extras else []),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
     if permits is not None:
@@ -107,10 +113,27 @@ def spaces(
     columns = [*SPACE_COLUMNS, *(["extra_attributes"] if extras else [])]
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
+    for c in {*_JSON_AS_TEXT, "extra_attributes"} & set(frame.columns):
+        frame[c] = _decoded(frame[c])
     frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
     frame["permit_uses"] = permit_uses(engine, frame["space_id"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
     return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326)
+
+
+#: JSON columns read as their text and decoded in one parse (:func:`_decoded`): a driver
+#: decodes each value alone, which cost 0.7 s for a city's flagged spaces.
+_JSON_AS_TEXT = ("quality_flags",)
+
+
+def _decoded(texts: pd.Series) -> pd.Series:
+    """Return a column of JSON texts decoded (a missing value stays None)."""
+    values = texts.to_numpy(dtype=object)
+    where = [i for i, t in enumerate(values) if isinstance(t, str)]
+    out = np.full(len(values), None, dtype=object)
+    for i, value in zip(where, json.loads("[" + ",".join(values[where]) + "]"), strict=True):
+        out[i] = value
+    return pd.Series(out, index=texts.index, dtype=object)
 
 
 def permit_uses(engine: Engine, space_ids: pd.Series, today: date | None = None) -> pd.Series:

@@ -15,7 +15,7 @@ import shapely
 from shapely import MultiPoint, Point, Polygon
 from sqlalchemy import select, text
 
-from inventory import importer
+from inventory import importer, listing
 from inventory.backends import backend
 from inventory.chinacoords import gcj02_to_wgs84, wgs84_to_gcj02
 from inventory.db import connect
@@ -638,6 +638,10 @@ def test_overlaps_within_and_across_parts_are_flagged_as_reading_the_file_whole(
     assert {ref: f for ref, f in flags.items() if f} == issues
     assert [f.split(" by ")[0] for f in flags["A"]] == ["overlaps B"]
     assert [f.split(" by ")[0] for f in flags["D"]] == ["overlaps B", "overlaps C"]
+    # listings give the flags as the store holds them: a list, or None without any
+    listed = listing.spaces(engine).set_index("survey_ref")["quality_flags"]
+    assert listed.to_dict() == {ref: flags.get(ref) for ref in listed.index}
+    assert listed["O-01"] is None and isinstance(listed["B"], list)
 
 
 def test_a_failure_in_a_later_part_leaves_the_store_as_it_was(engine, tmp_path, monkeypatch):
@@ -704,8 +708,6 @@ def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):
     in_parts = import_file(engine, spaces)[0]
     assert _comparable(in_parts) == _comparable(whole)
     assert in_parts.loaded == 21 and "GBK" in in_parts.encoding_note
-    from inventory import listing
-
     names = set(listing.spaces(engine)["name"])
     assert {"原锅炉房", "原堆煤场", "1号院门房"} <= names
 
