@@ -115,7 +115,7 @@ def spaces(
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
     for c in {*_JSON_AS_TEXT, "extra_attributes"} & set(frame.columns):
         frame[c] = _decoded(frame[c])
-    frame["kind_zh"] = frame["kind"].map(lambda k: KIND.label(k, "zh"))
+    frame["kind_zh"] = frame["kind"].map({k: KIND.label(k, "zh") for k in frame["kind"].unique()})
     frame["permit_uses"] = permit_uses(engine, frame["space_id"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
     return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326)
