@@ -43,7 +43,13 @@ from inventory.backends import backend
 from inventory.codes import KIND, NOT_MICRO_SPACE
 from inventory.defaults import DEFAULT_MAX_GAP_M
 from inventory.errors import InputError
-from inventory.gaps import active_permits_sql, severity_sql, with_permit_end, worst_severity
+from inventory.gaps import (
+    permits_to_join,
+    severity_sql,
+    with_permit_end,
+    with_permits,
+    worst_severity,
+)
 from inventory.geodesy import WGS84_A, WGS84_E2, metres_per_degree, reproject, utm_epsg
 from inventory.models import Community, Space
 from inventory.store import require_community, require_district, require_schema
@@ -357,7 +363,7 @@ def bundles_in_store(
     codes = kind_codes(options.get("kinds"))
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
-    permits = active_permits_sql()
+    permits = permits_to_join(not (community or district))
     severity = severity_sql(with_permit_end(space, permits), today)
     stmt = candidates_sql(codes, severity, permits=permits)
     if community:
@@ -416,7 +422,7 @@ def candidates_sql(
     Columns: ``community_id``, ``community``, ``survey_ref``, ``kind``, the areas
     (``area_m2`` is the usable area, else the footprint), ``severity`` (the SQL of the
     worst gap) and ``geom``, then ``extra``. ``permits``
-    (:func:`inventory.gaps.active_permits_sql`) is outer-joined when ``severity`` reads it.
+    (:func:`inventory.gaps.permits_to_join`) is outer-joined when ``severity`` reads it.
     """
     space = Space.__table__.c
     area = func.coalesce(space.usable_area_m2, space.footprint_area_m2)
@@ -436,9 +442,7 @@ def candidates_sql(
         .join(Community, space.community_id == Community.id)
         .where(space.kind.in_(codes), space.retired_at.is_(None))
     )
-    if permits is not None:
-        stmt = stmt.outerjoin(permits, permits.c.space_id == space.id)
-    return stmt
+    return with_permits(stmt, space.id, permits)
 
 
 def labels_by_community_sql(chosen, gap_m: float):

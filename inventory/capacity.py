@@ -140,8 +140,6 @@ def capacity(
 
 #: Groupings that are columns of the store, so that SQL can group by them.
 STORE_GROUPS = ("community", "district", "street_office", "kind", "vacancy")
-#: Those of them that are columns of ``space`` itself.
-SPACE_GROUPS = {"kind", "vacancy"}
 
 
 def capacity_near(
@@ -220,7 +218,7 @@ def capacity_in_store(
         # in the order capacity() gives
         .order_by(*[backend(engine).codepoint_order(columns[g]) for g in by])
     )
-    if community or not set(by) <= SPACE_GROUPS:
+    if community or any(columns[g].class_ is Community for g in by):
         # joined only when asked about: near a point the spatial index alone then leads
         stmt = stmt.join(Community, Space.community_id == Community.id)
     if community:

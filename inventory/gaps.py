@@ -486,8 +486,31 @@ def _active_permit() -> tuple[ColumnElement, ColumnElement]:
     return TenureRight.kind == "transitional_permit", TenureRight.status == "active"
 
 
-def with_permit_end(columns, permits) -> dict:
-    """Return ``columns`` (the space table's, say) and ``permit_end`` from ``permits``."""
+def permits_to_join(whole: bool):
+    """Return :func:`active_permits_sql` for a query over the whole store, else None.
+
+    Over the whole store every permit is read once and joined; over a community, a
+    district or an area each space looks up its own (:func:`permit_end_sql`, which the
+    rules' columns work out from the space's id) rather than the permits of a whole
+    country being read.
+    """
+    return active_permits_sql() if whole else None
+
+
+def with_permits(selectable, space_id, permits):
+    """Return ``selectable`` outer-joined to ``permits`` on ``space_id`` (as it is for None)."""
+    if permits is None:
+        return selectable
+    return selectable.outerjoin(permits, permits.c.space_id == space_id)
+
+
+def with_permit_end(columns, permits):
+    """Return ``columns`` (the space table's, say) and ``permit_end`` from ``permits``.
+
+    ``columns`` as they are when ``permits`` is None (see :func:`permits_to_join`).
+    """
+    if permits is None:
+        return columns
     return {**dict(columns.items()), "permit_end": permits.c.permit_end}
 
 
@@ -676,9 +699,9 @@ def title_gaps_in_store(
     """
     today = today or date.today()
     c = Space.__table__.c
-    permits = active_permits_sql()
+    permits = permits_to_join(not community)
     severity = severity_sql(with_permit_end(c, permits), today, expiring_months, policy)
-    joined = Space.__table__.outerjoin(permits, permits.c.space_id == c.id)
+    joined = with_permits(Space.__table__, c.id, permits)
     flagged = (
         select(c.id)
         .select_from(joined)

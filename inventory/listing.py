@@ -78,31 +78,23 @@ def spaces(
     the source file's columns that map to no field, as delivered (a dict per space).
     Raises InputError for an unknown kind, community or batch.
     """
-    from inventory.gaps import active_permits_sql, permit_end_sql  # they read listings
+    from inventory.gaps import permit_end_sql, permits_to_join, with_permits  # they list
 
     require_schema(engine)
-    # the whole store: every permit read once and joined (a probe per space of a million
-    # costs more); a community or an area: a probe for each of its spaces (the permits of
-    # a whole country would cost more)
     whole = not (community or district or bounds or batch is not None or limit)
-    permits = active_permits_sql() if whole else None
+    permits = permits_to_join(whole)
     stmt = select(
-        *[
-            cast(getattr(Space, c), Text).label(c) if c in _JSON_AS_TEXT else getattr(Space, c)
-            for c in SPACE_COLUMNS
-            if hasattr(Space, c)
-        ],
+        *[_selected(c) for c in SPACE_COLUMNS if hasattr(Space, c)],
         Space.id.label("space_id"),
         Community.name.label("community"),
         Community.district,
         Community.street_office,
         (permit_end_sql(Space.id) if permits is None else permits.c.permit_end).label("permit_end"),
         func.ST_AsBinary(Space.geom).label("wkb"),
-        *([cast(Space.extra_attributes, Text).label("extra_attributes")] if extras else []),
+        *([_selected("extra_attributes")] if extras else []),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
-    if permits is not None:
-        stmt = stmt.outerjoin(permits, permits.c.space_id == Space.id)
+    stmt = with_permits(stmt, Space.id, permits)
     if where is not None:
         stmt = stmt.where(where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
@@ -113,7 +105,7 @@ def spaces(
     columns = [*SPACE_COLUMNS, *(["extra_attributes"] if extras else [])]
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
-    for c in {*_JSON_AS_TEXT, "extra_attributes"} & set(frame.columns):
+    for c in set(_JSON_AS_TEXT) & set(frame.columns):
         frame[c] = _decoded(frame[c])
     frame["kind_zh"] = frame["kind"].map({k: KIND.label(k, "zh") for k in frame["kind"].unique()})
     frame["permit_uses"] = permit_uses(engine, frame["space_id"])
@@ -123,7 +115,14 @@ def spaces(
 
 #: JSON columns read as their text and decoded in one parse (:func:`_decoded`): a driver
 #: decodes each value alone, which cost 0.7 s for a city's flagged spaces.
-_JSON_AS_TEXT = ("quality_flags",)
+_JSON_AS_TEXT = ("quality_flags", "extra_attributes")
+
+
+def _selected(column: str):
+    """Return the ``space`` column to select: a JSON one as its text (:data:`_JSON_AS_TEXT`)."""
+    if column in _JSON_AS_TEXT:
+        return cast(getattr(Space, column), Text).label(column)
+    return getattr(Space, column)
 
 
 def _decoded(texts: pd.Series) -> pd.Series:

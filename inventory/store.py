@@ -249,12 +249,18 @@ def require_community(engine: Engine, name: str | None) -> None:
         if conn.scalar(select(Community.id).where(Community.name == name)) is not None:
             return
         names = conn.scalars(select(Community.name).order_by(Community.name)).all()
-    if not names:
-        known = "The store holds no communities yet: import a survey first."
-    else:
-        more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
-        known = f"Communities in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
+    known = _listed(
+        names, "Communities", "The store holds no communities yet: import a survey first."
+    )
     raise InputError(f"`community={name!r}` is not in the store. {known}")
+
+
+def _listed(names: list[str], what: str, none: str) -> str:
+    """Return "<what> in the store: a, b and N more." for an error message, or ``none``."""
+    if not names:
+        return none
+    more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+    return f"{what} in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
 
 
 def require_district(engine: Engine, district: str | None) -> None:
@@ -276,11 +282,9 @@ def require_district(engine: Engine, district: str | None) -> None:
             .distinct()
             .order_by(Community.district)
         ).all()
-    if not names:
-        known = "No community of the store has a district: import communities with one."
-    else:
-        more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
-        known = f"Districts in the store: {', '.join(names[:_NAMES_SHOWN])}{more}."
+    known = _listed(
+        names, "Districts", "No community of the store has a district: import communities with one."
+    )
     raise InputError(f"`district={district!r}`: no community of the store is in it. {known}")
 
 
