@@ -13,7 +13,7 @@ import pyogrio
 import pytest
 import shapely
 from shapely import MultiPoint, Point, Polygon
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from inventory import importer, listing
 from inventory.backends import backend
@@ -605,6 +605,42 @@ def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path
     again = import_file(engine, changed, community="M")[0]
     assert _comparable(again) == _comparable(whole_again)
     assert (again.loaded, again.updated, again.unchanged) == (0, 1, 8)
+
+
+@pytest.mark.parametrize("way", ["one pass", "two passes"])
+def test_communities_named_in_several_parts_are_created_once_with_a_steady_bar(
+    engine, tmp_path, monkeypatch, way
+):
+    # parts of 4: N1 in the first two parts, N2 in the last two; each part is checked
+    # while the one before is written, so a part learns the communities created before it
+    rows = [
+        {
+            "编号": f"N-{i:02d}",
+            "类型": "配套用房",
+            "社区": "N1" if i < 6 else "N2",
+            "geometry": room(i * 20, 0),
+        }
+        for i in range(11)
+    ]
+    path = write(frame(rows), tmp_path / "named.geojson")
+    if way == "two passes":
+        _another_space(engine, tmp_path)
+    monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
+    seen: list[tuple[str, int, int]] = []
+    report = import_file(engine, path, progress=lambda *step: seen.append(step))[0]
+    assert report.loaded == 11 and report.communities_created == ["N1", "N2"]
+    with engine.connect() as conn:
+        placed = conn.execute(
+            select(Community.name, func.count())
+            .join(Space, Space.community_id == Community.id)
+            .where(Community.name.in_(["N1", "N2"]))
+            .group_by(Community.name)
+            .order_by(Community.name)
+        ).all()
+    assert [tuple(p) for p in placed] == [("N1", 6), ("N2", 5)]
+    written = [done for stage, done, _ in seen if stage.startswith("import")]
+    assert written == sorted(written) and written[-1] == 11, seen
+    assert len(set(written)) >= 3, seen  # it moves part by part
 
 
 def test_overlaps_within_and_across_parts_are_flagged_as_reading_the_file_whole(

@@ -16,6 +16,7 @@ parses values, :mod:`.base` holds what every import shares, :mod:`.spaces` and
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -272,7 +273,9 @@ def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
 def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportReport:
     """Import a large layer ``CHUNK_FEATURES`` features at a time, in one transaction.
 
-    Memory holds one part of the file, not all of it. What depends on the whole file is
+    Memory holds two parts of the file, not all of it: while one part is written, the
+    next is read and checked in a thread (the server inserts as Python checks; reading
+    and checking touch no database). What depends on the whole file is
     found in a first pass that validates every part and keeps only the survey
     references and the polygons that take part in the overlap test; the second pass
     validates each part again and writes it with the whole file's duplicates and
@@ -281,29 +284,18 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     references are read ahead alone, and the overlaps flagged once every part is written
     (:func:`_flag_overlaps_after`).
     """
-
-    def parts(checked: bool = False):
-        yield 0, first
-        for start in range(len(first), total, CHUNK_FEATURES):
-            part = _read_part(first, crs, start, checked)
-            if len(part):
-                yield start, part
-
     report_progress = options.progress or (lambda stage, done, count: None)
 
     def job(start: int, part: Source, stage: str) -> _SpaceImport:
         j = _SpaceImport(engine, part, options)
         j.offset = start
-        writes = stage.startswith("import")  # pass 2 validates then writes each part
-        share = {"validate": (0.0, 0.5 if writes else 1.0), "write": (0.5, 0.5)}
+        # one bar per pass over the whole file, not one per part; pass 2 moves as the
+        # parts are written (each is checked beside the write of the one before)
+        shown = "write" if stage.startswith("import") else "validate"
 
-        # one bar per pass over the whole file, not one per part
         def progress(step: str, done: int, count: int) -> None:
-            if step in share and count:
-                first, width = share[step]
-                report_progress(
-                    stage, start + int(len(part) * (first + width * done / count)), total
-                )
+            if step == shown and count:
+                report_progress(stage, start + int(len(part) * done / count), total)
 
         j.progress = progress
         return j
@@ -319,45 +311,92 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
             del ahead
         else:
             duplicates, overlaps = _whole_file_checks(first, total, crs, options, conn, job)
+        stage = "import (pass 2 of 2)" if overlaps is not None else "import"
+        # the communities of the store: those this import creates have no boundary, so
+        # a part's spaces are placed the same by these and told the new ids before the write
+        communities = _SpaceImport.community_rows(conn)
+
+        def checked(start: int, part: Source | None) -> _Checked | None:
+            """Read (unless given) and check one part; no database, so beside a write."""
+            if part is None:
+                # a second pass reads text the first found well decoded
+                part = _read_part(first, crs, start, checked=overlaps is not None)
+                if not len(part):
+                    return None
+            j = job(start, part, stage)
+            geoms, refs = j.validate(duplicates=duplicates)
+            names = j.assign(None, geoms, communities)
+            if overlaps is not None:
+                j.flag_overlaps(geoms, overlaps)
+                return _Checked(j, start, geoms, refs, names)
+            # those within the part now, those across parts after
+            good = j.overlap_candidates(geoms)
+            within = j.flag_overlaps_within(geoms, good)
+            return _Checked(j, start, geoms, refs, names, good, within)
+
+        starts = [0, *range(len(first), total, CHUNK_FEATURES)]
         report, batch_id = None, None
         kept = _Kept()
-        stage = "import (pass 2 of 2)" if overlaps is not None else "import"
-        with _SpaceImport.bulk_load(conn, total):
-            # a second pass reads text the first found well decoded
-            for start, part in parts(checked=overlaps is not None):
-                with gc_paused():
-                    j = job(start, part, stage)
-                    geoms, part_refs = j.validate(duplicates=duplicates)
-                    names = j.assign(conn, geoms)
-                    if overlaps is not None:
-                        j.flag_overlaps(geoms, overlaps)
-                    else:  # those within the part now, those across parts after
-                        good = j.overlap_candidates(geoms)
-                        within = j.flag_overlaps_within(geoms, good)
-                    if batch_id is None:
-                        batch_id = j.new_batch(conn)
-                    j.store(conn, batch_id, geoms, names, part_refs)
-                    if overlaps is None:
-                        kept.add(j, start, good, geoms, names, part_refs, within)
-                if report is None:
-                    report = j.report
-                else:
-                    for count in ("read", "loaded", "updated", "unchanged", "rejected"):
-                        setattr(report, count, getattr(report, count) + getattr(j.report, count))
-                    for listed in (
-                        "issues",
-                        "communities_created",
-                        "changes",
-                        "duplicates",
-                        "matched",
-                        "retired_delivered",
-                    ):
-                        getattr(report, listed).extend(getattr(j.report, listed))
+        known: dict[str, int] = {}
+        # Python checks a part while the server inserts the one before: two cores busy
+        with (
+            _SpaceImport.bulk_load(conn, total),
+            gc_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="check") as pool,
+        ):
+            coming = pool.submit(checked, 0, first)
+            for k in range(len(starts)):
+                done = coming.result()
+                if k + 1 < len(starts):
+                    coming = pool.submit(checked, starts[k + 1], None)
+                if done is None:
+                    continue
+                j = done.job
+                j.community_ids.update(known)  # those earlier parts created
+                if batch_id is None:
+                    batch_id = j.new_batch(conn)
+                j.store(conn, batch_id, done.geoms, done.names, done.refs)
+                known = j.community_ids
+                if overlaps is None:
+                    kept.add(
+                        j, done.start, done.good, done.geoms, done.names, done.refs, done.within
+                    )
+                report = j.report if report is None else _merged(report, j.report)
+                del done
             if overlaps is None:
                 _flag_overlaps_after(conn, report, first, kept)
         report.communities_created = sorted(report.communities_created)
         j.report = report  # the whole file's report closes the batch
         j.close(conn, batch_id)
+    return report
+
+
+@dataclass
+class _Checked:
+    """One part of a layer checked for the write (``good`` and ``within``: in one pass)."""
+
+    job: _SpaceImport
+    start: int
+    geoms: np.ndarray
+    refs: list
+    names: list
+    good: list[int] | None = None
+    within: tuple | None = None
+
+
+def _merged(report: ImportReport, more: ImportReport) -> ImportReport:
+    """Add the counts and lists of a later part's report to ``report``."""
+    for count in ("read", "loaded", "updated", "unchanged", "rejected"):
+        setattr(report, count, getattr(report, count) + getattr(more, count))
+    for listed in (
+        "issues",
+        "communities_created",
+        "changes",
+        "duplicates",
+        "matched",
+        "retired_delivered",
+    ):
+        getattr(report, listed).extend(getattr(more, listed))
     return report
 
 
