@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, select, update
 
-from inventory._gc import gc_paused
+from inventory._gc import gc_paused, next_burst
 from inventory.backends import backend, write_transaction
 from inventory.errors import InputError, InventoryError
 from inventory.importer._apart import Worker
@@ -363,6 +363,7 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                     )
                 report = j.report if report is None else _merged(report, j.report)
                 del done
+                next_burst()
             if overlaps is None:
                 _flag_overlaps_after(conn, report, first, kept)
         report.communities_created = sorted(report.communities_created)
