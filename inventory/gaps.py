@@ -702,12 +702,14 @@ def title_gaps_in_store(
     permits = permits_to_join(not community)
     severity = severity_sql(with_permit_end(c, permits), today, expiring_months, policy)
     joined = with_permits(Space.__table__, c.id, permits)
-    flagged = (
-        select(c.id)
-        .select_from(joined)
-        .where(or_(severity.is_not(None), c.quality_flags.is_not(None)))
-    )
-    candidates = listing.spaces(engine, community=community, where=c.id.in_(flagged))
+
+    def gap_or_flag(listed_permits) -> ColumnElement:
+        # the listing's own join to the permits: no second pass over the store
+        rules = with_permit_end(c, listed_permits)
+        worst = severity_sql(rules, today, expiring_months, policy)
+        return or_(worst.is_not(None), c.quality_flags.is_not(None))
+
+    candidates = listing.spaces(engine, community=community, where=gap_or_flag)
     rows = _flagged(annotate(candidates, today, expiring_months, policy))
     usable = func.coalesce(c.usable_area_m2, 0.0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date
 
 import geopandas as gpd
@@ -63,7 +64,7 @@ def spaces(
     batch: int | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     limit: int | None = None,
-    where: ColumnElement | None = None,
+    where: ColumnElement | Callable[..., ColumnElement] | None = None,
     extras: bool = False,
     district: str | None = None,
 ) -> gpd.GeoDataFrame:
@@ -74,7 +75,9 @@ def spaces(
     ``kinds``: one kind or several, each a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
     ``limit`` keeps the first spaces in (community, survey reference) order; ``where`` is
-    a further SQL condition on the ``space`` table. ``extras`` adds ``extra_attributes``:
+    a further SQL condition on the ``space`` table, or a function of the permits this
+    listing joins (:func:`inventory.gaps.permits_to_join`; None: none) that returns one,
+    for a condition on the title rules. ``extras`` adds ``extra_attributes``:
     the source file's columns that map to no field, as delivered (a dict per space).
     Raises InputError for an unknown kind, community or batch.
     """
@@ -96,7 +99,7 @@ def spaces(
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
     stmt = with_permits(stmt, Space.id, permits)
     if where is not None:
-        stmt = stmt.where(where)
+        stmt = stmt.where(where(permits) if callable(where) else where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
     with engine.connect() as conn:
         result = conn.execute(stmt)
