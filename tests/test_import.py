@@ -440,6 +440,28 @@ def test_gcj02_reference_vector():
     assert np.allclose(back, (121.5272106, 31.1774276), atol=1e-8)
 
 
+def test_communities_go_in_as_drawn_in_file_order_and_again_unchanged(engine, tmp_path):
+    outlines = [
+        room(i * 500, 0, 400, 300).difference(room(i * 500 + 100, 100, 50, 50)) for i in range(3)
+    ]
+    names = ["丙社区", "甲社区", "乙社区"]
+    path = write(
+        frame([{"名称": n, "geometry": g} for n, g in zip(names, outlines, strict=True)]),
+        tmp_path / "communities.gpkg",
+    )
+    assert import_file(engine, path, communities=True)[0].loaded == 3
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Community.name, func.ST_AsBinary(Community.boundary)).order_by(Community.id)
+        ).all()
+    assert [name for name, _ in rows] == names  # ids in the file's order
+    for (_, wkb), drawn in zip(rows, outlines, strict=True):
+        stored = shapely.from_wkb(bytes(wkb))  # a multipolygon of the one drawn
+        assert np.array_equal(shapely.get_coordinates(stored), shapely.get_coordinates(drawn))
+    again = import_file(engine, path, communities=True)[0]
+    assert (again.loaded, again.updated, again.unchanged) == (0, 0, 3)
+
+
 # ---- all or nothing ----------------------------------------------------------------------
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
-from inventory.backends import write_transaction
+from inventory.backends import backend, write_transaction
 from inventory.importer.base import _COMMUNITY_PARSERS, _differs, _Import
 from inventory.importer.fields import (
     COMMUNITY_FIELDS,
@@ -47,18 +47,20 @@ class _CommunityImport(_Import):
                     select(Community.__table__, func.ST_AsBinary(Community.boundary).label("wkb"))
                 ).mappings()
             }
+            new: list[int] = []
+            rows: list[dict] = []
             for i in range(n):
                 if self.reasons[i]:
                     continue
                 row = {c: self.values[c][i] for c in COMMUNITY_FIELDS}
                 row["site_area_m2"] = round(float(self.area[i]), 1)
                 old = existing.get(row["name"])
+                if old is None:
+                    new.append(i)
+                    rows.append(row)
+                    continue
                 wkt = shapely.to_wkt(geoms[i], rounding_precision=-1)
                 boundary = func.ST_GeomFromText(wkt, 4326)
-                if old is None:
-                    conn.execute(insert(Community).values(**row, boundary=boundary))
-                    self.report.loaded += 1
-                    continue
                 same_geom = old["wkb"] is not None and shapely.equals_exact(
                     shapely.from_wkb(old["wkb"]), geoms[i], tolerance=1e-9
                 )
@@ -71,6 +73,15 @@ class _CommunityImport(_Import):
                     .values(**row, boundary=boundary)
                 )
                 self.report.updated += 1
+            # the new ones in one load, in file order (10,000 one by one took 6 s)
+            backend(conn).bulk_insert(
+                conn,
+                Community.__table__,
+                pd.DataFrame(rows, columns=list(COMMUNITY_FIELDS) + ["site_area_m2"], dtype=object),
+                geoms[new],
+                "boundary",
+            )
+            self.report.loaded = len(new)
             rejected_rows = [i for i in range(n) if self.reasons[i]]
             self.report.rejected = len(rejected_rows)
             self.quarantine(conn, batch_id, rejected_rows, names)
