@@ -527,10 +527,10 @@ def _clusters_in_postgis(
     # each bundle's rows by (community, survey_ref) in code-point order, as bundles list
     # their members: an aggregate over a sorted subquery keeps its order (PostgreSQL's
     # documented idiom), one sort for all where an ORDER BY per aggregate sorts twice
-    lc = labelled.c
+    lc, in_order = labelled.c, backend(conn).codepoint_order
     c = (
         select(labelled)
-        .order_by(lc.part, lc.label, lc.community.collate("C"), lc.survey_ref.collate("C"))
+        .order_by(lc.part, lc.label, in_order(lc.community), in_order(lc.survey_ref))
         .subquery("ordered")
         .c
     )

@@ -358,10 +358,8 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                 j.store(conn, batch_id, done.geoms, done.names, done.refs)
                 known = j.community_ids
                 if overlaps is None:
-                    kept.add(
-                        j, done.start, done.good, done.geoms, done.names, done.refs, done.within
-                    )
-                report = j.report if report is None else _merged(report, j.report)
+                    kept.add(done)
+                report = j.report if report is None else report.add_part(j.report)
                 del done
                 next_burst()
             if overlaps is None:
@@ -383,22 +381,6 @@ class _Checked:
     names: list
     good: list[int] | None = None
     within: tuple | None = None
-
-
-def _merged(report: ImportReport, more: ImportReport) -> ImportReport:
-    """Add the counts and lists of a later part's report to ``report``."""
-    for count in ("read", "loaded", "updated", "unchanged", "rejected"):
-        setattr(report, count, getattr(report, count) + getattr(more, count))
-    for listed in (
-        "issues",
-        "communities_created",
-        "changes",
-        "duplicates",
-        "matched",
-        "retired_delivered",
-    ):
-        getattr(report, listed).extend(getattr(more, listed))
-    return report
 
 
 def _whole_file_checks(first: Source, total: int, crs, options, conn, job):
@@ -452,14 +434,16 @@ class _Kept:
     flags: dict[int, list[str]] = field(default_factory=dict)  # as written, where any
     within: list[tuple] = field(default_factory=list)  # each part's overlapping pairs
 
-    def add(self, j: _SpaceImport, start: int, good: list[int], geoms, names, refs, within):
-        left, right, shared = within
+    def add(self, part: _Checked) -> None:
+        """Keep a written part's spaces that take part in the overlap test."""
+        j, start, good = part.job, part.start, part.good
+        left, right, shared = part.within
         base = len(self.rows)
         self.within.append((left + base, right + base, shared))
         self.rows += [start + i for i in good]
-        self.geoms.append(geoms[good])
-        self.refs += [refs[i] for i in good]
-        self.community_ids += [j.community_ids[names[i]] for i in good]
+        self.geoms.append(part.geoms[good])
+        self.refs += [part.refs[i] for i in good]
+        self.community_ids += [j.community_ids[part.names[i]] for i in good]
         self.flags.update({start + i: list(j.flags[i]) for i in good if j.flags[i]})
 
 

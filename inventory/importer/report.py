@@ -67,6 +67,21 @@ class ImportReport:
         """Features now in the store from this file (loaded, updated or unchanged)."""
         return self.loaded + self.updated + self.unchanged
 
+    def add_part(self, more: ImportReport) -> ImportReport:
+        """Add the counts and lists of a later part's report of the same file; return self."""
+        for count in ("read", "loaded", "updated", "unchanged", "rejected"):
+            setattr(self, count, getattr(self, count) + getattr(more, count))
+        for listed in (
+            "issues",
+            "communities_created",
+            "changes",
+            "duplicates",
+            "matched",
+            "retired_delivered",
+        ):
+            getattr(self, listed).extend(getattr(more, listed))
+        return self
+
     def write(self, path: str | Path) -> None:
         """Write the report: ``.json`` (everything) or ``.csv`` (one line per issue)."""
         p = Path(path)
