@@ -29,6 +29,26 @@ def test_csv_formulas_are_neutralised(tmp_path):
     assert back["n"].tolist() == [-1.5] * 7  # numbers stay numbers
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["plain"] * 1000 + ["=1+1"],  # only the last cell, far down
+        ["=1+1", *["plain"] * 10],  # only the first
+        [None, "ok", None, "@SUM(A1)"],  # gaps in the column
+        ["ok", 3, "-2+3"],  # text and numbers in one column
+        ["a\x00=b", "+1"],  # NUL inside a text
+        ["a\x00=b", "fine"],  # NUL before "=": a cell that is no formula
+    ],
+)
+def test_csv_formulas_are_found_in_any_cell(tmp_path, cells):
+    path = outputs.write(pd.DataFrame({"note": cells}), tmp_path / "x.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfnote\n")  # Excel's BOM, then plain UTF-8
+    back = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, dtype=str)["note"]
+    expected = ["" if c is None else f"'{c}" if str(c)[:1] in "=+-@" else str(c) for c in cells]
+    assert back.tolist() == expected
+
+
 def test_control_characters_do_not_break_a_workbook(tmp_path):
     frame = pd.DataFrame({"name": ["bell\x07", "esc\x1b[31mred", "nul\x00"]})
     path = outputs.write(frame, tmp_path / "c.xlsx")
