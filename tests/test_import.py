@@ -6,9 +6,11 @@ import json
 import shutil
 import threading
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -114,6 +116,21 @@ def test_mojibake_is_never_imported(engine, tmp_path):
     with pytest.raises(InputError, match="garbled.*`encoding=gbk`"):
         import_file(engine, path, community="X")
     assert count(engine, ImportBatch) == 0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["ok", None, "锅炉房".encode("gbk").decode("latin-1")],  # text with gaps
+        [3, date(2020, 1, 1), "锅炉房".encode("gbk").decode("latin-1")],  # text among others
+    ],
+)
+def test_mojibake_is_found_among_gaps_and_other_values(values):
+    from inventory.importer.sources import check_mojibake
+
+    with pytest.raises(InputError, match="garbled"):
+        check_mojibake(pd.DataFrame({"名称": pd.Series(values, dtype=object)}), "x.shp")
+    check_mojibake(pd.DataFrame({"名称": pd.Series(values[:2], dtype=object)}), "x.shp")
 
 
 # ---- file problems --------------------------------------------------------------------

@@ -255,10 +255,7 @@ def check_mojibake(frame: pd.DataFrame, where: str) -> None:
     texts = [frame[c] for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     # one search of every text at once first: most files hold neither sign (values
     # that are not text, dates or numbers, read as ASCII)
-    joined = "\n".join(
-        [str(c) for c in frame.columns]
-        + [v for col in texts for v in col.to_numpy() if isinstance(v, str)]
-    )
+    joined = "\n".join([str(c) for c in frame.columns] + [_joined_texts(col) for col in texts])
     if "\ufffd" not in joined and not _LATIN1_HIGH.search(joined):
         return
     samples = [str(c) for c in frame.columns]
@@ -280,6 +277,16 @@ def check_mojibake(frame: pd.DataFrame, where: str) -> None:
                     f"{recovered!r}): it was read with the wrong encoding. Pass `encoding=gbk` "
                     "(or fix the encoding the file was saved with)."
                 )
+
+
+def _joined_texts(column: pd.Series) -> str:
+    """Return the texts of ``column`` joined by newlines (values that are not text left out)."""
+    values = column.to_numpy()
+    values = values[pd.notna(values)] if len(values) else values
+    try:
+        return "\n".join(values)  # one C loop: most columns hold only text
+    except TypeError:  # dates, numbers or bytes among them
+        return "\n".join(v for v in values if isinstance(v, str))
 
 
 def _try_recover(text: str) -> str | None:
