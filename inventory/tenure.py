@@ -81,8 +81,24 @@ def _ids_by(conn: Connection, column, key, values) -> dict:
     return out
 
 
+#: The survey's columns :func:`sync_survey_rights` builds the records from, after the id.
+SURVEY_TENURE_COLUMNS = (
+    "owner_name",
+    "owner_type",
+    "operating_right_holder",
+    "operating_right_start",
+    "operating_right_end",
+    "tenure_source_ref",
+)
+
+
 def sync_survey_rights(
-    conn: Connection, space_ids=None, tables: dict | None = None, *, fresh: bool = False
+    conn: Connection,
+    space_ids=None,
+    tables: dict | None = None,
+    *,
+    fresh: bool = False,
+    surveyed: list[tuple] | None = None,
 ) -> int:
     """Turn the survey's flat tenure columns of ``space_ids`` into records (None: every space).
 
@@ -96,7 +112,9 @@ def sync_survey_rights(
     migration pass its own table definitions. ``fresh``: the spaces were just written and
     hold no rights yet, so there is nothing to replace (an import's new spaces: no
     delete, whose plan on a table just loaded and not yet analysed could scan the whole
-    table for every right). Returns the number of rights written.
+    table for every right). ``surveyed``, with ``fresh``: the rows of those spaces as
+    just written, ``(id, *SURVEY_TENURE_COLUMNS)``, so they are not read back. Returns
+    the number of rights written.
     """
     t = tables or {
         "space": Space.__table__,
@@ -106,15 +124,9 @@ def sync_survey_rights(
         "link": RightSource.__table__,
     }
     s, r, parties, src = t["space"], t["right"], t["party"], t["source"]
-    stmt = select(
-        s.c.id,
-        s.c.owner_name,
-        s.c.owner_type,
-        s.c.operating_right_holder,
-        s.c.operating_right_start,
-        s.c.operating_right_end,
-        s.c.tenure_source_ref,
-    )
+    if surveyed is not None and not fresh:
+        raise ValueError("sync_survey_rights(): `surveyed` is for fresh spaces only")
+    stmt = select(s.c.id, *(s.c[c] for c in SURVEY_TENURE_COLUMNS))
     old = r.c.origin == "survey"
     if space_ids is not None:
         if isinstance(space_ids, list | tuple | set) and not space_ids:
@@ -128,7 +140,7 @@ def sync_survey_rights(
             conn.execute(update(r).where(old, r.c.id.in_(parents)).values(status="ended"))
             old = old & r.c.id.not_in(parents)
         conn.execute(delete(r).where(old))
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(stmt).all() if surveyed is None else surveyed
     if not rows:
         return 0
     recorded = (

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, insert
+from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, func, insert, select
 from sqlalchemy.engine import URL
 
 
@@ -91,6 +91,16 @@ class Backend(ABC):
         integers and None stays NULL. A table without geometry takes no ``geoms``.
         ``progress(rows)`` is told the rows sent so far, a chunk at a time.
         """
+
+    def reserve_ids(self, conn: Connection, table: Table, n: int) -> list[int]:
+        """Return ``n`` new ids, increasing, for rows about to go into ``table`` (write lock held).
+
+        The rows then go in with their ids, and what rests on them (rights, the round) is
+        written from the ids in hand rather than read back. The default follows the
+        table's largest id, as SQLite's own row ids do.
+        """
+        top = conn.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+        return list(range(int(top) + 1, int(top) + 1 + n))
 
     @contextmanager
     def snapshot_connections(self, engine: Engine, n: int) -> Iterator[list[Connection]]:
