@@ -113,7 +113,9 @@ def spaces(
     frame["kind_zh"] = frame["kind"].map({k: KIND.label(k, "zh") for k in frame["kind"].unique()})
     frame["permit_uses"] = permit_uses(engine, frame["space_id"])
     geometry = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy())
-    return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326)
+    # the frame is this call's own: no copy (geopandas copies a DataFrame by default,
+    # 1.3 s for 600,000 spaces)
+    return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326, copy=False)
 
 
 #: JSON columns read as their text and decoded in one parse (:func:`_decoded`): a driver
