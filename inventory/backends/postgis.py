@@ -54,6 +54,11 @@ def _geography(expr: ColumnElement) -> ColumnElement:
     return cast(expr, Geography(srid=4326))
 
 
+#: JSON text as ``json.dumps(v, ensure_ascii=False)`` writes it, from one encoder: dumps
+#: builds a new encoder per call when given options (0.3 s for 330,000 values).
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class PostGIS(Backend):
     """PostgreSQL with PostGIS, through psycopg 3."""
 
@@ -186,7 +191,7 @@ class PostGIS(Backend):
             for start in range(0, len(frame), COPY_CHUNK_ROWS):
                 part = frame.iloc[start : start + COPY_CHUNK_ROWS]
                 values = [
-                    [None if v is None else json.dumps(v, ensure_ascii=False) for v in part[c]]
+                    [None if v is None else _to_json(v) for v in part[c]]
                     if c in json_columns
                     else part[c].tolist()
                     for c in columns
