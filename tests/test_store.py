@@ -278,3 +278,40 @@ def test_the_parts_of_a_split_query_read_one_snapshot(engine):
     assert len(conns) == (3 if engine.dialect.name == "postgresql" else 1)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Community)) == 2
+
+
+def test_bulk_insert_keeps_outlines_in_two_dimensions(engine):
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from inventory.backends import backend
+
+    square = [(116.0, 39.0), (116.001, 39.0), (116.001, 39.001), (116.0, 39.001)]
+    geoms = np.array(
+        [
+            shapely.MultiPolygon([shapely.Polygon([(x, y, 12.5) for x, y in square])]),  # CAD
+            shapely.MultiPolygon([shapely.Polygon(square)]),
+            None,
+        ],
+        dtype=object,
+    )
+    frame = pd.DataFrame({"name": ["Z", "flat", "none"]}, dtype=object)
+    with engine.begin() as conn:
+        backend(conn).bulk_insert(conn, Community.__table__, frame, geoms, "boundary")
+        rows = conn.execute(
+            select(
+                Community.name,
+                func.ST_AsBinary(Community.boundary),
+                func.ST_SRID(Community.boundary),
+            )
+        ).all()
+    back = {
+        name: (None if wkb is None else shapely.from_wkb(bytes(wkb)), srid)
+        for name, wkb, srid in rows
+    }
+    flat = shapely.MultiPolygon([shapely.Polygon(square)])
+    assert not back["Z"][0].has_z and back["Z"][0].equals(flat)
+    assert back["flat"][0].equals(flat)
+    assert {back["Z"][1], back["flat"][1]} == {4326}
+    assert back["none"][0] is None

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.expression import cast
 
-from inventory.backends.base import Backend, insert_rows
+from inventory.backends.base import Backend, flat_in_4326, insert_rows
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 from inventory.geodesy import metres_per_degree, near_bounds
@@ -198,11 +198,7 @@ class PostGIS(Backend):
                 ]
                 if geom_column:
                     chunk = np.asarray(geoms[start : start + COPY_CHUNK_ROWS], dtype=object)
-                    values.append(
-                        shapely.to_wkb(
-                            shapely.set_srid(shapely.force_2d(chunk), 4326), include_srid=True
-                        ).tolist()
-                    )
+                    values.append(shapely.to_wkb(flat_in_4326(chunk), include_srid=True).tolist())
                 for row in zip(*values, strict=True):
                     copy.write_row(row)
                 if progress is not None:
