@@ -488,9 +488,12 @@ def _touching(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the pairs (left < right) of indices of polygons that intersect."""
     if len(geoms) < 2:
         return np.array([], dtype=np.intp), np.array([], dtype=np.intp)
-    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    # the boxes first, then each pair tested once (the tree's predicate tests both ways)
+    left, right = shapely.STRtree(geoms).query(geoms)
     keep = left < right
-    return left[keep], right[keep]
+    left, right = left[keep], right[keep]
+    hit = shapely.intersects(geoms[left], geoms[right])
+    return left[hit], right[hit]
 
 
 def _overlaps(geoms: np.ndarray, left, right) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
