@@ -318,7 +318,7 @@ class TenureSource(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
-    number: Mapped[str | None] = mapped_column(String(100))
+    number: Mapped[str | None] = mapped_column(String(100), index=True)
     issued_on: Mapped[date | None] = mapped_column()
     issuer: Mapped[str | None] = mapped_column(String(200))
     file_name: Mapped[str | None] = mapped_column(String(255))

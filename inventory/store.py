@@ -24,7 +24,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: The newest revision in ``migrations/versions`` (a test holds it to Alembic's head):
 #: every command checks the store against it, so Alembic is loaded only to change the
 #: schema, not on each start-up.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def alembic_config() -> Config:

@@ -72,12 +72,20 @@ def _party_id(conn: Connection, name: str, party_type: str, parties=Party.__tabl
     ).scalar_one()
 
 
-def _ids_by(conn: Connection, column, key, values) -> dict:
-    """Map ``values`` of ``column`` to ``key`` (chunked IN lists: any number of values)."""
+#: Values per IN list of a look-up (a server takes 65,535 parameters at most).
+LOOKUP_CHUNK = 5000
+
+
+def _ids_by(conn: Connection, column, key, values, *where) -> dict:
+    """Map ``values`` of ``column`` to ``key`` (chunked IN lists: any number of values).
+
+    ``where``: further conditions on the rows.
+    """
     out, values = {}, list(values)
-    for i in range(0, len(values), 5000):
-        chunk = values[i : i + 5000]
-        out.update(dict(conn.execute(select(column, key).where(column.in_(chunk))).all()))
+    for i in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[i : i + LOOKUP_CHUNK]
+        stmt = select(column, key).where(column.in_(chunk), *where)
+        out.update(dict(conn.execute(stmt).all()))
     return out
 
 
@@ -199,39 +207,40 @@ def sync_survey_rights(
         if ref and owners:
             certified[sid] = ref
     rights = right["space_id"]
+    db = backend(conn)
+    # the rights' ids in hand: the certificates are linked to them without reading back
+    right_ids = db.reserve_ids(conn, r, len(rights))
     if rights:  # COPY on PostGIS: a million spaces' rights in seconds
         frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in right.items()})
         frame["status"], frame["origin"] = "active", "survey"
-        backend(conn).bulk_insert(conn, r, frame.astype(object))
+        frame.insert(0, "id", right_ids)
+        db.bulk_insert(conn, r, frame.astype(object))
     if certified:
-        numbers = set(certified.values())
-        known = dict(
-            conn.execute(
-                select(src.c.number, src.c.id).where(
-                    src.c.kind == "certificate", src.c.number.in_(list(numbers))
-                )
-            ).all()
-        )
-        missing = [{"kind": "certificate", "number": n} for n in numbers if n not in known]
+        # any number of them: IN lists in chunks (a server takes 65,535 values at most)
+        numbers = sorted(set(certified.values()))
+        certificate = src.c.kind == "certificate"
+        if len(numbers) > LOOKUP_CHUNK:
+            # an earlier part's certificates, written in this transaction, are in the
+            # statistics: looked up through the index, not by a scan per batch (7 s each)
+            db.refresh_statistics(conn, src)
+        known = _ids_by(conn, src.c.number, src.c.id, numbers, certificate)
+        missing = [n for n in numbers if n not in known]
         if missing:
-            conn.execute(insert(src), missing)
-            known = dict(
-                conn.execute(
-                    select(src.c.number, src.c.id).where(
-                        src.c.kind == "certificate", src.c.number.in_(list(numbers))
-                    )
-                ).all()
+            new_ids = db.reserve_ids(conn, src, len(missing))
+            sources = pd.DataFrame(
+                {"id": new_ids, "kind": "certificate", "number": missing}, dtype=object
             )
-        owned = conn.execute(
-            select(r.c.id, r.c.space_id).where(
-                r.c.origin == "survey",
-                r.c.kind == "ownership",
-                r.c.space_id.in_(list(certified)),
-            )
-        ).all()
-        links = [{"right_id": rid, "source_id": known[certified[sid]]} for rid, sid in owned]
+            db.bulk_insert(conn, src, sources)
+            known.update(zip(missing, new_ids, strict=True))
+        # each ownership just written rests on its space's certificate
+        links = [
+            (rid, known[certified[sid]])
+            for rid, sid, kind in zip(right_ids, rights, right["kind"], strict=True)
+            if kind == "ownership" and sid in certified
+        ]
         if links:
-            conn.execute(insert(t["link"]), links)
+            frame = pd.DataFrame(links, columns=["right_id", "source_id"], dtype=object)
+            db.bulk_insert(conn, t["link"], frame)
     return len(rights)
 
 

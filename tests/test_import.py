@@ -30,9 +30,11 @@ from inventory.models import (
     ImportBatch,
     Party,
     RejectedFeature,
+    RightSource,
     Space,
     SpaceHistory,
     TenureRight,
+    TenureSource,
 )
 from tests.conftest import TEMPLATE_DB, _drop, _postgis_database
 from tests.util import LAT0, LON0, count, frame, room, rooms, validate_report, write
@@ -673,6 +675,7 @@ def test_each_new_space_gets_its_round_and_rights_whatever_ids_the_store_gives(
             "建筑面积": 100.0,
             "产权单位": f"单位{i % 4}",
             "经营权人": "物业公司" if i % 2 else None,
+            "产权证号": f"京(2020)不动产权第{i % 5:07d}号" if i % 3 else None,
             "geometry": room(i * 20, 0),
         }
         for i in range(11)
@@ -689,12 +692,28 @@ def test_each_new_space_gets_its_round_and_rights_whatever_ids_the_store_gives(
             .join(Space, Space.id == TenureRight.space_id)
             .join(Party, Party.id == TenureRight.holder_id)
         ).all()
+        certified = conn.execute(
+            select(Space.survey_ref, TenureRight.kind, TenureSource.kind, TenureSource.number)
+            .join(TenureRight, TenureRight.space_id == Space.id)
+            .join(RightSource, RightSource.right_id == TenureRight.id)
+            .join(TenureSource, TenureSource.id == RightSource.source_id)
+        ).all()
+        numbers = conn.execute(select(TenureSource.number)).scalars().all()
     # (not one run: each part's first draw is left unused, so parts lie further apart)
     assert min(np.diff(sorted(ids.values()))) == step
     assert sorted(rounds) == sorted((i, "loaded") for i in ids.values())
     assert sorted(rights) == sorted(
         [(f"P-{i:02d}", "ownership", f"单位{i % 4}") for i in range(11)]
         + [(f"P-{i:02d}", "operating_right", "物业公司") for i in range(1, 11, 2)]
+    )
+    # each ownership rests on its space's certificate, one source per number
+    assert sorted(certified) == sorted(
+        (f"P-{i:02d}", "ownership", "certificate", f"京(2020)不动产权第{i % 5:07d}号")
+        for i in range(11)
+        if i % 3
+    )
+    assert sorted(numbers) == sorted(
+        {f"京(2020)不动产权第{i % 5:07d}号" for i in range(11) if i % 3}
     )
 
 

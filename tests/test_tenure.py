@@ -475,3 +475,14 @@ def test_a_permit_lets_its_space_only_for_the_uses_it_names(engine, sample, samp
     row = boiler()
     assert row["earns"] and row["use_class"] == "elderly_care" and row["rent_wan_year_mature"] > 0
     assert "社区养老服务" in row["path"]
+
+
+def test_certificates_are_looked_up_in_any_number(engine):
+    # a part of 100,000 surveyed spaces can name more certificates than a server takes
+    # values in one statement (65,535 on PostgreSQL)
+    numbers = [f"京(2020)不动产权第{i:07d}号" for i in range(70_000)]
+    with engine.begin() as conn:
+        conn.execute(insert(TenureSource), [{"kind": "certificate", "number": numbers[-1]}])
+        src = TenureSource.__table__.c
+        found = tenure._ids_by(conn, src.number, src.id, numbers, src.kind == "certificate")
+    assert list(found) == [numbers[-1]]

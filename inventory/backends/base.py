@@ -99,8 +99,17 @@ class Backend(ABC):
         written from the ids in hand rather than read back. The default follows the
         table's largest id, as SQLite's own row ids do.
         """
+        if n <= 0:
+            return []
         top = conn.scalar(select(func.coalesce(func.max(table.c.id), 0)))
         return list(range(int(top) + 1, int(top) + 1 + n))
+
+    def refresh_statistics(self, conn: Connection, table: Table) -> None:  # noqa: B027
+        """Let the planner know what ``table`` holds now (rows written in this transaction).
+
+        Without it a server may plan a look-up of thousands of values on a table it still
+        thinks empty as a scan of the whole table per value. The default does nothing.
+        """
 
     @contextmanager
     def snapshot_connections(self, engine: Engine, n: int) -> Iterator[list[Connection]]:

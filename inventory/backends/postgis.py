@@ -224,6 +224,10 @@ class PostGIS(Backend):
             return list(range(lo, hi + 1))
         return list(conn.scalars(text(f"{drawn} ORDER BY v"), params))
 
+    def refresh_statistics(self, conn: Connection, table: Table) -> None:
+        """``ANALYZE`` the table (a sample; a role that does not own it is skipped, not refused)."""
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}")
+
     @contextmanager
     def snapshot_connections(self, engine: Engine, n: int) -> Iterator[list[Connection]]:
         """Yield ``n`` connections in REPEATABLE READ transactions sharing one snapshot.
