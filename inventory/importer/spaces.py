@@ -321,12 +321,13 @@ class _SpaceImport(_Import):
                     self.report.duplicates.append(
                         (rows.at[j, "survey_ref"], old["survey_ref"], how)
                     )
+            records = rows.to_dict("records")  # one conversion, not a Series per row
             for j, key in enumerate(keys):
                 old = existing.get(key)
                 if old is None:
                     continue
                 is_new[j] = False
-                history += self._update(conn, batch_id, old, rows.iloc[j].to_dict(), geoms_ok[j])
+                history += self._update(conn, batch_id, old, records[j], geoms_ok[j])
                 if old["retired_at"] is not None:
                     self.report.retired_delivered.append(old["survey_ref"])
         if history:
