@@ -310,7 +310,7 @@ class PostGIS(Backend):
         for _, create in [*indexes, *foreign]:
             conn.exec_driver_sql(create)
         for table in [*tables, *analyse]:  # the planner's statistics for the analyses after
-            conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}")
+            self.refresh_statistics(conn, table)
 
     @staticmethod
     def _may_copy(conn: Connection, table: Table) -> bool:
