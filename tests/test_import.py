@@ -96,6 +96,65 @@ def test_changed_survey_updates_by_ref_and_keeps_history(engine, jinsong, sample
     assert ("floor_area_m2", "100.0", "110.0") in history
 
 
+def test_a_resurvey_moves_outlines_and_changes_owners_in_bulk(
+    engine, jinsong, sample_dir, tmp_path
+):
+    gdf = pyogrio.read_dataframe(sample_dir / "jinsong_north_spaces.shp", encoding="gbk")
+    js1, js2 = gdf["编号"] == "JS-001", gdf["编号"] == "JS-002"
+    gdf.loc[js1, "geometry"] = gdf.loc[js1, "geometry"].translate(xoff=1.5)  # metres
+    gdf.loc[js2, "产权单位"] = "劲松物业公司"
+    gdf.loc[js2, "建筑面积"] = None
+    with engine.connect() as conn:
+        before = {
+            ref: (bytes(wkb), owner)
+            for ref, wkb, owner in conn.execute(
+                select(Space.survey_ref, func.ST_AsBinary(Space.geom), Space.owner_name)
+            )
+        }
+    report = imp(engine, write(gdf, tmp_path / "resurvey.shp", encoding="GBK"))
+    assert (report.loaded, report.updated, report.unchanged) == (0, 2, 19)
+    delivered = gdf.loc[js1].to_crs(4326).geometry.iloc[0]
+    with engine.connect() as conn:
+        after = {
+            row.survey_ref: row
+            for row in conn.execute(
+                select(
+                    Space.id,
+                    Space.survey_ref,
+                    func.ST_AsBinary(Space.geom).label("wkb"),
+                    Space.owner_name,
+                    Space.floor_area_m2,
+                    Space.batch_id,
+                )
+            )
+        }
+        owners = dict(
+            conn.execute(
+                select(TenureRight.space_id, Party.name)
+                .join(Party, Party.id == TenureRight.holder_id)
+                .where(TenureRight.kind == "ownership")
+            ).all()
+        )
+        history = set(
+            conn.execute(
+                select(Space.survey_ref, SpaceHistory.field).join(
+                    Space, Space.id == SpaceHistory.space_id
+                )
+            ).all()
+        )
+    moved = shapely.from_wkb(bytes(after["JS-001"].wkb))
+    assert shapely.hausdorff_distance(moved, delivered) < 1e-9  # where the file puts it
+    assert shapely.hausdorff_distance(moved, shapely.from_wkb(before["JS-001"][0])) > 1e-5
+    assert bytes(after["JS-002"].wkb) == before["JS-002"][0]  # the stored outline kept
+    assert after["JS-002"].owner_name == "劲松物业公司" and after["JS-002"].floor_area_m2 is None
+    assert owners[after["JS-002"].id] == "劲松物业公司"  # its survey right follows
+    assert owners[after["JS-001"].id] == before["JS-001"][1]
+    assert {after[r].batch_id for r in ("JS-001", "JS-002")} == {report.batch_id}
+    assert {after[r].batch_id for r in after if r not in ("JS-001", "JS-002")} != {report.batch_id}
+    assert {("JS-001", "geometry"), ("JS-002", "owner_name")} <= history
+    assert all(bytes(after[r].wkb) == before[r][0] for r in after if r != "JS-001")
+
+
 def test_parking_points_with_space_count(engine, jinsong, sample_dir):
     report = imp(engine, sample_dir / "jinsong_north_parking_points.shp")
     assert report.loaded == 1

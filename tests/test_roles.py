@@ -63,6 +63,17 @@ def test_each_role_does_what_it_is_for(sample, engine, logins, tmp_path):
     with engine.connect() as conn:
         who = conn.scalar(text("SELECT imported_by FROM import_batch ORDER BY id DESC LIMIT 1"))
     assert who == made["surveyor"]
+    # and delivers a second round of the same rooms, moved and renamed
+    rows = [
+        {"编号": f"S-{i}", "类型": "门房", "名称": "二轮", "geometry": room(i * 20 + 1, 0)}
+        for i in range(3)
+    ]
+    (again,) = import_file(
+        as_role["surveyor"], write(frame(rows), tmp_path / "S2.gpkg"), community="劲松北社区"
+    )
+    assert (again.loaded, again.updated) == (0, 3)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM space WHERE name = '二轮'")) == 3
     # analysts and planners read everything and write nothing
     for group in ("analyst", "planner"):
         with as_role[group].connect() as conn:

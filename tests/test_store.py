@@ -315,3 +315,84 @@ def test_bulk_insert_keeps_outlines_in_two_dimensions(engine):
     assert back["flat"][0].equals(flat)
     assert {back["Z"][1], back["flat"][1]} == {4326}
     assert back["none"][0] is None
+
+
+def test_bulk_update_sets_each_row_its_own_values(engine, sample):
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+    import shapely
+    from sqlalchemy import update
+
+    from inventory.backends import backend
+    from inventory.models import Space
+
+    long_ago = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(update(Space).values(updated_at=long_ago))
+    with engine.connect() as conn:
+        ids = sorted(conn.scalars(select(Space.id)))
+        moved_id, kept_id, cleared_id, untouched_id = ids[:4]
+        before = {
+            sid: (bytes(wkb), stamp)
+            for sid, wkb, stamp in conn.execute(
+                select(Space.id, func.ST_AsBinary(Space.geom), Space.updated_at)
+            )
+        }
+        columns = [c for c in Space.__table__.c.keys() if c not in ("geom", "updated_at")]
+        untouched_before = conn.execute(
+            select(*(Space.__table__.c[c] for c in columns)).where(Space.id == untouched_id)
+        ).one()
+    moved = shapely.MultiPolygon([shapely.box(116.123456789012, 39.9, 116.123556789012, 39.9001)])
+    frame = pd.DataFrame(
+        {
+            "id": [moved_id, kept_id, cleared_id, 10**9],  # the last is in no row
+            "floor_area_m2": [12.5, 99.25, None, 1.0],
+            "floors": [None, 3, None, 1],
+            "operating_right_end": [dt.date(2031, 12, 31), None, None, None],
+            "quality_flags": [['含"引号"的标记', "x"], None, [], None],
+            "extra_attributes": [{"备注": "二轮", "n": 2}, None, {}, None],
+            "disputed": [True, False, False, False],
+            "owner_name": ["'; DROP TABLE space; --", "区房管局", None, "x"],
+        },
+        dtype=object,
+    )
+    geoms = np.array([moved, None, None, None], dtype=object)
+    with engine.begin() as conn:
+        backend(conn).bulk_update(
+            conn, Space.__table__, frame.iloc[[1, 2]], stamped=("updated_at",)
+        )
+        backend(conn).bulk_update(conn, Space.__table__, frame.iloc[[0, 3]], geoms[[0, 3]], "geom")
+    with engine.connect() as conn:
+        got = {
+            row.id: row
+            for row in conn.execute(
+                select(
+                    *(Space.__table__.c[c] for c in columns),
+                    func.ST_AsBinary(Space.geom).label("wkb"),
+                    Space.updated_at,
+                )
+            )
+        }
+        untouched_after = conn.execute(
+            select(*(Space.__table__.c[c] for c in columns)).where(Space.id == untouched_id)
+        ).one()
+    assert len(got) == len(before)  # nothing added
+    m, k, c = got[moved_id], got[kept_id], got[cleared_id]
+    assert (m.floor_area_m2, m.floors, m.operating_right_end) == (12.5, None, dt.date(2031, 12, 31))
+    assert m.quality_flags == ['含"引号"的标记', "x"] and m.extra_attributes == {
+        "备注": "二轮",
+        "n": 2,
+    }
+    assert m.disputed is True and m.owner_name == "'; DROP TABLE space; --"
+    assert shapely.from_wkb(bytes(m.wkb)).equals_exact(moved, 0)  # every digit kept
+    assert m.updated_at == before[moved_id][1]  # not stamped in that call
+    assert (k.floor_area_m2, k.floors, k.owner_name) == (99.25, 3, "区房管局")
+    assert bytes(k.wkb) == before[kept_id][0]  # the stored outline, byte for byte
+    assert (c.floor_area_m2, c.quality_flags, c.extra_attributes) == (None, [], {})
+    stamps = {k.updated_at, c.updated_at}
+    assert len(stamps) == 1 and None not in stamps  # the transaction's one time
+    assert min(stamps).year > 2001
+    assert untouched_after == untouched_before
+    assert bytes(got[untouched_id].wkb) == before[untouched_id][0]

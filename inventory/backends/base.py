@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL
 
 
@@ -90,6 +100,25 @@ class Backend(ABC):
         ``frame`` should hold Python objects (dtype object) so that integers stay
         integers and None stays NULL. A table without geometry takes no ``geoms``.
         ``progress(rows)`` is told the rows sent so far, a chunk at a time.
+        """
+
+    @abstractmethod
+    def bulk_update(
+        self,
+        conn: Connection,
+        table: Table,
+        frame: pd.DataFrame,
+        geoms: np.ndarray | None = None,
+        geom_column: str | None = None,
+        stamped: Sequence[str] = (),
+    ) -> None:
+        """Set each row of ``table`` whose ``id`` is in ``frame`` to that row's values.
+
+        ``frame`` holds ``id`` and the columns to set (dtype object, as for
+        :meth:`bulk_insert`); with ``geom_column``, ``geoms`` (shapely, EPSG:4326, one per
+        row, None for none) are set too. The columns ``stamped`` are set to the
+        transaction's time (``now()``). Rows the role may not change (row-level security)
+        are left as they are, as an UPDATE of each would leave them.
         """
 
     def reserve_ids(self, conn: Connection, table: Table, n: int) -> list[int]:
@@ -238,6 +267,39 @@ def insert_rows(
     for row, wkb in zip(params, shapely.to_wkb(geoms), strict=True):
         row[wkb_param] = wkb
     conn.execute(stmt, params)
+
+
+def update_rows(
+    conn,
+    table: Table,
+    frame: pd.DataFrame,
+    geoms,
+    geom_column: str | None,
+    from_wkb,
+    stamped: Sequence[str] = (),
+) -> None:
+    """Update ``table`` from ``frame`` (by ``id``) through prepared ``executemany`` calls.
+
+    The counterpart of :func:`insert_rows` for :meth:`Backend.bulk_update`, chunk by
+    chunk; parameters are prefixed so that none takes a column's own name.
+    """
+    columns = [c for c in frame.columns if c != "id"]
+    values: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
+    values |= {c: func.now() for c in stamped}
+    if geom_column is not None:
+        values[geom_column] = from_wkb(bindparam("v__wkb"), 4326)
+    stmt = update(table).where(table.c.id == bindparam("v__id")).values(values)
+    for start in range(0, len(frame), INSERT_CHUNK_ROWS):
+        part = frame.iloc[start : start + INSERT_CHUNK_ROWS]
+        params = [
+            {"v__id": row.pop("id")} | {f"v_{c}": v for c, v in row.items()}
+            for row in part.to_dict("records")
+        ]
+        if geom_column is not None:
+            chunk = flat_in_4326(geoms[start : start + INSERT_CHUNK_ROWS])
+            for row, wkb in zip(params, shapely.to_wkb(chunk), strict=True):
+                row["v__wkb"] = wkb
+        conn.execute(stmt, params)
 
 
 #: SpatiaLite's and PostGIS's own bookkeeping tables: not ours to migrate.

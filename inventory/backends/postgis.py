@@ -13,10 +13,12 @@ import shapely
 from geoalchemy2 import Geography
 from sqlalchemy import JSON as JSONType
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Connection,
     Date,
     Engine,
+    MetaData,
     Table,
     and_,
     case,
@@ -203,6 +205,38 @@ class PostGIS(Backend):
                     copy.write_row(row)
                 if progress is not None:
                     progress(start + len(part))
+
+    def bulk_update(self, conn, table, frame, geoms=None, geom_column=None, stamped=()) -> None:
+        """Load the rows into a temporary table by binary COPY, then one joined UPDATE.
+
+        One UPDATE per row is a round trip each: a second survey round changing 100,000
+        spaces spent two minutes on them. The temporary table takes the columns' own
+        types from ``table`` and is dropped after (and at commit in any case). The UPDATE
+        is one statement, so row-level security applies to it as to any.
+        """
+        if len(frame) == 0:
+            return
+        prep = conn.dialect.identifier_preparer
+        columns = [c for c in frame.columns if c != "id"]
+        wanted = ["id", *columns, *([geom_column] if geom_column else [])]
+        scratch = Table(
+            f"changed_{table.name}", MetaData(), *(Column(c, table.c[c].type) for c in wanted)
+        )
+        name, target = prep.format_table(scratch), prep.format_table(table)
+        listed = ", ".join(prep.quote(c) for c in wanted)
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS "
+            f"SELECT {listed} FROM {target} WITH NO DATA"
+        )
+        self.bulk_insert(conn, scratch, frame[["id", *columns]], geoms, geom_column)
+        conn.exec_driver_sql(f"ANALYZE {name}")  # the join planned on its true size
+        sets = [f"{prep.quote(c)} = u.{prep.quote(c)}" for c in wanted[1:]]
+        sets += [f"{prep.quote(c)} = now()" for c in stamped]
+        conn.exec_driver_sql(
+            f"UPDATE {target} AS t SET {', '.join(sets)} FROM {name} AS u WHERE t.id = u.id"
+        )
+        conn.exec_driver_sql(f"DROP TABLE pg_temp.{name}")
 
     def reserve_ids(self, conn: Connection, table: Table, n: int) -> list[int]:
         """Draw ``n`` ids from the sequence of ``table``'s ``id`` (``nextval``), increasing.

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 
-from inventory.backends.base import Backend, insert_rows
+from inventory.backends.base import Backend, insert_rows, update_rows
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 
@@ -222,6 +222,12 @@ class SpatiaLite(Backend):
         if len(frame) == 0:
             return
         insert_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB, progress)
+
+    def bulk_update(self, conn, table, frame, geoms=None, geom_column=None, stamped=()) -> None:
+        """Update through prepared ``executemany`` calls (in process: no round trips)."""
+        if len(frame) == 0:
+            return
+        update_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB, stamped)
 
     def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
         """Use the R*Tree through SpatiaLite's ``SpatialIndex`` virtual table."""

@@ -322,16 +322,24 @@ class _SpaceImport(_Import):
                         (rows.at[j, "survey_ref"], old["survey_ref"], how)
                     )
             records = rows.to_dict("records")  # one conversion, not a Series per row
+            changed = []
             for j, key in enumerate(keys):
                 old = existing.get(key)
                 if old is None:
                     continue
                 is_new[j] = False
-                history += self._update(conn, batch_id, old, records[j], geoms_ok[j])
+                history += self._compare(batch_id, old, records[j], geoms_ok[j], changed)
                 if old["retired_at"] is not None:
                     self.report.retired_delivered.append(old["survey_ref"])
+            self._apply(conn, batch_id, changed)
         if history:
-            conn.execute(insert(SpaceHistory), history)
+            backend(conn).bulk_insert(
+                conn,
+                SpaceHistory.__table__,
+                pd.DataFrame(
+                    {c: pd.Series([h[c] for h in history], dtype=object) for c in history[0]}
+                ),
+            )
         new = rows[is_new].copy()
         new["batch_id"] = batch_id
         # the rows as they go in, then the tenure records and the round (a tenth)
@@ -477,12 +485,13 @@ class _SpaceImport(_Import):
             .values(resolved_batch_id=batch_id, resolved_at=func.now())
         ).rowcount
 
-    def _update(self, conn, batch_id: int, old: dict, row: dict, geom) -> list[dict]:
-        """Update one existing space if anything differs; return its history rows.
+    def _compare(self, batch_id: int, old: dict, row: dict, geom, changed: list) -> list[dict]:
+        """Compare a delivered space with its stored self; return its history rows.
 
         Only what the file delivers changes: a field the file has no column for keeps its
         stored value (a second round that surveys areas and use leaves tenure alone), and
-        attributes kept verbatim are merged with the stored ones.
+        attributes kept verbatim are merged with the stored ones. A space that differs is
+        appended to ``changed`` as ``(id, row, geometry or None when unchanged)``.
         """
         delivered = set(self.mapping.fields)
         for c in _SPACE_COLUMNS:
@@ -493,9 +502,9 @@ class _SpaceImport(_Import):
                 **(old["extra_attributes"] or {}),
                 **(row["extra_attributes"] or {}),
             }
-        changed = [c for c in _COMPARED if _differs(old[c], row[c])]
+        fields = [c for c in _COMPARED if _differs(old[c], row[c])]
         same_geom = shapely.equals_exact(old["geom"], geom, tolerance=1e-9)
-        if not changed and same_geom:
+        if not fields and same_geom:
             self.report.unchanged += 1
             self.unchanged_ids.append(old["id"])
             return []
@@ -503,14 +512,12 @@ class _SpaceImport(_Import):
         self.updated_ids.append(old["id"])
         self.report.changes += [
             FieldChange(row["survey_ref"], c, _as_text(old[c]), _as_text(row[c]))
-            for c in changed
+            for c in fields
             if c not in ("quality_flags", "extra_attributes")
         ] + ([] if same_geom else [FieldChange(row["survey_ref"], "geometry", None, None)])
-        values = {**row, "batch_id": batch_id, "updated_at": func.now()}
+        changed.append((old["id"], row, None if same_geom else geom))
         if not same_geom:
-            values["geom"] = func.ST_GeomFromText(shapely.to_wkt(geom, rounding_precision=-1), 4326)
-            changed.append("geometry")
-        conn.execute(update(Space).where(Space.id == old["id"]).values(**values))
+            fields.append("geometry")
         return [
             {
                 "space_id": old["id"],
@@ -520,9 +527,41 @@ class _SpaceImport(_Import):
                 "new_value": None if c == "geometry" else _as_text(row[c]),
                 "changed_by": self.imported_by,
             }
-            for c in changed
+            for c in fields
             if c in TRACKED_FIELDS or c == "geometry"
         ]
+
+    @staticmethod
+    def _apply(conn, batch_id: int, changed: list) -> None:
+        """Write the ``changed`` spaces of :meth:`_compare`: two bulk updates, not one each.
+
+        Those whose outline moved get it too; the others keep the stored one as it is.
+        """
+        for moved in (False, True):
+            part = [(sid, row, geom) for sid, row, geom in changed if (geom is not None) == moved]
+            if not part:
+                continue
+            columns = ["id", *part[0][1], "batch_id"]
+            frame = pd.DataFrame(
+                {
+                    c: pd.Series(
+                        [
+                            sid if c == "id" else batch_id if c == "batch_id" else row[c]
+                            for sid, row, _ in part
+                        ],
+                        dtype=object,
+                    )
+                    for c in columns
+                }
+            )
+            backend(conn).bulk_update(
+                conn,
+                Space.__table__,
+                frame,
+                np.array([geom for _, _, geom in part], dtype=object) if moved else None,
+                "geom" if moved else None,
+                stamped=("updated_at",),
+            )
 
     def _existing(self, conn, community_ids: set[int]) -> dict:
         if not community_ids:
