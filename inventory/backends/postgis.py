@@ -230,7 +230,6 @@ class PostGIS(Backend):
             f"SELECT {listed} FROM {target} WITH NO DATA"
         )
         self.bulk_insert(conn, scratch, frame[["id", *columns]], geoms, geom_column)
-        conn.exec_driver_sql(f"ANALYZE {name}")  # the join planned on its true size
         sets = [f"{prep.quote(c)} = u.{prep.quote(c)}" for c in wanted[1:]]
         sets += [f"{prep.quote(c)} = now()" for c in stamped]
         conn.exec_driver_sql(

@@ -42,6 +42,8 @@ from inventory.models import (
 )
 from inventory.tenure import SURVEY_TENURE_COLUMNS, sync_survey_rights
 
+_SURVEY_TENURE = frozenset(SURVEY_TENURE_COLUMNS)
+
 
 class _SpaceImport(_Import):
     target = "spaces"
@@ -73,7 +75,7 @@ class _SpaceImport(_Import):
 
     @staticmethod
     def bulk_load(conn, rows: int):
-        """Return the backend's fast path for ``rows`` new spaces, their rights and rounds.
+        """Return the backend's fast path for ``rows`` spaces: their rights, rounds and history.
 
         Communities are analysed after it too: the planner must know how many the
         batch brought before it joins them to a large batch's spaces.
@@ -83,6 +85,7 @@ class _SpaceImport(_Import):
             TenureRight.__table__,
             BatchSpace.__table__,
             RightSource.__table__,
+            SpaceHistory.__table__,  # a second round's changes: one per changed field
         ]
         return backend(conn).bulk_load(conn, tables, rows, analyse=[Community.__table__])
 
@@ -305,6 +308,7 @@ class _SpaceImport(_Import):
         is_new = np.ones(len(rows), dtype=bool)
         history = []
         self.updated_ids: list[int] = []
+        self.retitled_ids: list[int] = []  # updated, and their survey tenure changed
         self.unchanged_ids: list[int] = []
         if existing:
             keys = list(zip(rows["community_id"], rows["survey_ref"], strict=True))
@@ -321,7 +325,13 @@ class _SpaceImport(_Import):
                     self.report.duplicates.append(
                         (rows.at[j, "survey_ref"], old["survey_ref"], how)
                     )
-            records = rows.to_dict("records")  # one conversion, not a Series per row
+            # one conversion, not a Series per row; tolist() gives each column's objects as
+            # they are (to_dict boxes each of 5 million values through a Python check)
+            columns = rows.columns.tolist()  # plain names: an Index is walked per item
+            records = [
+                dict(zip(columns, values, strict=True))
+                for values in zip(*(rows[c].tolist() for c in columns), strict=True)
+            ]
             changed = []
             for j, key in enumerate(keys):
                 old = existing.get(key)
@@ -361,8 +371,10 @@ class _SpaceImport(_Import):
         # the survey's owner, operating right and certificate as tenure records
         surveyed = list(zip(ids, *(new[c] for c in SURVEY_TENURE_COLUMNS), strict=True))
         sync_survey_rights(conn, ids, fresh=True, surveyed=surveyed)
-        for start in range(0, len(self.updated_ids), 10_000):
-            sync_survey_rights(conn, self.updated_ids[start : start + 10_000])
+        # the rights of a space come from its tenure columns: a round that changed areas
+        # or use leaves them be
+        for start in range(0, len(self.retitled_ids), 10_000):
+            sync_survey_rights(conn, self.retitled_ids[start : start + 10_000])
         self._record_round(conn, batch_id, ids)
         self.progress("write", total, total)
 
@@ -502,7 +514,9 @@ class _SpaceImport(_Import):
                 **(old["extra_attributes"] or {}),
                 **(row["extra_attributes"] or {}),
             }
-        fields = [c for c in _COMPARED if _differs(old[c], row[c])]
+        # equal values are the same (the cheap test first); unequal ones may be the same
+        # number written differently, or a date stored with a time
+        fields = [c for c in _COMPARED if old[c] != row[c] and _differs(old[c], row[c])]
         same_geom = shapely.equals_exact(old["geom"], geom, tolerance=1e-9)
         if not fields and same_geom:
             self.report.unchanged += 1
@@ -510,6 +524,8 @@ class _SpaceImport(_Import):
             return []
         self.report.updated += 1
         self.updated_ids.append(old["id"])
+        if not _SURVEY_TENURE.isdisjoint(fields):
+            self.retitled_ids.append(old["id"])
         self.report.changes += [
             FieldChange(row["survey_ref"], c, _as_text(old[c]), _as_text(row[c]))
             for c in fields
@@ -541,19 +557,13 @@ class _SpaceImport(_Import):
             part = [(sid, row, geom) for sid, row, geom in changed if (geom is not None) == moved]
             if not part:
                 continue
-            columns = ["id", *part[0][1], "batch_id"]
+            ids = pd.Series([sid for sid, _, _ in part], dtype=object)
             frame = pd.DataFrame(
-                {
-                    c: pd.Series(
-                        [
-                            sid if c == "id" else batch_id if c == "batch_id" else row[c]
-                            for sid, row, _ in part
-                        ],
-                        dtype=object,
-                    )
-                    for c in columns
-                }
+                {"id": ids}
+                | {c: pd.Series([row[c] for _, row, _ in part], dtype=object) for c in part[0][1]}
             )
+            frame["batch_id"] = batch_id
+            frame = frame.astype(object)
             backend(conn).bulk_update(
                 conn,
                 Space.__table__,
@@ -573,15 +583,20 @@ class _SpaceImport(_Import):
             Space.batch_id,
             *[getattr(Space, c) for c in _COMPARED],
         ]
-        result = {}
-        for rec in conn.execute(
-            select(*cols, func.ST_AsBinary(Space.geom).label("wkb")).where(
+        found = conn.execute(
+            select(*cols, func.ST_AsBinary(Space.geom).label("geom")).where(
                 Space.community_id.in_(community_ids)
             )
-        ).mappings():
-            row = dict(rec)
-            row["geom"] = shapely.from_wkb(row.pop("wkb"))
-            result[(row["community_id"], row["survey_ref"])] = row
+        )
+        names = list(found.keys())
+        rows = found.all()
+        # the outlines parsed in one call, not one per space
+        outlines = shapely.from_wkb([row[-1] for row in rows]).tolist()
+        result = {}
+        for row, outline in zip(rows, outlines, strict=True):
+            space = dict(zip(names, row, strict=True))
+            space["geom"] = outline
+            result[(space["community_id"], space["survey_ref"])] = space
         return result
 
 
