@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -706,6 +707,11 @@ def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path
         quarantined = conn.execute(select(RejectedFeature.source_row)).scalars().all()
     assert flags["M-09"] == ["overlaps M-00 by 25.1 m²"]
     assert sorted(quarantined) == [3, 7, 8, 12, 13]
+    with engine.connect() as conn:  # the file's checksum, hashed beside the reading
+        digest = conn.scalar(
+            select(ImportBatch.checksum_sha256).where(ImportBatch.id == in_parts.batch_id)
+        )
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     # a changed survey read in parts updates in place, like a whole one
     changed = _mixed_survey(tmp_path, changed=True)
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)

@@ -37,6 +37,7 @@ from inventory.importer.base import (
     FILE_NOTES,
     ImportOptions,
     Progress,
+    _checksum,
     _duplicates,
     _overlap_flags,
     _overlap_messages,
@@ -302,7 +303,14 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
 
     # who imports, asked once (a worker process has no store to ask)
     options = replace(options, imported_by=options.imported_by or _who(engine))
-    with write_transaction(engine) as conn:
+    # the file's checksum is hashed from the start, beside the reading: hashing runs
+    # without Python's lock, but each chunk's return waits for it, and asked for when the
+    # first part was written, beside the next part's reading, it took ~1 s for 64 MB
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="checksum") as hashing,
+        write_transaction(engine) as conn,
+    ):
+        checksum = hashing.submit(_checksum, first.path)
         ahead = _refs_ahead(conn, first, total, options)
         if ahead is not None:
             # one pass: the duplicates from the references read ahead, the overlaps
@@ -354,7 +362,7 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
                 j = done.job
                 j.community_ids.update(known)  # those earlier parts created
                 if batch_id is None:
-                    batch_id = j.new_batch(conn)
+                    batch_id = j.new_batch(conn, checksum.result())
                 j.store(conn, batch_id, done.geoms, done.names, done.refs)
                 known = j.community_ids
                 if overlaps is None:

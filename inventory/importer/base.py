@@ -374,14 +374,15 @@ class _Import(ABC):
 
     # -- bookkeeping -----------------------------------------------------------------
 
-    def new_batch(self, conn) -> int:
+    def new_batch(self, conn, checksum: str | None = None) -> int:
+        """Record the batch (``checksum``: the file's SHA-256, if already computed)."""
         src = self.source
         return conn.execute(
             insert(ImportBatch)
             .values(
                 source_file=str(src.path),
                 layer=src.layer,
-                checksum_sha256=_checksum(src.path),
+                checksum_sha256=checksum or _checksum(src.path),
                 imported_by=self.imported_by,
                 source_crs=src.crs_label,
                 encoding=src.encoding,
