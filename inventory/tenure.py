@@ -136,9 +136,11 @@ def sync_survey_rights(
         raise ValueError("sync_survey_rights(): `surveyed` is for fresh spaces only")
     stmt = select(s.c.id, *(s.c[c] for c in SURVEY_TENURE_COLUMNS))
     old = r.c.origin == "survey"
-    if space_ids is not None:
-        if isinstance(space_ids, list | tuple | set) and not space_ids:
-            return 0
+    if isinstance(space_ids, list | tuple | set) and not space_ids:
+        return 0
+    if space_ids is not None and surveyed is None:
+        # (with the rows in hand there is nothing to select or replace: an IN list of a
+        # part's 100,000 ids would be checked by SQLAlchemy value by value for nothing)
         chosen = space_ids if not isinstance(space_ids, list | tuple | set) else list(space_ids)
         stmt = stmt.where(s.c.id.in_(chosen))
         old = old & r.c.space_id.in_(chosen)
