@@ -745,6 +745,10 @@ def title_gaps_in_store(
 
 
 def _with_share(totals: pd.DataFrame) -> pd.DataFrame:
+    # areas are surveyed to the cm²: a sum's last digits would only say in which order
+    # the database happened to add (18821.29999999999 one run, ...996 the next)
+    for col in ("usable_area_m2", "area_with_gap_m2", "area_blocking_m2"):
+        totals[col] = totals[col].round(2)
     totals["share_with_gap_pct"] = (
         100
         * totals["area_with_gap_m2"]

@@ -173,7 +173,7 @@ def test_title_gaps_in_the_store_match_loading_every_space(engine, sample, tmp_p
         {
             "编号": f"T-{i}",
             "类型": "配套用房",
-            "建筑面积": 100.0,
+            "建筑面积": 100.1 + i / 10,  # tenths: sums of them are not exact in binary
             "owner_name": owner,
             "certificate_status": cert,
             "land_type": "granted",
@@ -196,6 +196,9 @@ def test_title_gaps_in_the_store_match_loading_every_space(engine, sample, tmp_p
     assert len(got[0]) < len(listing.spaces(engine))  # only the flagged are loaded
     pd.testing.assert_frame_equal(got[0].reset_index(drop=True), expected[0].reset_index(drop=True))
     pd.testing.assert_frame_equal(got[1], expected[1], check_dtype=False)
+    # areas summed to the cm², whatever order the database adds in (no 0.30000000000000004)
+    areas = got[1][["usable_area_m2", "area_with_gap_m2", "area_blocking_m2"]].to_numpy()
+    assert (areas == areas.round(2)).all()
     one = title_gaps_in_store(engine, community="二社区", today=today)
     assert one[0]["survey_ref"].tolist() == ["T-1", "T-2", "T-3"]
     assert one[1]["spaces"].tolist() == [4] and one[1]["spaces_with_gap"].tolist() == [3]

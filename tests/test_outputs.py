@@ -93,3 +93,17 @@ def test_times_with_a_zone_go_to_excel_as_utc(tmp_path):
     write_workbook(tmp_path / "t.xlsx", {"history": frame})
     back = pd.read_excel(tmp_path / "t.xlsx")
     assert back.loc[0, "when"] == pd.Timestamp("2026-12-02 06:00")
+
+
+def test_lists_and_dicts_go_to_csv_as_json_text(tmp_path):
+    cells = [["重叠 JS-009", 'a "quoted" flag'], None, {"备注": "二轮", "n": 2}, "plain", []]
+    path = outputs.write(pd.DataFrame({"flags": cells, "n": range(5)}), tmp_path / "x.csv")
+    back = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, dtype=str)
+    assert back["flags"].tolist() == [
+        '["重叠 JS-009", "a \\"quoted\\" flag"]',  # Chinese as text, not \\u escapes
+        "",
+        '{"备注": "二轮", "n": 2}',
+        "plain",
+        "[]",
+    ]
+    assert back["n"].tolist() == ["0", "1", "2", "3", "4"]
