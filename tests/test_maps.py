@@ -405,14 +405,14 @@ def _payloads(marker) -> dict[str, str]:
     """Jinja template payloads, one per text field: each would show or do something if run."""
     run = "{{ cycler.__init__.__globals__.os.popen('touch " + str(marker) + "').read() }}"
     return {
-        "编号": "T-{{ 7*191 }}",
-        "名称": "{{ 7*192 }}",
+        "编号": "T-{{ 7*191919 }}",
+        "名称": "{{ 7*192919 }}",
         "备注": run,
         "产权单位": "{% for i in range(3) %}loop{% endfor %}",
         "当前用途": "{{ ' broken",
         "争议说明": "{# comment #}{{ config }}",
         "经营权人": "{{ self.__init__.__globals__ }}",
-        "产权证号": "${7*193}{{7*193}}",
+        "产权证号": "${7*193919}{{7*193919}}",
     }
 
 
@@ -422,19 +422,21 @@ def test_template_text_in_the_data_is_never_run(engine, tmp_path, mode):
     marker = tmp_path / "ran"
     payloads = _payloads(marker)
     rows = [{"类型": "门房", "geometry": room(0, 0), **payloads}]
-    community = "{{ 7*194 }}社区"
+    community = "{{ 7*194919 }}社区"
     import_file(engine, write(frame(rows), tmp_path / "t.geojson"), community=community)
     spaces = listing.spaces(engine)
     assert len(spaces) == 1
     bundles, members = find_bundles(spaces)
-    title = "{{ 7*195 }} {% if true %}yes{% endif %}"
+    title = "{{ 7*195919 }} {% if true %}yes{% endif %}"
     m = maps.build_map(spaces, bundles=bundles, members=members, title=title, mode=mode)
     page = maps.save(m, tmp_path / "t.html").read_text(encoding="utf-8")
     assert not marker.exists()
-    for product in (7 * 191, 7 * 192, 7 * 193, 7 * 195):
-        assert str(product) not in page
+    # seven digits, not inside a longer word: the page's element ids are random hex, in
+    # which a short number turns up now and then (1337 did)
+    for product in (7 * 191919, 7 * 192919, 7 * 193919, 7 * 195919):
+        assert not re.search(rf"(?<![0-9A-Za-z]){product}(?![0-9A-Za-z])", page), product
     assert "looploop" not in page and "yes</b>" not in page
-    assert "{{ 7*195 }}" in page  # the title, shown as typed
+    assert "{{ 7*195919 }}" in page  # the title, shown as typed
     if mode == "city":
         data = _city_payload(page)
         columns = {
@@ -444,7 +446,7 @@ def test_template_text_in_the_data_is_never_run(engine, tmp_path, mode):
         assert columns["notes"] == [payloads["备注"]]
         assert columns["survey_ref"] == [payloads["编号"]]
         assert columns["owner"] == [payloads["产权单位"]]
-        assert "{{ 7*194 }}社区" in page  # the community's totals circle
+        assert "{{ 7*194919 }}社区" in page  # the community's totals circle
     else:
         for text in (payloads["编号"], payloads["名称"], payloads["产权单位"]):
             assert text in page or json.dumps(text, ensure_ascii=False)[1:-1] in page
