@@ -344,11 +344,7 @@ class _SpaceImport(_Import):
             self._apply(conn, batch_id, changed)
         if history:
             backend(conn).bulk_insert(
-                conn,
-                SpaceHistory.__table__,
-                pd.DataFrame(
-                    {c: pd.Series([h[c] for h in history], dtype=object) for c in history[0]}
-                ),
+                conn, SpaceHistory.__table__, pd.DataFrame(history, dtype=object)
             )
         new = rows[is_new].copy()
         new["batch_id"] = batch_id
@@ -557,13 +553,9 @@ class _SpaceImport(_Import):
             part = [(sid, row, geom) for sid, row, geom in changed if (geom is not None) == moved]
             if not part:
                 continue
-            ids = pd.Series([sid for sid, _, _ in part], dtype=object)
-            frame = pd.DataFrame(
-                {"id": ids}
-                | {c: pd.Series([row[c] for _, row, _ in part], dtype=object) for c in part[0][1]}
-            )
-            frame["batch_id"] = batch_id
-            frame = frame.astype(object)
+            frame = pd.DataFrame([row for _, row, _ in part], dtype=object)
+            frame.insert(0, "id", pd.Series([sid for sid, _, _ in part], dtype=object))
+            frame["batch_id"] = pd.Series(batch_id, index=frame.index, dtype=object)
             backend(conn).bulk_update(
                 conn,
                 Space.__table__,
