@@ -678,25 +678,38 @@ def _another_space(engine, tmp_path) -> None:
     import_file(engine, write(frame(other), tmp_path / "other.geojson"), community="Z")
 
 
-#: How each way of reading a file in parts checks its parts first (the file rows each
-#: part starts at, checked by this process): none in one pass; all, or every other one
-#: with a second process doing the rest, in the first of two passes.
-CHECKED_FIRST = {"one pass": [], "two passes": [0, 4, 8, 12], "two processes": [0, 8]}
+#: How each way of reading a file in parts checks its parts (the file rows each part
+#: starts at, checked by this process): first (none in one pass; all, or every other one
+#: with a second process doing the rest, in the first of two passes), then for the write
+#: (all, or every other one with a second process).
+CHECKED_HERE = {
+    "one pass": ([], [0, 4, 8, 12]),
+    "one pass, two processes": ([], [0, 8]),
+    "two passes": ([0, 4, 8, 12], [0, 4, 8, 12]),
+    "two passes, two processes": ([0, 8], [0, 8]),
+}
 
 
-@pytest.mark.parametrize("way", list(CHECKED_FIRST))
+@pytest.mark.parametrize("way", list(CHECKED_HERE))
 def test_a_file_read_in_parts_gives_what_reading_it_whole_gives(engine, tmp_path, monkeypatch, way):
     path = _mixed_survey(tmp_path)
-    if way != "one pass":  # a store holding spaces is read in two passes
+    if way.startswith("two passes"):  # a store holding spaces is read in two passes
         _another_space(engine, tmp_path)
     whole = import_file(engine, path, community="M", dry_run=True)[0]
     # from CHECK_IN_PARALLEL_FROM features a worker process checks every other part
-    monkeypatch.setattr(importer, "CHECK_IN_PARALLEL_FROM", 1 if way == "two processes" else 10**9)
+    processes = way.endswith("two processes")
+    monkeypatch.setattr(importer, "CHECK_IN_PARALLEL_FROM", 1 if processes else 10**9)
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
-    here, real = [], importer._check_part
-    monkeypatch.setattr(importer, "_check_part", lambda j, c: here.append(j.offset) or real(j, c))
+    first, real = [], importer._check_part
+    monkeypatch.setattr(importer, "_check_part", lambda j, c: first.append(j.offset) or real(j, c))
+    for_write, real_write = [], importer._check_for_write
+    monkeypatch.setattr(
+        importer,
+        "_check_for_write",
+        lambda j, *args: for_write.append(j.offset) or real_write(j, *args),
+    )
     in_parts = import_file(engine, path, community="M")[0]
-    assert here == CHECKED_FIRST[way]
+    assert (first, for_write) == CHECKED_HERE[way]
     validate_report(in_parts, engine)
     assert _comparable(in_parts) == _comparable(whole)
     assert in_parts.read == 14 and in_parts.rejected == 5
@@ -884,13 +897,21 @@ def test_without_a_second_process_every_part_is_checked_here(engine, tmp_path, m
     monkeypatch.setattr(_apart.sys, "executable", executable)
     here, real = [], importer._check_part
     monkeypatch.setattr(importer, "_check_part", lambda j, c: here.append(j.offset) or real(j, c))
+    for_write, real_write = [], importer._check_for_write
+    monkeypatch.setattr(
+        importer,
+        "_check_for_write",
+        lambda j, *args: for_write.append(j.offset) or real_write(j, *args),
+    )
     in_parts = import_file(engine, path, community="M")[0]
     assert sorted(here) == [0, 4, 8, 12]  # its own parts first, then the worker's
+    assert for_write == [0, 4, 8, 12]  # in file order: each when its turn comes
     assert _comparable(in_parts) == _comparable(whole)
 
 
+@pytest.mark.parametrize("passes", [1, 2])
 def test_a_garbled_part_checked_by_the_worker_is_named_as_from_one_process(
-    engine, tmp_path, monkeypatch
+    engine, tmp_path, monkeypatch, passes
 ):
     rows = [
         {"编号": f"G-{i:02d}", "类型": "配套用房", "名称": "门房", "geometry": room(i * 20, 0)}
@@ -898,7 +919,8 @@ def test_a_garbled_part_checked_by_the_worker_is_named_as_from_one_process(
     ]
     rows[5]["名称"] = "¹øÂ¯·¿"  # 锅炉房 in GBK read as Latin-1, in the second part
     path = write(frame(rows), tmp_path / "garbled.geojson")
-    _another_space(engine, tmp_path)  # two passes, the first shared with a worker
+    if passes == 2:  # the first pass shared with a worker
+        _another_space(engine, tmp_path)
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 4)
     messages = []
     for threshold in (10**9, 1):
@@ -907,7 +929,7 @@ def test_a_garbled_part_checked_by_the_worker_is_named_as_from_one_process(
             import_file(engine, path, community="G")
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "锅炉房" in messages[0]
-    assert count(engine) == 1
+    assert count(engine) == passes - 1
 
 
 def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):

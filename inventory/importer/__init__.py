@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -290,15 +291,19 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     def job(start: int, part: Source, stage: str) -> _SpaceImport:
         j = _SpaceImport(engine, part, options)
         j.offset = start
+        return shown(j, stage)
+
+    def shown(j: _SpaceImport, stage: str) -> _SpaceImport:
         # one bar per pass over the whole file, not one per part; pass 2 moves as the
         # parts are written (each is checked beside the write of the one before)
-        shown = "write" if stage.startswith("import") else "validate"
+        step_shown = "write" if stage.startswith("import") else "validate"
+        start, size = j.offset, len(j.source)
 
         def progress(step: str, done: int, count: int) -> None:
-            if step == shown and count:
-                report_progress(stage, start + int(len(part) * done / count), total)
+            if step == step_shown and count:
+                report_progress(stage, start + int(size * done / count), total)
 
-        j.progress = progress
+        j.engine, j.progress = engine, progress
         return j
 
     # who imports, asked once (a worker process has no store to ask)
@@ -324,39 +329,51 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         # a part's spaces are placed the same by these and told the new ids before the write
         communities = _SpaceImport.community_rows(conn)
 
-        def checked(start: int, part: Source | None) -> _Checked | None:
-            """Read (unless given) and check one part; no database, so beside a write."""
-            if part is None:
-                # a second pass reads text the first found well decoded
-                part = _read_part(first, crs, start, checked=overlaps is not None)
+        starts = [0, *range(len(first), total, CHUNK_FEATURES)]
+        # from CHECK_IN_PARALLEL_FROM features a second process checks every other part
+        worker = _start_worker(
+            first,
+            total,
+            crs,
+            options,
+            starts,
+            _check_for_write_apart,
+            (duplicates, overlaps, communities),
+            keep=1,  # a checked part is large: one waits here, the next in the worker
+        )
+
+        def checked(k: int) -> _Checked | None:
+            """Read and check part ``k``; no database, so beside a write."""
+            if worker is not None and k in worker.keys:
+                found = worker.result(k, missing=_STOPPED)
+                if isinstance(found, InventoryError):
+                    raise found
+                if found is not _STOPPED:  # else the worker stopped: check it here
+                    if found is not None:
+                        shown(found.job, stage)
+                    return found
+            part = first
+            if k:  # a second pass reads text the first found well decoded
+                part = _read_part(first, crs, starts[k], checked=overlaps is not None)
                 if not len(part):
                     return None
-            j = job(start, part, stage)
-            geoms, refs = j.validate(duplicates=duplicates)
-            names = j.assign(None, geoms, communities)
-            if overlaps is not None:
-                j.flag_overlaps(geoms, overlaps)
-                return _Checked(j, start, geoms, refs, names)
-            # those within the part now, those across parts after
-            good = j.overlap_candidates(geoms)
-            within = j.flag_overlaps_within(geoms, good)
-            return _Checked(j, start, geoms, refs, names, good, within)
+            return _check_for_write(job(starts[k], part, stage), duplicates, overlaps, communities)
 
-        starts = [0, *range(len(first), total, CHUNK_FEATURES)]
         report, batch_id = None, None
         kept = _Kept()
         known: dict[str, int] = {}
         # Python checks a part while the server inserts the one before: two cores busy
         with (
+            worker or nullcontext(),
             _SpaceImport.bulk_load(conn, total),
             gc_paused(),
             ThreadPoolExecutor(1, thread_name_prefix="check") as pool,
         ):
-            coming = pool.submit(checked, 0, first)
+            coming = pool.submit(checked, 0)
             for k in range(len(starts)):
                 done = coming.result()
                 if k + 1 < len(starts):
-                    coming = pool.submit(checked, starts[k + 1], None)
+                    coming = pool.submit(checked, k + 1)
                 if done is None:
                     continue
                 j = done.job
@@ -378,6 +395,47 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     return report
 
 
+def _check_for_write(j: _SpaceImport, duplicates, overlaps, communities) -> _Checked:
+    """Check one part for its write, beside the write of the one before or in a worker.
+
+    With the whole file's ``duplicates`` and, in two passes, its ``overlaps``; in one
+    pass the overlaps within the part are flagged now, those across parts after.
+    """
+    geoms, refs = j.validate(duplicates=duplicates)
+    names = j.assign(None, geoms, communities)
+    if overlaps is not None:
+        j.flag_overlaps(geoms, overlaps)
+        return _Checked(j, j.offset, geoms, refs, names)
+    good = j.overlap_candidates(geoms)
+    within = j.flag_overlaps_within(geoms, good)
+    return _Checked(j, j.offset, geoms, refs, names, good, within)
+
+
+def _check_for_write_apart(
+    path, layer, crs, decided, options, duplicates, overlaps, communities, start, limit
+) -> _Checked | None:
+    """:func:`_check_for_write` in a worker process, which reads its part itself."""
+    part = read(
+        path,
+        layer=layer,
+        crs=crs,
+        skip=start,
+        limit=limit,
+        decided=decided,
+        checked=overlaps is not None,
+    )
+    if not len(part):
+        return None
+    j = _SpaceImport(None, part, options)
+    j.offset = start
+    with gc_paused():
+        return _check_for_write(j, duplicates, overlaps, communities)
+
+
+#: What :meth:`Worker.result` gives for a part the worker never answered for.
+_STOPPED = object()
+
+
 @dataclass
 class _Checked:
     """One part of a layer checked for the write (``good`` and ``within``: in one pass)."""
@@ -389,6 +447,12 @@ class _Checked:
     names: list
     good: list[int] | None = None
     within: tuple | None = None
+
+    def __getstate__(self) -> dict:
+        return {**vars(self), "geoms": shapely.to_wkb(self.geoms)}  # see Source.__getstate__
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state, geoms=shapely.from_wkb(state["geoms"]))
 
 
 def _whole_file_checks(first: Source, total: int, crs, options, conn, job):
@@ -520,8 +584,9 @@ def _flag_overlaps_after(conn, report, first: Source, kept: _Kept) -> None:
     report.issues.sort(key=lambda issue: issue.row)
 
 
-#: From how many features a layer's first pass is shared with a second process (two
-#: cores read and check the parts at once; below it, starting the process costs more).
+#: From how many features a layer's parts are checked by two processes, each every other
+#: part (two cores read and check at once; below it, starting the process costs more):
+#: the first of two passes, and the parts checked for the write.
 CHECK_IN_PARALLEL_FROM = 300_000
 
 
@@ -539,27 +604,11 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
     stage = "check (pass 1 of 2)"
     report_progress = options.progress or (lambda stage, done, count: None)
     done = 0
-    worker = None
-    if total >= CHECK_IN_PARALLEL_FROM and len(starts) > 2:
-        # the worker needs the encoding decided, not the first part's rows
-        decided = replace(
-            first,
-            attributes=first.attributes.iloc[:0],
-            geometries=first.geometries[:0],
-            raw_geometry=[],
-            geometry_problems=None,
-            row_numbers=None,
-        )
-        shared = (first.path, first.layer, crs, decided, replace(options, progress=None))
-        apart = [(k, (starts[k], CHUNK_FEATURES, communities)) for k in range(1, len(starts), 2)]
-        try:
-            worker = Worker(_check_part_apart, shared, apart)
-        except OSError:  # no Python to start (an embedded interpreter): check them all here
-            worker = None
+    worker = _start_worker(first, total, crs, options, starts, _check_part_apart, (communities,))
     try:
         mine: dict[int, tuple | InventoryError] = {}
         for k, start in enumerate(starts):
-            if worker is not None and k % 2:
+            if worker is not None and k in worker.keys:
                 continue
             try:
                 mine[k] = _check_here(first, crs, start, job, stage, communities)
@@ -571,7 +620,7 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
         out = []
         for k, start in enumerate(starts):
             found = mine.get(k)
-            if found is None and worker is not None and k % 2:
+            if found is None and worker is not None and k in worker.keys:
                 found = worker.result(k)
                 if isinstance(found, tuple):
                     found = (found[0], found[1], shapely.from_wkb(found[2]))
@@ -589,6 +638,41 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
     finally:
         if worker is not None:
             worker.stop()
+
+
+def _start_worker(
+    first: Source,
+    total: int,
+    crs,
+    options: ImportOptions,
+    starts: list[int],
+    task,
+    shared: tuple,
+    keep: int | None = None,
+) -> Worker | None:
+    """Start a second process to run ``task`` on every other part of a large layer.
+
+    None below :data:`CHECK_IN_PARALLEL_FROM` features, or when no process can start.
+    ``task`` is called with the file, its layer and CRS, the first part's decisions
+    (encoding), the options, ``shared``, then a part's start and length.
+    """
+    if total < CHECK_IN_PARALLEL_FROM or len(starts) < 3:
+        return None
+    # the worker needs the encoding decided, not the first part's rows
+    decided = replace(
+        first,
+        attributes=first.attributes.iloc[:0],
+        geometries=first.geometries[:0],
+        raw_geometry=[],
+        geometry_problems=None,
+        row_numbers=None,
+    )
+    common = (first.path, first.layer, crs, decided, replace(options, progress=None), *shared)
+    apart = [(k, (starts[k], CHUNK_FEATURES)) for k in range(1, len(starts), 2)]
+    try:
+        return Worker(task, common, apart, keep=keep)
+    except OSError:  # no Python to start (an embedded interpreter): check them all here
+        return None
 
 
 def _check_here(first: Source, crs, start: int, job, stage: str, communities) -> tuple:
@@ -620,7 +704,7 @@ def _check_part(j: _SpaceImport, communities) -> tuple[list, list[int], np.ndarr
     return refs, good, geoms[good]
 
 
-def _check_part_apart(path, layer, crs, decided, options, start, limit, communities):
+def _check_part_apart(path, layer, crs, decided, options, communities, start, limit):
     """:func:`_check_part` in a worker process, which reads its part itself (outlines as WKB)."""
     part = read(path, layer=layer, crs=crs, skip=start, limit=limit, decided=decided)
     if not len(part):

@@ -21,14 +21,25 @@ class Worker:
     """The second process, fed once; ``result(key)`` waits for a part's result.
 
     A result is what the task returned, or the exception it raised (an InventoryError
-    for the caller to raise in file order). A worker that stops without answering (killed,
+    for the caller to raise in file order); with ``keep``, results are asked for in the
+    order of ``parts``. A worker that stops without answering (killed,
     out of memory) leaves its parts to the caller: ``result`` then returns None.
     """
 
-    def __init__(self, task: Callable, shared: tuple, parts: list[tuple[Any, tuple]]):
+    def __init__(
+        self,
+        task: Callable,
+        shared: tuple,
+        parts: list[tuple[Any, tuple]],
+        keep: int | None = None,
+    ):
+        self.keys = {key for key, _ in parts}  # the parts it takes
         self.results: dict[Any, Any] = {}
         self._ready = threading.Condition()
         self._done = False
+        # results read and not yet asked for, at most (None: all): a large result waits
+        # in the process, which waits to write it, so memory holds ``keep`` of them
+        self._keep = keep
         self.process = subprocess.Popen(
             [sys.executable, "-m", "inventory.importer._apart"],
             stdin=subprocess.PIPE,
@@ -46,6 +57,9 @@ class Worker:
     def _read(self) -> None:
         try:
             while True:
+                with self._ready:
+                    while self._keep is not None and len(self.results) >= self._keep:
+                        self._ready.wait()
                 key, value = pickle.load(self.process.stdout)
                 with self._ready:
                     self.results[key] = value
@@ -55,18 +69,28 @@ class Worker:
                 self._done = True
                 self._ready.notify_all()
 
-    def result(self, key) -> Any:
-        """Return the part's result or exception, or None if the worker never gave it."""
+    def result(self, key, missing: Any = None) -> Any:
+        """Return the part's result or exception (once), or ``missing`` if it never came."""
         with self._ready:
             while key not in self.results and not self._done:
                 self._ready.wait()
-            return self.results.get(key)
+            self._ready.notify_all()  # room for the next
+            return self.results.pop(key, missing)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """End the process (done or not) and its reader."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        with self._ready:
+            self._keep = None  # the reader waits for room no more: it reads to the end
+            self._ready.notify_all()
         self._reader.join()
         self.process.stdout.close()
 

@@ -203,6 +203,10 @@ class _Import(ABC):
             read=n,
         )
 
+    def __getstate__(self) -> dict:
+        # a part checked in a worker process comes back without the store and the bar
+        return {**vars(self), "engine": None, "progress": None}
+
     def row(self, i: int) -> int:
         """Return feature ``i``'s row as the user sees it (Excel row, CSV line, record)."""
         return self.offset + self.source.row(i)

@@ -71,6 +71,14 @@ class Source:
     def __len__(self) -> int:
         return len(self.attributes)
 
+    def __getstate__(self) -> dict:
+        # to a worker process and back: the outlines as one WKB array, not one pickle each
+        # (100,000 of them: 0.05 s instead of 1.5 s)
+        return {**vars(self), "geometries": shapely.to_wkb(self.geometries)}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state, geometries=shapely.from_wkb(state["geometries"]))
+
     def row(self, i: int) -> int:
         """Return the row number the user sees for feature ``i`` (0-based) of this source."""
         if self.row_numbers is not None:
