@@ -317,6 +317,74 @@ def test_bulk_insert_keeps_outlines_in_two_dimensions(engine):
     assert back["none"][0] is None
 
 
+def test_rows_inserted_column_by_column_are_what_sqlalchemy_would_store(engine, sample):
+    # insert_rows hands the driver each column through its type's processor, not a dict
+    # per row: the stored rows must be those of SQLAlchemy's own executemany
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+    import shapely
+    from sqlalchemy import bindparam, delete, insert
+
+    from inventory.backends.base import insert_rows
+    from inventory.models import Space
+
+    with engine.connect() as conn:
+        community_id = conn.scalar(select(Community.id).limit(1))
+    frame = pd.DataFrame(
+        {
+            "survey_ref": ["R-1", "R-2", "R-3"],
+            "kind": ["boiler_room", "bike_shed", "idle_land"],
+            "community_id": [community_id, np.int64(community_id), community_id],
+            "floor_area_m2": [12.5, None, np.float64(3.25)],
+            "floors": [np.int64(2), None, 1],
+            "operating_right_end": [dt.date(2031, 12, 31), None, None],
+            "quality_flags": [['含"引号"的标记', "x"], None, []],
+            "extra_attributes": [{"备注": "二轮", "n": 2}, None, {}],
+            "disputed": [True, False, np.bool_(True)],
+            "owner_name": ["'; DROP TABLE space; --", "区房管局", None],
+        },
+        dtype=object,
+    )
+    geoms = np.array(
+        [
+            shapely.MultiPolygon([shapely.box(116.1234567890123, 39.9, 116.1235, 39.9001)]),
+            shapely.MultiPolygon([shapely.box(116.2, 39.9, 116.2001, 39.9001)]),
+            shapely.MultiPolygon([shapely.box(116.3, 39.9, 116.3001, 39.9001)]),
+        ],
+        dtype=object,
+    )
+    table = Space.__table__
+    columns = [c for c in table.c.keys() if c not in ("id", "created_at", "updated_at")]
+
+    def stored(conn) -> list:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                select(*(table.c[c] for c in columns), func.ST_AsBinary(table.c.geom))
+                .where(table.c.survey_ref.in_(frame["survey_ref"].tolist()))
+                .order_by(table.c.survey_ref)
+            )
+        ]
+
+    wkb = func.ST_GeomFromWKB(bindparam("w"), 4326)
+    with engine.begin() as conn:
+        records = [
+            {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()} | {"w": w}
+            for row, w in zip(frame.to_dict("records"), shapely.to_wkb(geoms), strict=True)
+        ]
+        conn.execute(insert(table).values(geom=wkb), records)
+        expected = stored(conn)
+        conn.execute(delete(table).where(table.c.survey_ref.in_(frame["survey_ref"].tolist())))
+        insert_rows(conn, table, frame, geoms, "geom", func.ST_GeomFromWKB)
+        got = stored(conn)
+    assert len(got) == 3 and got == expected
+    flags, extras = columns.index("quality_flags"), columns.index("extra_attributes")
+    assert got[0][flags] == ['含"引号"的标记', "x"] and got[0][extras] == {"备注": "二轮", "n": 2}
+    assert shapely.from_wkb(bytes(got[0][-1])).equals_exact(geoms[0], 0)
+
+
 def test_bulk_update_sets_each_row_its_own_values(engine, sample):
     import datetime as dt
 

@@ -32,13 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.expression import cast
 
-from inventory.backends.base import Backend, flat_in_4326, insert_rows
+from inventory.backends.base import BULK_LOAD_MIN_ROWS, Backend, flat_in_4326, insert_rows
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 from inventory.geodesy import metres_per_degree, near_bounds
-
-#: The fewest rows a batch brings for :meth:`PostGIS.bulk_load` to build the indexes after.
-BULK_LOAD_MIN_ROWS = 50_000
 
 POSTGIS_INSTALL_HINT = (
     "Install PostGIS on the database server (Debian/Ubuntu: `apt-get install "
