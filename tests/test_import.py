@@ -949,7 +949,18 @@ def test_a_gbk_shapefile_read_in_parts(engine, sample_dir, monkeypatch):
 
 
 def _schema(conn) -> list:
-    """Every constraint and index of the store, as the server spells them."""
+    """Every constraint, index and trigger of the store, as the database spells them."""
+    if conn.dialect.name == "sqlite":
+        return sorted(
+            conn.execute(
+                text(
+                    "SELECT type, name, tbl_name, sql FROM sqlite_master UNION ALL "
+                    "SELECT 'geometry', f_table_name, f_geometry_column, spatial_index_enabled "
+                    "FROM geometry_columns"
+                )
+            ).all(),
+            key=repr,
+        )
     return sorted(
         conn.execute(
             text(
@@ -963,6 +974,9 @@ def _schema(conn) -> list:
 
 
 def _index_oids(conn) -> set:
+    """What changes when the indexes of space are made again (SQLite: any DDL at all)."""
+    if conn.dialect.name == "sqlite":
+        return {conn.exec_driver_sql("PRAGMA schema_version").scalar_one()}
     return set(
         conn.execute(
             text("SELECT indexrelid FROM pg_index WHERE indrelid = 'space'::regclass")
@@ -971,9 +985,14 @@ def _index_oids(conn) -> set:
 
 
 def _contents(conn) -> dict:
-    """Every row of the tables an import writes, but for the times it ran."""
+    """Every row of the tables an import writes, but for the times it ran (and the R*Tree)."""
+    from geoalchemy2 import Geometry
+    from sqlalchemy import DateTime
+
+    from inventory.models import Base
+
     out = {}
-    for table in (
+    for name in (
         "space",
         "tenure_right",
         "batch_space",
@@ -984,19 +1003,20 @@ def _contents(conn) -> dict:
         "space_history",
         "community",
     ):
-        stamps = conn.execute(
-            text(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
-                "AND data_type LIKE 'timestamp%'"
-            ),
-            {"t": table},
-        ).scalars()
-        drop = "".join(f" - '{c}'" for c in stamps)
-        out[table] = (
-            conn.execute(text(f"SELECT (to_jsonb(t){drop})::text FROM {table} t ORDER BY 1"))
-            .scalars()
-            .all()
+        table = Base.metadata.tables[name]
+        columns = [
+            func.ST_AsBinary(c) if isinstance(c.type, Geometry) else c
+            for c in table.columns
+            if not isinstance(c.type, DateTime)
+        ]
+        rows = conn.execute(select(*columns)).all()
+        out[name] = sorted(
+            repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)) for row in rows
         )
+    if conn.dialect.name == "sqlite":  # the spatial index itself, filled once or row by row
+        out["idx_space_geom"] = conn.exec_driver_sql(
+            "SELECT * FROM idx_space_geom ORDER BY pkid"
+        ).all()
     return out
 
 
@@ -1029,7 +1049,8 @@ def _batches(engine, mixed: Path, sample_dir: Path, monkeypatch, fast: bool) -> 
     report = import_file(engine, mixed, community="M")[0]
     monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
     assert (report.loaded, report.rejected) == (9, 5)
-    if fast:  # the planner knows the communities the batch brought (capacity near a point)
+    if fast and engine.dialect.name == "postgresql":
+        # the planner knows the communities the batch brought (capacity near a point)
         with engine.connect() as conn:
             known = conn.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'community'"))
             assert known == conn.scalar(text("SELECT count(*) FROM community")) > 0
@@ -1044,22 +1065,31 @@ def _batches(engine, mixed: Path, sample_dir: Path, monkeypatch, fast: bool) -> 
 
 
 def test_a_large_batch_builds_its_indexes_after_and_gives_the_same_store(
-    postgis_admin, sample_dir, tmp_path, monkeypatch
+    backend, request, spatialite_template, sample_dir, tmp_path, monkeypatch
 ):
-    from inventory.backends import postgis
+    from inventory.backends import postgis, spatialite
 
     mixed = _mixed_survey(tmp_path)
     stores = {}
     for fast in (False, True):
-        monkeypatch.setattr(postgis, "BULK_LOAD_MIN_ROWS", 1 if fast else 10**9)
+        monkeypatch.setattr(
+            postgis if backend == "postgis" else spatialite,
+            "BULK_LOAD_MIN_ROWS",
+            1 if fast else 10**9,
+        )
         monkeypatch.setattr(importer, "CHUNK_FEATURES", 100_000)
-        name, url = _postgis_database(postgis_admin, TEMPLATE_DB)
+        if backend == "spatialite":
+            url, name = str(tmp_path / f"fast_{fast}.sqlite"), None
+            shutil.copyfile(spatialite_template, url)
+        else:
+            name, url = _postgis_database(request.getfixturevalue("postgis_admin"), TEMPLATE_DB)
         engine = connect(url)
         try:
             stores[fast] = _batches(engine, mixed, sample_dir, monkeypatch, fast)
         finally:
             engine.dispose()
-            _drop(postgis_admin, name)
+            if name is not None:
+                _drop(request.getfixturevalue("postgis_admin"), name)
     assert stores[True] == stores[False]
     assert len(stores[True]["space"]) > 30 and len(stores[True]["tenure_right"]) > 20
 

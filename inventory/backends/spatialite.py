@@ -6,6 +6,8 @@ import importlib
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,14 +18,16 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
+    select,
     text,
 )
 from sqlalchemy.engine import URL
 
-from inventory.backends.base import Backend, insert_rows, update_rows
+from inventory.backends.base import BULK_LOAD_MIN_ROWS, Backend, insert_rows, update_rows
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 
@@ -228,6 +232,50 @@ class SpatiaLite(Backend):
         if len(frame) == 0:
             return
         update_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB, stamped)
+
+    @contextmanager
+    def bulk_load(
+        self, conn: Connection, tables: list[Table], rows: int, analyse: Sequence[Table] = ()
+    ) -> Iterator[bool]:
+        """Load a batch large against the store with its indexes built after.
+
+        As on PostGIS (:data:`BULK_LOAD_MIN_ROWS` rows, half as many as ``tables[0]``
+        holds): each index but the unique ones is dropped and made again from its own
+        SQL, and the R*Tree of a geometry column is filled once from the rows instead of
+        by its triggers row by row (at 200,000 spaces ~13% of an import). SQLite's DDL is
+        transactional: a failure or a dry run rolls the drop back with the rows.
+        """
+        held = conn.execute(select(func.count()).select_from(tables[0])).scalar() or 0
+        if rows < BULK_LOAD_MIN_ROWS or rows * 2 < held:
+            yield False
+            return
+        names = {"t": [t.name for t in tables]}
+        listed = bindparam("t", expanding=True)
+        indexes = conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                "AND sql NOT LIKE 'CREATE UNIQUE%' AND tbl_name IN :t ORDER BY name"
+            ).bindparams(listed),
+            names,
+        ).all()
+        spatial = conn.execute(
+            text(
+                "SELECT f_table_name, f_geometry_column FROM geometry_columns "
+                "WHERE spatial_index_enabled = 1 AND f_table_name IN :t"
+            ).bindparams(listed),
+            names,
+        ).all()
+        quote = conn.dialect.identifier_preparer.quote
+        for name, _ in indexes:
+            conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
+        for table, column in spatial:
+            conn.execute(select(func.DisableSpatialIndex(table, column)))
+            conn.exec_driver_sql(f"DROP TABLE {quote(f'idx_{table}_{column}')}")
+        yield True
+        for table, column in spatial:
+            conn.execute(select(func.CreateSpatialIndex(table, column)))
+        for _, sql in indexes:
+            conn.exec_driver_sql(sql)
 
     def bbox_filter(self, table: Table, column: ColumnElement, bounds) -> ColumnElement:
         """Use the R*Tree through SpatiaLite's ``SpatialIndex`` virtual table."""
