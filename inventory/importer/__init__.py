@@ -449,7 +449,10 @@ class _Checked:
     within: tuple | None = None
 
     def __getstate__(self) -> dict:
-        return {**vars(self), "geoms": shapely.to_wkb(self.geoms)}  # see Source.__getstate__
+        return {
+            **vars(self),
+            "geoms": shapely.to_wkb(self.geoms, include_srid=True),
+        }  # see Source.__getstate__
 
     def __setstate__(self, state: dict) -> None:
         vars(self).update(state, geoms=shapely.from_wkb(state["geoms"]))
