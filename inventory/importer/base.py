@@ -520,6 +520,9 @@ def _overlap_messages(left, right, shared, refs: list) -> dict[int, list[tuple[i
 
 
 def _take(values: list, index: np.ndarray) -> list:
+    """Return ``values`` at ``index`` (increasing positions): all of them as they are."""
+    if len(index) == len(values):  # nothing rejected: no copy through an array
+        return values
     return np.asarray(values, dtype=object)[index].tolist() if len(index) else []
 
 
