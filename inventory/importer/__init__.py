@@ -311,7 +311,11 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
     # the file's checksum is hashed from the start, beside the reading: hashing runs
     # without Python's lock, but each chunk's return waits for it, and asked for when the
     # first part was written, beside the next part's reading, it took ~1 s for 64 MB
+    starts = [0, *range(len(first), total, CHUNK_FEATURES)]
     with (
+        # the process that checks half the parts for the write loads the importer
+        # while this one reads the references ahead (or runs the first pass)
+        _second_process(total, starts) or nullcontext() as spare,
         ThreadPoolExecutor(1, thread_name_prefix="checksum") as hashing,
         write_transaction(engine) as conn,
     ):
@@ -329,11 +333,10 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         # a part's spaces are placed the same by these and told the new ids before the write
         communities = _SpaceImport.community_rows(conn)
 
-        starts = [0, *range(len(first), total, CHUNK_FEATURES)]
         # from CHECK_IN_PARALLEL_FROM features a second process checks every other part
-        worker = _start_worker(
+        worker = _give(
+            spare,
             first,
-            total,
             crs,
             options,
             starts,
@@ -364,7 +367,6 @@ def _import_in_parts(engine, first: Source, total: int, crs, options) -> ImportR
         known: dict[str, int] = {}
         # Python checks a part while the server inserts the one before: two cores busy
         with (
-            worker or nullcontext(),
             _SpaceImport.bulk_load(conn, total),
             gc_paused(),
             ThreadPoolExecutor(1, thread_name_prefix="check") as pool,
@@ -607,7 +609,15 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
     stage = "check (pass 1 of 2)"
     report_progress = options.progress or (lambda stage, done, count: None)
     done = 0
-    worker = _start_worker(first, total, crs, options, starts, _check_part_apart, (communities,))
+    worker = _give(
+        _second_process(total, starts),
+        first,
+        crs,
+        options,
+        starts,
+        _check_part_apart,
+        (communities,),
+    )
     try:
         mine: dict[int, tuple | InventoryError] = {}
         for k, start in enumerate(starts):
@@ -643,9 +653,23 @@ def _first_pass(first: Source, total: int, crs, options: ImportOptions, communit
             worker.stop()
 
 
-def _start_worker(
+def _second_process(total: int, starts: list[int]) -> Worker | None:
+    """Start the process that will check every other part, for a layer large enough.
+
+    None below :data:`CHECK_IN_PARALLEL_FROM` features, or when no process can start
+    (an embedded interpreter): the caller checks every part then.
+    """
+    if total < CHECK_IN_PARALLEL_FROM or len(starts) < 3:
+        return None
+    try:
+        return Worker()
+    except OSError:
+        return None
+
+
+def _give(
+    worker: Worker | None,
     first: Source,
-    total: int,
     crs,
     options: ImportOptions,
     starts: list[int],
@@ -653,13 +677,12 @@ def _start_worker(
     shared: tuple,
     keep: int | None = None,
 ) -> Worker | None:
-    """Start a second process to run ``task`` on every other part of a large layer.
+    """Give ``worker`` (if any) every other part of the layer to run ``task`` on.
 
-    None below :data:`CHECK_IN_PARALLEL_FROM` features, or when no process can start.
     ``task`` is called with the file, its layer and CRS, the first part's decisions
     (encoding), the options, ``shared``, then a part's start and length.
     """
-    if total < CHECK_IN_PARALLEL_FROM or len(starts) < 3:
+    if worker is None:
         return None
     # the worker needs the encoding decided, not the first part's rows
     decided = replace(
@@ -672,10 +695,7 @@ def _start_worker(
     )
     common = (first.path, first.layer, crs, decided, replace(options, progress=None), *shared)
     apart = [(k, (starts[k], CHUNK_FEATURES)) for k in range(1, len(starts), 2)]
-    try:
-        return Worker(task, common, apart, keep=keep)
-    except OSError:  # no Python to start (an embedded interpreter): check them all here
-        return None
+    return worker.give(task, common, apart, keep=keep)
 
 
 def _check_here(first: Source, crs, start: int, job, stage: str, communities) -> tuple:

@@ -18,28 +18,23 @@ from typing import Any
 
 
 class Worker:
-    """The second process, fed once; ``result(key)`` waits for a part's result.
+    """The second process: started at once, fed once by ``give``; ``result(key)`` waits.
 
-    A result is what the task returned, or the exception it raised (an InventoryError
-    for the caller to raise in file order); with ``keep``, results are asked for in the
-    order of ``parts``. A worker that stops without answering (killed,
-    out of memory) leaves its parts to the caller: ``result`` then returns None.
+    Started before the caller has its message ready, the process loads the importer
+    meanwhile (~1 s). A result is what the task returned, or the exception it raised (an
+    InventoryError for the caller to raise in file order); with ``keep``, results are
+    asked for in the order of ``parts``. A worker that stops without answering (killed,
+    out of memory) leaves its parts to the caller: ``result`` then returns ``missing``.
     """
 
-    def __init__(
-        self,
-        task: Callable,
-        shared: tuple,
-        parts: list[tuple[Any, tuple]],
-        keep: int | None = None,
-    ):
-        self.keys = {key for key, _ in parts}  # the parts it takes
+    def __init__(self):
+        self.keys: set = set()  # the parts it takes
         self.results: dict[Any, Any] = {}
         self._ready = threading.Condition()
         self._done = False
         # results read and not yet asked for, at most (None: all): a large result waits
         # in the process, which waits to write it, so memory holds ``keep`` of them
-        self._keep = keep
+        self._keep: int | None = None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "inventory.importer._apart"],
             stdin=subprocess.PIPE,
@@ -48,11 +43,20 @@ class Worker:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def give(
+        self, task: Callable, shared: tuple, parts: list[tuple[Any, tuple]], keep: int | None = None
+    ) -> Worker:
+        """Send the one message: ``task(*shared, *args)`` for each ``(key, args)`` of ``parts``."""
+        self.keys = {key for key, _ in parts}
+        with self._ready:
+            self._keep = keep
         try:
             pickle.dump((task, shared, parts), self.process.stdin, protocol=5)
             self.process.stdin.close()
         except (BrokenPipeError, OSError):  # it stopped at once: the caller checks all
             pass
+        return self
 
     def _read(self) -> None:
         try:
@@ -88,6 +92,10 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        try:  # never given a message (the import stopped first)
+            self.process.stdin.close()
+        except OSError:
+            pass
         with self._ready:
             self._keep = None  # the reader waits for room no more: it reads to the end
             self._ready.notify_all()
@@ -96,6 +104,7 @@ class Worker:
 
 
 def _serve() -> None:
+    import inventory.importer  # noqa: F401 - loaded while the caller prepares the message
     from inventory.errors import InventoryError
 
     task, shared, parts = pickle.load(sys.stdin.buffer)
