@@ -1316,3 +1316,26 @@ def test_m_coordinates_are_dropped_and_said(engine, tmp_path):
     (report,) = import_file(engine, path, community="X", crs="EPSG:4326")
     assert report.loaded == 1
     assert any("M coordinates dropped" in r for i in report.issues for r in i.reasons)
+
+
+def test_a_floor_area_far_from_footprint_times_floors_is_flagged_with_both(engine, tmp_path):
+    # 10 m x 10 m rooms (~100 m² each): flagged outside half to twice footprint x floors
+    cases = {
+        "FIT": (100.0, None),
+        "THREE-FLOORS": (300.0, 3),
+        "ONE-FLOOR-300": (300.0, None),
+        "TOO-SMALL": (45.0, None),
+        "SMALL-FITS": (55.0, 1),
+        "NO-FLOOR-AREA": (None, 2),
+    }
+    rows = [
+        {"编号": ref, "类型": "配套用房", "建筑面积": area, "层数": floors, "geometry": room(i * 20, 0)}
+        for i, (ref, (area, floors)) in enumerate(cases.items())
+    ]
+    report = import_file(engine, write(frame(rows), tmp_path / "areas.gpkg"), community="A")[0]
+    flagged = {i.survey_ref: i.reasons for i in report.issues}
+    assert sorted(flagged) == ["ONE-FLOOR-300", "TOO-SMALL"], flagged
+    assert flagged["ONE-FLOOR-300"][0].startswith("area mismatch: recorded floor area 300.0 m² vs")
+    assert flagged["ONE-FLOOR-300"][0].endswith("m² × 1 floor(s)")
+    assert flagged["TOO-SMALL"][0].startswith("area mismatch: recorded floor area 45.0 m²")
+    assert report.loaded == len(cases) and report.rejected == 0

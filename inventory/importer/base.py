@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -240,9 +241,8 @@ class _Import(ABC):
                 raw = raw.map(lambda v, t=table: t.get(normalise(v), v) if v is not None else v)
             values, errors = parser(raw)
             self.values[target] = values
-            for i, err in enumerate(errors):
-                if err:
-                    self.reasons[i].append(err)
+            for i in compress(range(n), errors):  # the rows with an error (few)
+                self.reasons[i].append(errors[i])
         self.extras = self._extras()
 
     def _extras(self) -> list[dict | None]:
@@ -302,14 +302,13 @@ class _Import(ABC):
                 & (b[:, 3] <= CHINA_BBOX[2])
                 & ~((b[:, 0] >= CHINA_BBOX[0]) & (b[:, 1] >= CHINA_BBOX[1]))
             )
-            for i, s in zip(np.flatnonzero(ok), swapped, strict=True):
-                if s:
-                    x, y = shapely.get_coordinates(geoms[i])[0]
-                    self.reasons[i].append(
-                        f"coordinates look swapped: ({x:.5f}, {y:.5f}) is (latitude, longitude); "
-                        "swap the columns (x = longitude, y = latitude)"
-                    )
-                    ok[i] = False
+            for i in np.flatnonzero(ok)[swapped]:
+                x, y = shapely.get_coordinates(geoms[i])[0]
+                self.reasons[i].append(
+                    f"coordinates look swapped: ({x:.5f}, {y:.5f}) is (latitude, longitude); "
+                    "swap the columns (x = longitude, y = latitude)"
+                )
+                ok[i] = False
         if ok.any():
             if src.shift:
                 unshift = gcj02_to_wgs84 if src.shift == "gcj02" else bd09_to_wgs84
@@ -325,13 +324,14 @@ class _Import(ABC):
                 & (b[:, 2] <= CHINA_BBOX[2])
                 & (b[:, 3] <= CHINA_BBOX[3])
             )
-            for i, inn, (x, y) in zip(np.flatnonzero(ok), inside, b[:, :2], strict=True):
-                if not inn:
-                    self.reasons[i].append(
-                        f"outside China after reading as {src.crs_label}: lon/lat ({x:.4f}, "
-                        f"{y:.4f}); check `crs`"
-                    )
-                    ok[i] = False
+            rows = np.flatnonzero(ok)
+            for k in np.flatnonzero(~inside):
+                i, (x, y) = rows[k], b[k, :2]
+                self.reasons[i].append(
+                    f"outside China after reading as {src.crs_label}: lon/lat ({x:.4f}, "
+                    f"{y:.4f}); check `crs`"
+                )
+                ok[i] = False
         kinds = shapely.get_type_id(np.where(ok, geoms, None))
         polygonal = ok & np.isin(kinds, (3, 6))
         pointal = ok & np.isin(kinds, (0, 4))
@@ -362,14 +362,15 @@ class _Import(ABC):
             areas = shapely.area(projected)
             self.area[polygonal] = areas
             quotient = 4 * np.pi * areas / np.maximum(shapely.length(projected), 1e-9) ** 2
-            for i, q in zip(np.flatnonzero(polygonal), quotient, strict=True):
-                if self.area[i] < MIN_AREA_M2:
-                    self.reasons[i].append(
-                        f"degenerate: footprint {self.area[i]:.2f} m² is under {MIN_AREA_M2:g} m²"
-                    )
-                    polygonal[i] = False
-                elif q < SLIVER_QUOTIENT:
-                    self.flags[i].append(f"sliver (compactness {q:.3f})")
+            rows = np.flatnonzero(polygonal)
+            small = areas < MIN_AREA_M2
+            for i in rows[small]:
+                self.reasons[i].append(
+                    f"degenerate: footprint {self.area[i]:.2f} m² is under {MIN_AREA_M2:g} m²"
+                )
+                polygonal[i] = False
+            for k in np.flatnonzero(~small & (quotient < SLIVER_QUOTIENT)):
+                self.flags[rows[k]].append(f"sliver (compactness {quotient[k]:.3f})")
         keep = polygonal | pointal
         return np.where(keep, geoms, None)
 
