@@ -1329,7 +1329,13 @@ def test_a_floor_area_far_from_footprint_times_floors_is_flagged_with_both(engin
         "NO-FLOOR-AREA": (None, 2),
     }
     rows = [
-        {"编号": ref, "类型": "配套用房", "建筑面积": area, "层数": floors, "geometry": room(i * 20, 0)}
+        {
+            "编号": ref,
+            "类型": "配套用房",
+            "建筑面积": area,
+            "层数": floors,
+            "geometry": room(i * 20, 0),
+        }
         for i, (ref, (area, floors)) in enumerate(cases.items())
     ]
     report = import_file(engine, write(frame(rows), tmp_path / "areas.gpkg"), community="A")[0]
