@@ -1345,3 +1345,40 @@ def test_a_floor_area_far_from_footprint_times_floors_is_flagged_with_both(engin
     assert flagged["ONE-FLOOR-300"][0].endswith("m² × 1 floor(s)")
     assert flagged["TOO-SMALL"][0].startswith("area mismatch: recorded floor area 45.0 m²")
     assert report.loaded == len(cases) and report.rejected == 0
+
+
+def test_usable_area_defaults_and_the_stored_values_keep_their_types(engine, tmp_path):
+    # usable area: as surveyed, else the floor area, else for open ground the footprint
+    rows = [
+        {"编号": "GIVEN", "类型": "锅炉房", "建筑面积": 120.0, "使用面积": 80.0, "层数": 2},
+        {"编号": "FLOOR", "类型": "锅炉房", "建筑面积": 120.0, "使用面积": None, "层数": None},
+        {"编号": "NONE", "类型": "锅炉房", "建筑面积": None, "使用面积": None, "层数": None},
+        {"编号": "OPEN", "类型": "闲置空地", "建筑面积": None, "使用面积": None, "层数": None},
+    ]
+    for i, row in enumerate(rows):
+        row.update({"争议": "是" if i == 0 else "否", "geometry": room(i * 30, 0)})
+    import_file(engine, write(frame(rows), tmp_path / "usable.gpkg"), community="U")
+    with engine.connect() as conn:
+        stored = {
+            r.survey_ref: r
+            for r in conn.execute(
+                select(
+                    Space.survey_ref,
+                    Space.usable_area_m2,
+                    Space.footprint_area_m2,
+                    Space.floors,
+                    Space.disputed,
+                )
+            )
+        }
+    assert stored["GIVEN"].usable_area_m2 == 80.0
+    assert stored["FLOOR"].usable_area_m2 == 120.0
+    assert stored["NONE"].usable_area_m2 is None
+    assert (
+        stored["OPEN"].usable_area_m2
+        == stored["OPEN"].footprint_area_m2
+        == pytest.approx(100, rel=0.01)
+    )
+    assert stored["GIVEN"].floors == 2 and type(stored["GIVEN"].floors) is int
+    assert stored["FLOOR"].floors is None
+    assert [stored[r].disputed for r in ("GIVEN", "FLOOR")] == [True, False]
