@@ -213,10 +213,10 @@ def sync_survey_rights(
     # the rights' ids in hand: the certificates are linked to them without reading back
     right_ids = db.reserve_ids(conn, r, len(rights))
     if rights:  # COPY on PostGIS: a million spaces' rights in seconds
-        frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in right.items()})
-        frame["status"], frame["origin"] = "active", "survey"
-        frame.insert(0, "id", right_ids)
-        db.bulk_insert(conn, r, frame.astype(object))
+        n = len(rights)  # the columns as they are: no frame made and taken apart again
+        db.bulk_insert(
+            conn, r, {"id": right_ids, **right, "status": ["active"] * n, "origin": ["survey"] * n}
+        )
     if certified:
         # any number of them: IN lists in chunks (a server takes 65,535 values at most)
         numbers = sorted(set(certified.values()))

@@ -327,8 +327,12 @@ def test_rows_inserted_column_by_column_are_what_sqlalchemy_would_store(engine, 
     import shapely
     from sqlalchemy import bindparam, delete, insert
 
+    from inventory.backends import backend
     from inventory.backends.base import insert_rows
     from inventory.models import Space
+
+    def native_value(v):
+        return v.item() if isinstance(v, np.generic) else v
 
     with engine.connect() as conn:
         community_id = conn.scalar(select(Community.id).limit(1))
@@ -379,7 +383,18 @@ def test_rows_inserted_column_by_column_are_what_sqlalchemy_would_store(engine, 
         conn.execute(delete(table).where(table.c.survey_ref.in_(frame["survey_ref"].tolist())))
         insert_rows(conn, table, frame, geoms, "geom", func.ST_GeomFromWKB)
         got = stored(conn)
+        # the same rows given as columns of Python values, without a frame, both ways
+        as_columns = {c: [native_value(v) for v in frame[c]] for c in frame.columns}
+        from_columns = []
+        for insert_them in (
+            lambda: insert_rows(conn, table, as_columns, geoms, "geom", func.ST_GeomFromWKB),
+            lambda: backend(conn).bulk_insert(conn, table, as_columns, geoms, "geom"),
+        ):
+            conn.execute(delete(table).where(table.c.survey_ref.in_(as_columns["survey_ref"])))
+            insert_them()
+            from_columns.append(stored(conn))
     assert len(got) == 3 and got == expected
+    assert from_columns == [expected, expected]
     flags, extras = columns.index("quality_flags"), columns.index("extra_attributes")
     assert got[0][flags] == ['含"引号"的标记', "x"] and got[0][extras] == {"备注": "二轮", "n": 2}
     assert shapely.from_wkb(bytes(got[0][-1])).equals_exact(geoms[0], 0)
@@ -464,3 +479,11 @@ def test_bulk_update_sets_each_row_its_own_values(engine, sample):
     assert min(stamps).year > 2001
     assert untouched_after == untouched_before
     assert bytes(got[untouched_id].wkb) == before[untouched_id][0]
+
+
+def test_columns_of_different_lengths_are_refused():
+    from inventory.backends.base import columns_of
+
+    assert columns_of({"a": [1, 2], "b": (3, 4)}) == {"a": [1, 2], "b": [3, 4]}
+    with pytest.raises(ValueError, match=r"different lengths: \[1, 2\]"):
+        columns_of({"a": [1, 2], "b": [3]})

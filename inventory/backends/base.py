@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,16 +90,18 @@ class Backend(ABC):
         self,
         conn: Connection,
         table: Table,
-        frame: pd.DataFrame,
+        frame: Rows,
         geoms: np.ndarray | None = None,
         geom_column: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         """Insert the rows of ``frame`` with ``geoms`` (shapely, EPSG:4326) into ``table``.
 
-        ``frame`` should hold Python objects (dtype object) so that integers stay
-        integers and None stays NULL. A table without geometry takes no ``geoms``.
-        ``progress(rows)`` is told the rows sent so far, a chunk at a time.
+        ``frame``: a DataFrame, which should hold Python objects (dtype object) so that
+        integers stay integers and None stays NULL, or the columns themselves, a mapping
+        of column name to equal-length lists of Python values (see :func:`columns_of`).
+        A table without geometry takes no ``geoms``. ``progress(rows)`` is told the rows
+        sent so far, a chunk at a time.
         """
 
     @abstractmethod
@@ -235,10 +237,36 @@ def flat_in_4326(geoms) -> np.ndarray:
     return shapely.set_srid(geoms, 4326)
 
 
+#: Rows to insert: a DataFrame, or its columns as lists (see :func:`columns_of`).
+Rows = pd.DataFrame | Mapping[str, Sequence]
+
+
+def columns_of(rows: Rows) -> dict[str, list]:
+    """Return ``rows`` as columns: each column's name and its values as Python objects.
+
+    A DataFrame's columns are converted (see :func:`native`); a mapping of columns is
+    taken as it is, its lists not copied (an array's values become a list). Rows built
+    as lists go in without a frame made for them and taken apart again (at 100,000
+    spaces a part, ~0.3 s of each write).
+    """
+    if isinstance(rows, pd.DataFrame):
+        return {str(c): native(rows[c]) for c in rows.columns}
+    columns = {c: v if isinstance(v, list) else np.asarray(v).tolist() for c, v in rows.items()}
+    sizes = {len(v) for v in columns.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"columns of different lengths: {sorted(sizes)}")
+    return columns
+
+
+def row_count(columns: dict[str, list]) -> int:
+    """Return the number of rows of ``columns`` (as :func:`columns_of` gives them)."""
+    return len(next(iter(columns.values()))) if columns else 0
+
+
 def insert_rows(
     conn,
     table: Table,
-    frame: pd.DataFrame,
+    frame: Rows,
     geoms,
     geom_column: str | None,
     from_wkb,
@@ -249,21 +277,22 @@ def insert_rows(
     ``from_wkb`` is the database's WKB constructor (``ST_GeomFromWKB``, ``GeomFromWKB``);
     rows go :data:`INSERT_CHUNK_ROWS` at a time, each chunk told to ``progress``.
     """
-    if len(frame) > INSERT_CHUNK_ROWS:
-        for start in range(0, len(frame), INSERT_CHUNK_ROWS):
-            stop = start + INSERT_CHUNK_ROWS
-            part = None if geoms is None else geoms[start:stop]
-            insert_rows(conn, table, frame.iloc[start:stop], part, geom_column, from_wkb)
-            if progress is not None:
-                progress(min(stop, len(frame)))
-        return
-    values: dict[str, Any] = {c: bindparam(c) for c in frame.columns}
-    columns = {c: native(frame[c]) for c in frame.columns}
+    columns = columns_of(frame)
+    n = row_count(columns)
+    values: dict[str, Any] = {c: bindparam(c) for c in columns}
     if geom_column is not None:
         wkb_param = f"{geom_column}__wkb"
         values[geom_column] = from_wkb(bindparam(wkb_param), 4326)
-        columns[wkb_param] = shapely.to_wkb(flat_in_4326(geoms)).tolist()
-    execute_many(conn, insert(table).values(values), columns)
+    stmt = insert(table).values(values)
+    for start in range(0, n, INSERT_CHUNK_ROWS):
+        stop = start + INSERT_CHUNK_ROWS
+        chunk = {c: v[start:stop] for c, v in columns.items()} if n > INSERT_CHUNK_ROWS else columns
+        if geom_column is not None:
+            part = flat_in_4326(geoms[start:stop])
+            chunk[f"{geom_column}__wkb"] = shapely.to_wkb(part).tolist()
+        execute_many(conn, stmt, chunk)
+        if progress is not None and n > INSERT_CHUNK_ROWS:
+            progress(min(stop, n))
 
 
 def native(column: pd.Series) -> list:

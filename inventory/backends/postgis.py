@@ -32,7 +32,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.sql.expression import cast
 
-from inventory.backends.base import BULK_LOAD_MIN_ROWS, Backend, flat_in_4326, insert_rows
+from inventory.backends.base import (
+    BULK_LOAD_MIN_ROWS,
+    Backend,
+    columns_of,
+    flat_in_4326,
+    insert_rows,
+    row_count,
+)
 from inventory.config import render
 from inventory.errors import BackendUnavailableError, ConfigurationError
 from inventory.geodesy import metres_per_degree, near_bounds
@@ -154,16 +161,18 @@ class PostGIS(Backend):
         thread sends one chunk while the next is prepared, so the server inserts as
         Python writes.
         """
-        if len(frame) == 0:
+        given = columns_of(frame)
+        n = row_count(given)
+        if n == 0:
             return
         if not self._may_copy(conn, table):
             # PostgreSQL refuses COPY FROM into a table whose row-level security applies to
             # this role (a surveyor limited to an area): the policies check each INSERT
-            insert_rows(conn, table, frame, geoms, geom_column, func.ST_GeomFromWKB, progress)
+            insert_rows(conn, table, given, geoms, geom_column, func.ST_GeomFromWKB, progress)
             return
         from psycopg.copy import QueuedLibpqWriter
 
-        columns = list(frame.columns)
+        columns = list(given)
         json_columns = {
             c.name for c in table.columns if isinstance(c.type, JSONType) and c.name in columns
         }
@@ -187,21 +196,21 @@ class PostGIS(Backend):
             copy.set_types([oids[c] for c in wanted])
             # one chunk's values at a time: the whole layer as EWKB would hold another copy
             # of a million-feature file in memory
-            for start in range(0, len(frame), COPY_CHUNK_ROWS):
-                part = frame.iloc[start : start + COPY_CHUNK_ROWS]
+            for start in range(0, n, COPY_CHUNK_ROWS):
+                stop = min(start + COPY_CHUNK_ROWS, n)
                 values = [
-                    [None if v is None else _to_json(v) for v in part[c]]
+                    [None if v is None else _to_json(v) for v in given[c][start:stop]]
                     if c in json_columns
-                    else part[c].tolist()
+                    else given[c][start:stop]
                     for c in columns
                 ]
                 if geom_column:
-                    chunk = np.asarray(geoms[start : start + COPY_CHUNK_ROWS], dtype=object)
+                    chunk = np.asarray(geoms[start:stop], dtype=object)
                     values.append(shapely.to_wkb(flat_in_4326(chunk), include_srid=True).tolist())
                 for row in zip(*values, strict=True):
                     copy.write_row(row)
                 if progress is not None:
-                    progress(start + len(part))
+                    progress(stop)
 
     def bulk_update(self, conn, table, frame, geoms=None, geom_column=None, stamped=()) -> None:
         """Load the rows into a temporary table by binary COPY, then one joined UPDATE.

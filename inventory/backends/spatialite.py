@@ -222,9 +222,7 @@ class SpatiaLite(Backend):
         conn.execution_options(write=True)
 
     def bulk_insert(self, conn, table, frame, geoms=None, geom_column=None, progress=None) -> None:
-        """Insert through prepared ``executemany`` calls, geometry from WKB."""
-        if len(frame) == 0:
-            return
+        """Insert through prepared ``executemany`` calls, geometry from WKB (none for no rows)."""
         insert_rows(conn, table, frame, geoms, geom_column, func.GeomFromWKB, progress)
 
     def bulk_update(self, conn, table, frame, geoms=None, geom_column=None, stamped=()) -> None:

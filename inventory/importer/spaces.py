@@ -314,16 +314,17 @@ class _SpaceImport(_Import):
         columns["quality_flags"] = [self.flags[i] or None for i in ok]
         columns["extra_attributes"] = _take(self.extras, ok)
         columns["community_id"] = [self.community_ids[names[i]] for i in ok.tolist()]
-        rows = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items()})
-        del columns
         geoms_ok = geoms[ok]
-        existing = self._existing(conn, set(rows["community_id"]))
-        is_new = np.ones(len(rows), dtype=bool)
+        existing = self._existing(conn, set(columns["community_id"]))
+        is_new = np.ones(len(ok), dtype=bool)
         history = []
         self.updated_ids: list[int] = []
         self.retitled_ids: list[int] = []  # updated, and their survey tenure changed
         self.unchanged_ids: list[int] = []
         if existing:
+            # compared with the stored spaces as a frame; a store with none of the file's
+            # communities (a first import) takes the columns as they are
+            rows = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in columns.items()})
             keys = list(zip(rows["community_id"], rows["survey_ref"], strict=True))
             matches = self._same_in_store(rows, geoms_ok, keys, existing, batch_id)
             for j, (old, how) in matches.items():
@@ -340,10 +341,12 @@ class _SpaceImport(_Import):
                     )
             # one conversion, not a Series per row; tolist() gives each column's objects as
             # they are (to_dict boxes each of 5 million values through a Python check)
-            columns = rows.columns.tolist()  # plain names: an Index is walked per item
+            fields = rows.columns.tolist()  # plain names: an Index is walked per item
+            columns = {c: rows[c].tolist() for c in fields}  # with the matches' changes
+            del rows
             records = [
-                dict(zip(columns, values, strict=True))
-                for values in zip(*(rows[c].tolist() for c in columns), strict=True)
+                dict(zip(fields, values, strict=True))
+                for values in zip(*columns.values(), strict=True)
             ]
             changed = []
             for j, key in enumerate(keys):
@@ -359,15 +362,18 @@ class _SpaceImport(_Import):
             backend(conn).bulk_insert(
                 conn, SpaceHistory.__table__, pd.DataFrame(history, dtype=object)
             )
-        new = rows if is_new.all() else rows[is_new].copy()  # rows: not used after
-        new["batch_id"] = batch_id
+        keep = np.flatnonzero(is_new)
+        new = {c: _take(v, keep) for c, v in columns.items()}  # all: the lists as they are
+        del columns
+        count = len(keep)
+        new["batch_id"] = [batch_id] * count
         # the rows as they go in, then the tenure records and the round (a tenth)
-        total = len(new) + max(1, len(new) // 10)
+        total = count + max(1, count // 10)
         self.progress("write", 0, total)
         # the new spaces' ids in hand: their rights and the round are written from them,
         # not read back from a table whose indexes may be down for the load
-        ids = backend(conn).reserve_ids(conn, Space.__table__, len(new))
-        new.insert(0, "id", ids)
+        ids = backend(conn).reserve_ids(conn, Space.__table__, count)
+        new = {"id": ids, **new}
         backend(conn).bulk_insert(
             conn,
             Space.__table__,
@@ -376,7 +382,7 @@ class _SpaceImport(_Import):
             "geom",
             progress=lambda rows: self.progress("write", rows, total),
         )
-        self.report.loaded = len(new)
+        self.report.loaded = count
         # the survey's owner, operating right and certificate as tenure records
         surveyed = list(zip(ids, *(new[c] for c in SURVEY_TENURE_COLUMNS), strict=True))
         sync_survey_rights(conn, ids, fresh=True, surveyed=surveyed)
