@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, Select, delete, func, insert, select,
 from inventory.backends import backend, write_transaction
 from inventory.codes import PARTY_TYPE, RIGHT_KIND, RIGHT_STATUS, SOURCE_KIND
 from inventory.errors import InputError
+from inventory.listing import frame_of
 from inventory.models import (
     Community,
     Party,
@@ -593,9 +594,7 @@ _SOURCE_COLUMNS = (
 
 
 def _frame(conn: Connection, stmt) -> pd.DataFrame:
-    result = conn.execute(stmt)
-    # plain tuples: pandas probes each Row with hasattr(), which costs two exceptions
-    return pd.DataFrame(list(map(tuple, result.all())), columns=list(result.keys()))
+    return frame_of(conn.execute(stmt))
 
 
 def _links(*where) -> Select:

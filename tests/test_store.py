@@ -487,3 +487,44 @@ def test_columns_of_different_lengths_are_refused():
     assert columns_of({"a": [1, 2], "b": (3, 4)}) == {"a": [1, 2], "b": [3, 4]}
     with pytest.raises(ValueError, match=r"different lengths: \[1, 2\]"):
         columns_of({"a": [1, 2], "b": [3]})
+
+
+def test_a_result_read_as_the_drivers_rows_is_the_frame_of_sqlalchemys_rows(engine, sample):
+    import pandas as pd
+    from sqlalchemy import String, TypeDecorator, type_coerce
+
+    from inventory.listing import frame_of
+    from inventory.models import Space
+
+    class Shouted(TypeDecorator):  # a result processor: SQLAlchemy's rows must be read
+        impl = String
+        cache_ok = True
+
+        def process_result_value(self, value, dialect):
+            return None if value is None else value.upper()
+
+    columns = (
+        Space.id,
+        Space.survey_ref,
+        Space.usable_area_m2,
+        Space.floors,
+        Space.disputed,
+        Space.operating_right_end,
+        Space.surveyed_at,
+        func.ST_AsBinary(Space.geom).label("wkb"),
+    )
+    for stmt in (
+        select(*columns).order_by(Space.id),
+        select(*columns, type_coerce(Space.kind, Shouted).label("shouted")).order_by(Space.id),
+    ):
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            result = conn.execute(stmt)
+            if "shouted" not in result.keys() and engine.dialect.name == "postgresql":
+                # nothing to convert on PostGIS: the driver's tuples, no Row made
+                result.fetchall = None
+            got = frame_of(result)
+        expected = pd.DataFrame([tuple(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+        assert len(got) == len(sample) > 0
+        pd.testing.assert_frame_equal(got, expected)
+    assert set(got["shouted"]) == {k.upper() for k in sample["kind"]}
