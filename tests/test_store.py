@@ -524,7 +524,9 @@ def test_a_result_read_as_the_drivers_rows_is_the_frame_of_sqlalchemys_rows(engi
                 # nothing to convert on PostGIS: the driver's tuples, no Row made
                 result.fetchall = None
             got = frame_of(result)
-        expected = pd.DataFrame([tuple(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+        expected = pd.DataFrame(
+            [tuple(r) for r in rows], columns=list(stmt.selected_columns.keys())
+        )
         assert len(got) == len(sample) > 0
         pd.testing.assert_frame_equal(got, expected)
     assert set(got["shouted"]) == {k.upper() for k in sample["kind"]}
