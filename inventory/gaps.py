@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -30,7 +31,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, case, false, func, not_, null, or_, select
+from sqlalchemy import Connection, Engine, and_, case, false, func, not_, null, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from inventory import listing
@@ -695,7 +696,8 @@ def title_gaps_in_store(
 
     The store applies the rules (:func:`severity_sql`): only the spaces with a gap or a
     data-quality flag are loaded, and the totals per community are one SQL aggregate, so
-    a city of a million spaces is not read whole. The same answer on either backend.
+    a city of a million spaces is not read whole. Both read one snapshot of the store.
+    The same answer on either backend.
     """
     today = today or date.today()
     c = Space.__table__.c
@@ -709,8 +711,6 @@ def title_gaps_in_store(
         worst = severity_sql(rules, today, expiring_months, policy)
         return or_(worst.is_not(None), c.quality_flags.is_not(None))
 
-    candidates = listing.spaces(engine, community=community, where=gap_or_flag)
-    rows = _flagged(annotate(candidates, today, expiring_months, policy))
     usable = func.coalesce(c.usable_area_m2, 0.0)
 
     def total(condition, value):
@@ -734,9 +734,21 @@ def title_gaps_in_store(
     )
     if community:
         stmt = stmt.where(Community.name == community)
-    with engine.connect() as conn:
+
+    def read_totals(conn: Connection) -> pd.DataFrame:
         result = conn.execute(stmt)
-        totals = pd.DataFrame(result.all(), columns=list(result.keys()))
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+    # the totals are the server's work alone: where the store gives two connections on
+    # one snapshot, it sums a city's while the listing's rows are read and made a frame
+    with backend(engine).snapshot_connections(engine, 1 if community else 2) as conns:
+        with ThreadPoolExecutor(1) as pool:
+            summed = pool.submit(read_totals, conns[-1]) if len(conns) > 1 else None
+            candidates = listing.spaces(
+                engine, community=community, where=gap_or_flag, connection=conns[0]
+            )
+            totals = read_totals(conns[0]) if summed is None else summed.result()
+    rows = _flagged(annotate(candidates, today, expiring_months, policy))
     for col in ("spaces", "spaces_with_gap", "spaces_blocking"):
         totals[col] = totals[col].astype("int64")
     for col in ("usable_area_m2", "area_with_gap_m2", "area_blocking_m2"):

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import ColumnElement, CursorResult, Engine, Text, cast, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Engine,
+    Text,
+    cast,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from inventory.backends import backend
@@ -68,6 +79,7 @@ def spaces(
     where: ColumnElement | Callable[..., ColumnElement] | None = None,
     extras: bool = False,
     district: str | None = None,
+    connection: Connection | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
@@ -80,6 +92,8 @@ def spaces(
     listing joins (:func:`inventory.gaps.permits_to_join`; None: none) that returns one,
     for a condition on the title rules. ``extras`` adds ``extra_attributes``:
     the source file's columns that map to no field, as delivered (a dict per space).
+    ``connection``: read in its transaction (one snapshot with what else it reads)
+    rather than on a connection of the listing's own.
     Raises InputError for an unknown kind, community or batch.
     """
     from inventory.gaps import permit_end_sql, permits_to_join, with_permits  # they list
@@ -102,15 +116,16 @@ def spaces(
     if where is not None:
         stmt = stmt.where(where(permits) if callable(where) else where)
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
-    with engine.connect() as conn:
+    with _connection(engine, connection) as conn:
         frame = frame_of(conn.execute(stmt))
+        uses = permit_uses(engine, frame["space_id"], connection=conn) if len(frame) else None
     columns = [*SPACE_COLUMNS, *(["extra_attributes"] if extras else [])]
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
     for c in set(_JSON_AS_TEXT) & set(frame.columns):
         frame[c] = _decoded(frame[c])
     frame["kind_zh"] = frame["kind"].map({k: KIND.label(k, "zh") for k in frame["kind"].unique()})
-    frame["permit_uses"] = permit_uses(engine, frame["space_id"])
+    frame["permit_uses"] = uses
     wkb = frame.pop("wkb").to_numpy(dtype=object)
     if not all(type(w) is bytes for w in wkb):  # a driver's memoryview, say
         wkb = np.array([bytes(w) for w in wkb], dtype=object)
@@ -164,10 +179,27 @@ def _decoded(texts: pd.Series) -> pd.Series:
     return pd.Series(out, index=texts.index, dtype=object)
 
 
-def permit_uses(engine: Engine, space_ids: pd.Series, today: date | None = None) -> pd.Series:
+@contextmanager
+def _connection(engine: Engine, connection: Connection | None) -> Iterator[Connection]:
+    """Yield ``connection`` as it is, or a connection of ``engine`` for the block."""
+    if connection is not None:
+        yield connection
+    else:
+        with engine.connect() as conn:
+            yield conn
+
+
+def permit_uses(
+    engine: Engine,
+    space_ids: pd.Series,
+    today: date | None = None,
+    *,
+    connection: Connection | None = None,
+) -> pd.Series:
     """Return, per space id, the uses its transitional permits valid ``today`` allow (or None).
 
-    Permits are few (a handful per community), so they are read once and matched here.
+    Permits are few (a handful per community), so they are read once and matched here
+    (on ``connection`` when given).
     """
     from inventory.models import TenureRight
 
@@ -182,7 +214,7 @@ def permit_uses(engine: Engine, space_ids: pd.Series, today: date | None = None)
     if len(space_ids) <= 1000:  # a community: ask for its spaces only
         stmt = stmt.where(r.space_id.in_([int(i) for i in space_ids]))
     uses: dict[int, list[str]] = {}
-    with engine.connect() as conn:
+    with _connection(engine, connection) as conn:
         for space_id, allowed in conn.execute(stmt.order_by(r.id)):
             seen = uses.setdefault(space_id, [])
             seen += [u for u in allowed or [] if u not in seen]
