@@ -80,10 +80,12 @@ def spaces(
     extras: bool = False,
     district: str | None = None,
     connection: Connection | None = None,
+    communities: list[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
-    ``district`` keeps the spaces of the communities in that district.
+    ``district`` keeps the spaces of the communities in that district; ``communities``
+    those of the communities named (a package of them: one read, not one per community).
 
     ``kinds``: one kind or several, each a code or any alias (锅炉房). ``bounds`` (minx, miny, maxx, maxy in
     degrees) keeps the spaces whose bounding box meets it, through the spatial index.
@@ -99,7 +101,8 @@ def spaces(
     from inventory.gaps import permit_end_sql, permits_to_join, with_permits  # they list
 
     require_schema(engine)
-    whole = not (community or district or bounds or batch is not None or limit)
+    named = communities is not None
+    whole = not (community or district or named or bounds or batch is not None or limit)
     permits = permits_to_join(whole)
     stmt = select(
         *[_selected(c) for c in SPACE_COLUMNS if c in Space.__table__.c],
@@ -112,6 +115,9 @@ def spaces(
         *([_selected("extra_attributes")] if extras else []),
     )
     stmt = _filtered(stmt, engine, community, kinds, batch, bounds, district)
+    if named:
+        _require_communities(engine, communities)
+        stmt = stmt.where(Community.name.in_(list(communities)))
     stmt = with_permits(stmt, Space.id, permits)
     if where is not None:
         stmt = stmt.where(where(permits) if callable(where) else where)
@@ -233,6 +239,15 @@ def count_spaces(
     stmt = _filtered(select(func.count()), engine, community, kinds, batch, None)
     with engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
+
+
+def _require_communities(engine: Engine, names: list[str]) -> None:
+    """Raise InputError (as :func:`require_community` does) for the first name not stored."""
+    with engine.connect() as conn:
+        held = set(conn.scalars(select(Community.name).where(Community.name.in_(list(names)))))
+    for name in names:
+        if name not in held:
+            require_community(engine, name)
 
 
 def _filtered(stmt, engine: Engine, community, kinds, batch, bounds, district=None):

@@ -1213,7 +1213,8 @@ def package_communities(engine, scenario: Scenario, community: str | None = None
             raise ScenarioError(
                 f"{s.source}: [package] {key} = {value!r} has no community in the store{held}."
             )
-    absent = [n for n in names if n not in set(every["name"])]
+    stored = set(every["name"])
+    absent = [n for n in names if n not in stored]
     if absent:
         try:
             store.require_community(engine, absent[0])
@@ -1271,8 +1272,13 @@ def estimate_in_store(
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     table = package_communities(engine, sc, community)
-    frames = [listing.spaces(engine, community=name) for name in table["name"]]
-    spaces = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    names = table["name"].tolist()
+    spaces = listing.spaces(engine, communities=names) if names else pd.DataFrame()
+    if len(spaces):
+        # the package's communities in its table's order, each one's spaces as listed
+        where = {name: k for k, name in enumerate(names)}
+        order = np.argsort(spaces["community"].map(where).to_numpy(), kind="stable")
+        spaces = spaces.iloc[order].reset_index(drop=True)
     if spaces.empty:
         raise ScenarioError(
             f"No spaces for {', '.join(table['name'])} in the store; import the survey first."

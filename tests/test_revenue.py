@@ -765,6 +765,44 @@ def test_compare_on_a_package_of_a_generated_city(db_url, engine, tmp_path):
     assert bad.exit_code == 1 and "street_office = 'S99999' has no community" in bad.output
 
 
+def test_a_package_read_in_one_listing_is_estimated_as_from_each_community_read_alone(
+    engine, tmp_path
+):
+    from inventory import listing
+    from inventory.errors import InputError
+    from inventory.importer import import_file
+    from inventory.revenue import package_communities
+
+    communities, spaces = samples.synthetic_inventory(12, 25, seed=5)
+    communities["floor_area_m2"] = 40_000.0
+    communities.to_file(tmp_path / "c.gpkg")
+    spaces.to_file(tmp_path / "s.gpkg")
+    import_file(engine, tmp_path / "c.gpkg", communities=True)
+    import_file(engine, tmp_path / "s.gpkg")
+    district = communities["district"].iloc[0]
+    path = tmp_path / "district.toml"
+    path.write_text(
+        f'name = "district"\nmodel = "area_pooling"\ndiscount_rate = 0.06\n'
+        f'[package]\ndistrict = "{district}"\n'
+        "[use_classes.service]\ntariff_yuan_m2_day = 2.0\noccupancy = 0.9\n"
+        '[[streams]]\ntype = "rent"\n'
+        '[[works]]\nname = "works"\ncost_yuan_m2_floor = 100\n',
+        encoding="utf-8",
+    )
+    scenario = load_scenario(path)
+    table = package_communities(engine, scenario)
+    assert len(table) > 1
+    each = pd.concat(
+        [listing.spaces(engine, community=name) for name in table["name"]], ignore_index=True
+    )
+    got = estimate_in_store(engine, scenario).surveyed
+    expected = estimate(each, scenario, communities=table).surveyed
+    pd.testing.assert_frame_equal(got.allocation, expected.allocation)
+    assert got.metrics == expected.metrics
+    with pytest.raises(InputError, match="'nowhere'` is not in the store"):
+        listing.spaces(engine, communities=[table["name"].iloc[0], "nowhere"])
+
+
 def test_a_package_of_the_communities_whose_spaces_bundle(engine, tmp_path):
     from inventory.importer import import_file
     from inventory.revenue import package_communities
