@@ -148,7 +148,9 @@ def allocate(
     given = dict.fromkeys(classes, 0.0)
     order = list(classes)
     uses, allowed_list, reasons, earns, paths = [], [], [], [], []
-    for _, row in frame.iterrows():
+    # each row as a dict of its values: a Series made per row cost ~30 µs (1 s of a
+    # district's estimate, which allocates three times)
+    for row in frame.to_dict("records"):
         allowed = list(order)
         why: list[str] = []
         permit = False
