@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 
@@ -81,6 +81,7 @@ def spaces(
     district: str | None = None,
     connection: Connection | None = None,
     communities: list[str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Return the spaces (EPSG:4326) with their areas, tenure and community, filtered.
 
@@ -95,22 +96,32 @@ def spaces(
     for a condition on the title rules. ``extras`` adds ``extra_attributes``:
     the source file's columns that map to no field, as delivered (a dict per space).
     ``connection``: read in its transaction (one snapshot with what else it reads)
-    rather than on a connection of the listing's own.
-    Raises InputError for an unknown kind, community or batch.
+    rather than on a connection of the listing's own. ``columns``: only these of
+    :data:`SPACE_COLUMNS` (and the geometry), for a caller that needs few of them: the
+    rest is neither read nor made.
+    Raises InputError for an unknown kind, community, batch or column.
     """
     from inventory.gaps import permit_end_sql, permits_to_join, with_permits  # they list
 
     require_schema(engine)
+    wanted = _wanted(columns)
+    # what the wanted columns are made from
+    read = {*wanted, *(["kind"] if "kind_zh" in wanted else [])}
+    read |= {"space_id"} if "permit_uses" in wanted else set()
     named = communities is not None
     whole = not (community or district or named or bounds or batch is not None or limit)
     permits = permits_to_join(whole)
+    permit_end = permit_end_sql(Space.id) if permits is None else permits.c.permit_end
+    derived = {
+        "space_id": Space.id.label("space_id"),
+        "community": Community.name.label("community"),
+        "district": Community.district,
+        "street_office": Community.street_office,
+        "permit_end": permit_end.label("permit_end"),
+    }
     stmt = select(
-        *[_selected(c) for c in SPACE_COLUMNS if c in Space.__table__.c],
-        Space.id.label("space_id"),
-        Community.name.label("community"),
-        Community.district,
-        Community.street_office,
-        (permit_end_sql(Space.id) if permits is None else permits.c.permit_end).label("permit_end"),
+        *[_selected(c) for c in SPACE_COLUMNS if c in Space.__table__.c and c in read],
+        *[column for name, column in derived.items() if name in read],
         func.ST_AsBinary(Space.geom).label("wkb"),
         *([_selected("extra_attributes")] if extras else []),
     )
@@ -124,14 +135,19 @@ def spaces(
     stmt = stmt.order_by(Community.name, Space.survey_ref).limit(limit)
     with _connection(engine, connection) as conn:
         frame = frame_of(conn.execute(stmt))
-        uses = permit_uses(engine, frame["space_id"], connection=conn) if len(frame) else None
-    columns = [*SPACE_COLUMNS, *(["extra_attributes"] if extras else [])]
+        uses = None
+        if len(frame) and "permit_uses" in wanted:
+            uses = permit_uses(engine, frame["space_id"], connection=conn)
+    columns = [*wanted, *(["extra_attributes"] if extras else [])]
     if frame.empty:
         return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
     for c in set(_JSON_AS_TEXT) & set(frame.columns):
         frame[c] = _decoded(frame[c])
-    frame["kind_zh"] = frame["kind"].map({k: KIND.label(k, "zh") for k in frame["kind"].unique()})
-    frame["permit_uses"] = uses
+    if "kind_zh" in wanted:
+        kinds_zh = {k: KIND.label(k, "zh") for k in frame["kind"].unique()}
+        frame["kind_zh"] = frame["kind"].map(kinds_zh)
+    if "permit_uses" in wanted:
+        frame["permit_uses"] = uses
     wkb = frame.pop("wkb").to_numpy(dtype=object)
     if not all(type(w) is bytes for w in wkb):  # a driver's memoryview, say
         wkb = np.array([bytes(w) for w in wkb], dtype=object)
@@ -139,6 +155,18 @@ def spaces(
     # the frame is this call's own: no copy (geopandas copies a DataFrame by default,
     # 1.3 s for 600,000 spaces)
     return gpd.GeoDataFrame(frame[columns], geometry=geometry, crs=4326, copy=False)
+
+
+def _wanted(columns: Sequence[str] | None) -> list[str]:
+    """Return the columns of :data:`SPACE_COLUMNS` asked for, in its order (None: all)."""
+    if columns is None:
+        return list(SPACE_COLUMNS)
+    unknown = [c for c in columns if c not in SPACE_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"Unknown column {unknown[0]!r} of the spaces; use any of {', '.join(SPACE_COLUMNS)}."
+        )
+    return [c for c in SPACE_COLUMNS if c in set(columns)]
 
 
 def frame_of(result: CursorResult) -> pd.DataFrame:

@@ -673,3 +673,21 @@ def test_gaps_command_takes_a_policy(sample, db_url):
     assert "allocated_land_temporary_use" in result.output
     bad = CliRunner().invoke(app, ["gaps", "--policy", "nowhere", "--db", db_url])
     assert bad.exit_code == 1 and "--policy 'nowhere' is neither a shipped policy" in bad.output
+
+
+def test_a_listing_of_some_columns_is_the_whole_listing_cut_to_them(engine, sample):
+    from inventory.errors import InputError
+
+    whole = listing.spaces(engine)
+    wanted = ["kind_zh", "survey_ref", "permit_uses", "quality_flags"]
+    some = listing.spaces(engine, columns=wanted)
+    assert list(some.columns) == [
+        "survey_ref",
+        "kind_zh",
+        "permit_uses",
+        "quality_flags",
+        "geometry",
+    ]
+    pd.testing.assert_frame_equal(some, whole[list(some.columns)])
+    with pytest.raises(InputError, match="Unknown column 'colour'.*survey_ref"):
+        listing.spaces(engine, columns=["survey_ref", "colour"])
