@@ -717,20 +717,25 @@ def test_compare_command_on_jinsong(sample, db_url, tmp_path):
     assert two.exit_code == 1 and "add --compare" in two.output
 
 
-def test_compare_on_a_package_of_a_generated_city(db_url, engine, tmp_path):
+def _generated_city(engine, tmp_path, n: int, per: int, seed: int, floor_area_m2: float):
+    """Import a synthetic city of ``n`` communities of ``per`` spaces; return its communities."""
     from inventory.importer import import_file
 
-    communities, spaces = samples.synthetic_inventory(20, 30, seed=3)
-    communities["floor_area_m2"] = 50_000.0
+    communities, spaces = samples.synthetic_inventory(n, per, seed=seed)
+    communities["floor_area_m2"] = floor_area_m2
     communities.to_file(tmp_path / "c.gpkg")
     spaces.to_file(tmp_path / "s.gpkg")
     import_file(engine, tmp_path / "c.gpkg", communities=True)
     import_file(engine, tmp_path / "s.gpkg")
-    street = communities["street_office"].iloc[0]
-    pooled = tmp_path / "pooled.toml"
-    pooled.write_text(
+    return communities
+
+
+def _pooled(tmp_path, key: str, value: str):
+    """Write ``pooled.toml``: an area-pooling scenario of the package ``key = value``."""
+    path = tmp_path / "pooled.toml"
+    path.write_text(
         f'name = "pooled"\nmodel = "area_pooling"\ndiscount_rate = 0.06\n'
-        f'[package]\nstreet_office = "{street}"\n'
+        f'[package]\n{key} = "{value}"\n'
         "[use_classes.service]\ntariff_yuan_m2_day = 2.0\noccupancy = 0.9\n"
         '[[streams]]\ntype = "rent"\n'
         '[[streams]]\ntype = "property_fee"\nfee_yuan_m2_month = 0.8\ncollection_mature = 0.8\n'
@@ -738,6 +743,13 @@ def test_compare_on_a_package_of_a_generated_city(db_url, engine, tmp_path):
         '[[works]]\nname = "works"\ncost_yuan_m2_floor = 100\n',
         encoding="utf-8",
     )
+    return path
+
+
+def test_compare_on_a_package_of_a_generated_city(db_url, engine, tmp_path):
+    communities = _generated_city(engine, tmp_path, 20, 30, seed=3, floor_area_m2=50_000.0)
+    street = communities["street_office"].iloc[0]
+    pooled = _pooled(tmp_path, "street_office", street)
     costly = tmp_path / "costly.toml"
     costly.write_text(
         'extends = "pooled.toml"\nname = "costly"\n[[works]]\nname = "works"\ncost_yuan_m2_floor = 300\n',
@@ -770,26 +782,10 @@ def test_a_package_read_in_one_listing_is_estimated_as_from_each_community_read_
 ):
     from inventory import listing
     from inventory.errors import InputError
-    from inventory.importer import import_file
     from inventory.revenue import package_communities
 
-    communities, spaces = samples.synthetic_inventory(12, 25, seed=5)
-    communities["floor_area_m2"] = 40_000.0
-    communities.to_file(tmp_path / "c.gpkg")
-    spaces.to_file(tmp_path / "s.gpkg")
-    import_file(engine, tmp_path / "c.gpkg", communities=True)
-    import_file(engine, tmp_path / "s.gpkg")
-    district = communities["district"].iloc[0]
-    path = tmp_path / "district.toml"
-    path.write_text(
-        f'name = "district"\nmodel = "area_pooling"\ndiscount_rate = 0.06\n'
-        f'[package]\ndistrict = "{district}"\n'
-        "[use_classes.service]\ntariff_yuan_m2_day = 2.0\noccupancy = 0.9\n"
-        '[[streams]]\ntype = "rent"\n'
-        '[[works]]\nname = "works"\ncost_yuan_m2_floor = 100\n',
-        encoding="utf-8",
-    )
-    scenario = load_scenario(path)
+    communities = _generated_city(engine, tmp_path, 12, 25, seed=5, floor_area_m2=40_000.0)
+    scenario = load_scenario(_pooled(tmp_path, "district", communities["district"].iloc[0]))
     table = package_communities(engine, scenario)
     assert len(table) > 1
     each = pd.concat(
