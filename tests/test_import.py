@@ -1193,6 +1193,23 @@ def test_nul_characters_are_refused_by_the_text_parser():
     assert "NUL character" in errors[0] and errors[1:] == [None, None]
 
 
+def test_a_column_of_texts_parses_as_each_value_parsed_alone():
+    import pandas as pd
+
+    from inventory.importer.fields import _text, parse_text
+
+    texts = [" JS-001 ", "JS-002", "   ", "", "\u3000锅炉房\u3000", "JS-001"]
+    values, errors = parse_text(pd.Series(texts), "survey_ref", 10)
+    assert (
+        values == [_text(v) for v in texts] == ["JS-001", "JS-002", None, None, "锅炉房", "JS-001"]
+    )
+    assert errors == [None] * len(texts)
+    # one value over the limit: every value is parsed alone, and that one named
+    values, errors = parse_text(pd.Series([*texts, "x" * 11]), "survey_ref", 10)
+    assert values == [*[_text(v) for v in texts], None]
+    assert "11 characters long" in errors[-1] and errors[:-1] == [None] * len(texts)
+
+
 def test_files_without_references_never_overwrite_each_other(engine, tmp_path):
     """Refs come from the outline, not the row (#17 item 3)."""
     first = frame([{"类型": "门房", "geometry": room(i * 20, 0)} for i in range(3)])

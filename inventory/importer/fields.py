@@ -308,6 +308,14 @@ def parse_text(
             )
         return text, None
 
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        # every value a text (a column of references, names): stripped in one loop, the
+        # limits checked over the whole column; any hit is parsed value by value below
+        stripped = [v.strip() for v in values]
+        longest = max(map(len, stripped), default=0)
+        if "\x00" not in "".join(stripped) and (max_length is None or longest <= max_length):
+            return [t or None for t in stripped], [None] * len(stripped)
     return _by_unique(column, one)
 
 
