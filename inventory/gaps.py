@@ -736,8 +736,7 @@ def title_gaps_in_store(
         stmt = stmt.where(Community.name == community)
 
     def read_totals(conn: Connection) -> pd.DataFrame:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.all(), columns=list(result.keys()))
+        return listing.frame_of(conn.execute(stmt))
 
     # the totals are the server's work alone: where the store gives two connections on
     # one snapshot, it sums a city's while the listing's rows are read and made a frame
